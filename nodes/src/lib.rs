@@ -1,0 +1,16 @@
+//! vistaflow-nodes: the values that flow through a workflow ([`Volume`], [`LabelMap`]), the
+//! [`Node`] trait every step implements, the [`Registry`] of node kinds, and the nodes.
+//!
+//! This crate knows nothing of YAML, dagrs, the cache or telemetry: a node is a pure function
+//! of its inputs and params on a device (see `design.md`).
+
+pub mod io;
+pub mod node;
+pub mod params;
+pub mod registry;
+pub mod value;
+
+pub use node::{CancelToken, Ctx, Inputs, Node, NodeError, NodeSpec, Outputs, ProgressSink};
+pub use params::{ParamSpec, ParamType};
+pub use registry::Registry;
+pub use value::{ClassTable, Encoded, Geometry, LabelMap, PortType, Value, Volume};

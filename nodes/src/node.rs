@@ -1,0 +1,195 @@
+//! The [`Node`] trait: a pure function of (inputs, params) on a device.
+
+use crate::params::{ParamSpec, ParamType, Params};
+use crate::value::{PortType, Value};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use tch::Device;
+
+/// Values arriving on a node's input ports, by port name.
+pub type Inputs = BTreeMap<String, Value>;
+/// Values a node produces, by output port name.
+pub type Outputs = BTreeMap<String, Value>;
+
+/// A typed port.
+#[derive(Clone, Debug)]
+pub struct PortSpec {
+    pub name: &'static str,
+    pub ty: PortType,
+    /// Inputs only: must be connected.
+    pub required: bool,
+    pub doc: &'static str,
+}
+
+impl PortSpec {
+    pub fn input(name: &'static str, ty: PortType, doc: &'static str) -> Self {
+        PortSpec { name, ty, required: true, doc }
+    }
+    pub fn optional_input(name: &'static str, ty: PortType, doc: &'static str) -> Self {
+        PortSpec { name, ty, required: false, doc }
+    }
+    pub fn output(name: &'static str, ty: PortType, doc: &'static str) -> Self {
+        PortSpec { name, ty, required: false, doc }
+    }
+}
+
+/// What to do after the node runs out of GPU memory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fallback {
+    /// Fail with the out-of-memory error.
+    None,
+    /// Run the node again on the CPU.
+    Cpu,
+}
+
+/// Everything the engine needs to know about a node kind before running it.
+#[derive(Clone, Debug)]
+pub struct NodeSpec {
+    pub kind: &'static str,
+    /// Changes whenever the node's results for the same inputs and params would change.
+    pub version: &'static str,
+    pub summary: &'static str,
+    pub inputs: Vec<PortSpec>,
+    /// Exactly one of these input ports must be connected (empty: no such rule).
+    pub exactly_one_input_of: Vec<&'static str>,
+    /// Every output the kind can have; see [`Node::outputs`] for those a given use has.
+    pub outputs: Vec<PortSpec>,
+    pub params: Vec<ParamSpec>,
+    pub fallback: Fallback,
+}
+
+impl NodeSpec {
+    pub fn param(&self, name: &str) -> Option<&ParamSpec> {
+        self.params.iter().find(|p| p.name == name)
+    }
+    pub fn input(&self, name: &str) -> Option<&PortSpec> {
+        self.inputs.iter().find(|p| p.name == name)
+    }
+    /// Names of params that name files this node writes.
+    pub fn output_path_params(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.params.iter().filter(|p| p.ty == ParamType::OutputPath).map(|p| p.name)
+    }
+}
+
+/// One step of a workflow.
+pub trait Node: Send + Sync {
+    fn spec(&self) -> &NodeSpec;
+
+    /// The outputs this node has with these (checked) params; by default all of the spec's.
+    fn outputs(&self, _params: &Params) -> Vec<PortSpec> {
+        self.spec().outputs.clone()
+    }
+
+    /// Computes the outputs. Must not mutate input tensors in place.
+    fn run(&self, ctx: &Ctx, inputs: Inputs, params: &Params) -> Result<Outputs, NodeError>;
+}
+
+/// Why a node failed. Messages say what was wrong and what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// Inputs or params the node cannot work with.
+    #[error("{0}")]
+    Invalid(String),
+    /// A file that could not be read or written.
+    #[error("{}: {msg}", path.display())]
+    File { path: PathBuf, msg: String },
+    /// The device ran out of memory; the engine may retry on the node's fallback.
+    #[error("out of memory on {device}: {msg}")]
+    OutOfMemory { device: String, msg: String },
+    #[error("cancelled")]
+    Cancelled,
+    /// An error inside libtorch.
+    #[error("libtorch: {0}")]
+    Torch(String),
+}
+
+impl NodeError {
+    pub fn file(path: impl Into<PathBuf>, msg: impl std::fmt::Display) -> Self {
+        NodeError::File { path: path.into(), msg: msg.to_string() }
+    }
+}
+
+impl From<tch::TchError> for NodeError {
+    fn from(e: tch::TchError) -> Self {
+        let msg = e.to_string();
+        if msg.contains("out of memory") {
+            NodeError::OutOfMemory { device: "cuda".into(), msg: first_line(&msg) }
+        } else {
+            NodeError::Torch(first_line(&msg))
+        }
+    }
+}
+
+fn first_line(s: &str) -> String {
+    s.lines().next().unwrap_or("").to_string()
+}
+
+/// A flag that the engine sets to stop a run; long nodes poll it between chunks of work.
+#[derive(Clone, Debug, Default)]
+pub struct CancelToken(Arc<AtomicBool>);
+
+impl CancelToken {
+    pub fn new() -> Self {
+        Self::default()
+    }
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::SeqCst)
+    }
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// Where a node reports progress and warnings; the engine draws bars and records events.
+pub trait ProgressSink: Send + Sync {
+    /// `done` of `total` units (`unit` e.g. "slices", "windows") finished.
+    fn progress(&self, done: u64, total: u64, unit: &str);
+    /// Something the user should know that does not stop the node.
+    fn warn(&self, message: &str);
+}
+
+/// A sink that drops everything (examples, embedding without a display).
+pub struct NoProgress;
+
+impl ProgressSink for NoProgress {
+    fn progress(&self, _: u64, _: u64, _: &str) {}
+    fn warn(&self, _: &str) {}
+}
+
+/// What a node gets besides its inputs and params.
+#[derive(Clone)]
+pub struct Ctx {
+    pub device: Device,
+    pub cancel: CancelToken,
+    sink: Arc<dyn ProgressSink>,
+}
+
+impl Ctx {
+    pub fn new(device: Device, cancel: CancelToken, sink: Arc<dyn ProgressSink>) -> Self {
+        Ctx { device, cancel, sink }
+    }
+
+    /// A CPU context with no progress display.
+    pub fn cpu() -> Self {
+        Ctx::new(Device::Cpu, CancelToken::new(), Arc::new(NoProgress))
+    }
+
+    pub fn progress(&self, done: u64, total: u64, unit: &str) {
+        self.sink.progress(done, total, unit)
+    }
+
+    pub fn warn(&self, message: &str) {
+        self.sink.warn(message)
+    }
+
+    /// `Err(Cancelled)` once the run was cancelled; call between chunks of work.
+    pub fn check_cancelled(&self) -> Result<(), NodeError> {
+        if self.cancel.is_cancelled() {
+            Err(NodeError::Cancelled)
+        } else {
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,42 @@
+//! The [`Registry`]: every node kind by name.
+
+use crate::node::Node;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// Node kinds by name. [`Registry::builtin`] has every node of this crate.
+#[derive(Clone, Default)]
+pub struct Registry {
+    nodes: BTreeMap<&'static str, Arc<dyn Node>>,
+}
+
+impl Registry {
+    pub fn empty() -> Self {
+        Self::default()
+    }
+
+    /// Every node this crate provides.
+    pub fn builtin() -> Self {
+        let mut r = Registry::empty();
+        r.register(Arc::new(crate::io::LoadNifti));
+        r.register(Arc::new(crate::io::SaveNifti));
+        r
+    }
+
+    /// Adds a kind, replacing any earlier one of the same name (so a program can override).
+    pub fn register(&mut self, node: Arc<dyn Node>) {
+        self.nodes.insert(node.spec().kind, node);
+    }
+
+    pub fn get(&self, kind: &str) -> Option<&Arc<dyn Node>> {
+        self.nodes.get(kind)
+    }
+
+    pub fn kinds(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.nodes.keys().copied()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<dyn Node>> {
+        self.nodes.values()
+    }
+}

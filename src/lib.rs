@@ -1,0 +1,1 @@
+//! vistaflow's engine: workflow file -> checked plan -> dagrs graph -> run.
