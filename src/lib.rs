@@ -1,1 +1,5 @@
 //! vistaflow's engine: workflow file -> checked plan -> dagrs graph -> run.
+//! Knows nothing of DICOM or VISTA3D: nodes come from `vistaflow-nodes`.
+
+pub mod cache;
+pub mod hash;

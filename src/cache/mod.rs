@@ -1,0 +1,1 @@
+//! The content-addressed store (see cache/README in design.md).
