@@ -1,0 +1,144 @@
+//! Located problems in a workflow file, rendered like rustc/cargo messages.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// A 1-based line and column in a file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Pos {
+    pub line: usize,
+    pub col: usize,
+}
+
+/// One problem: what is wrong, where, and what to do.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Diagnostic {
+    pub message: String,
+    pub pos: Option<Pos>,
+    /// Width of the underlined text (at least 1).
+    pub width: usize,
+    pub hint: Option<String>,
+}
+
+impl Diagnostic {
+    pub fn new(message: impl Into<String>, pos: Option<Pos>) -> Self {
+        Diagnostic { message: message.into(), pos, width: 1, hint: None }
+    }
+    pub fn hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+    pub fn width(mut self, width: usize) -> Self {
+        self.width = width.max(1);
+        self
+    }
+}
+
+/// Every problem found in one file, with the text needed to show the offending lines.
+#[derive(Clone, Debug)]
+pub struct Diagnostics {
+    pub file: PathBuf,
+    pub source: String,
+    pub items: Vec<Diagnostic>,
+}
+
+impl Diagnostics {
+    pub fn new(file: &Path, source: &str) -> Self {
+        Diagnostics { file: file.to_path_buf(), source: source.to_string(), items: vec![] }
+    }
+    pub fn push(&mut self, d: Diagnostic) {
+        self.items.push(d);
+    }
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+    /// `Err(self)` when there are problems; the order is by position.
+    pub fn into_result(mut self) -> Result<(), Diagnostics> {
+        if self.items.is_empty() {
+            return Ok(());
+        }
+        self.items.sort_by_key(|d| d.pos);
+        self.items.dedup();
+        Err(self)
+    }
+}
+
+impl fmt::Display for Diagnostics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let lines: Vec<&str> = self.source.lines().collect();
+        for (n, d) in self.items.iter().enumerate() {
+            if n > 0 {
+                writeln!(f)?;
+            }
+            writeln!(f, "error: {}", d.message)?;
+            match d.pos {
+                Some(p) => {
+                    writeln!(f, "  --> {}:{}:{}", self.file.display(), p.line, p.col)?;
+                    if let Some(text) = lines.get(p.line.wrapping_sub(1)) {
+                        let gutter = p.line.to_string().len();
+                        writeln!(f, "{:gutter$} |", "")?;
+                        writeln!(f, "{} | {}", p.line, text)?;
+                        let pad = " ".repeat(p.col.saturating_sub(1));
+                        writeln!(f, "{:gutter$} | {pad}{}", "", "^".repeat(d.width))?;
+                    }
+                }
+                None => writeln!(f, "  --> {}", self.file.display())?,
+            }
+            if let Some(h) = &d.hint {
+                writeln!(f, "  = hint: {h}")?;
+            }
+        }
+        let n = self.items.len();
+        write!(f, "{} problem{} in {}", n, if n == 1 { "" } else { "s" }, self.file.display())
+    }
+}
+
+impl std::error::Error for Diagnostics {}
+
+/// The candidate closest to `word` by edit distance, if close enough to be a likely typo.
+pub fn nearest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    candidates
+        .into_iter()
+        .map(|c| (edit_distance(word, c), c))
+        .filter(|(d, c)| *d <= (c.len().max(word.len()) / 3).max(2))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != *cb);
+            cur[j + 1] = sub.min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_finds_typos_and_rejects_strangers() {
+        let kinds = ["load_nifti", "save_nifti", "resample"];
+        assert_eq!(nearest("load_nifty", kinds), Some("load_nifti"));
+        assert_eq!(nearest("resampel", kinds), Some("resample"));
+        assert_eq!(nearest("vista3d_auto", kinds), None);
+    }
+
+    #[test]
+    fn renders_line_and_caret() {
+        let mut d = Diagnostics::new(Path::new("w.yaml"), "a: 1\nnodes:\n  x: { kind: foo }\n");
+        d.push(Diagnostic::new("unknown node kind `foo`", Some(Pos { line: 3, col: 14 })).width(3).hint("h"));
+        let s = d.to_string();
+        assert!(s.contains("--> w.yaml:3:14"), "{s}");
+        assert!(s.contains("3 |   x: { kind: foo }"), "{s}");
+        assert!(s.contains("  |              ^^^\n"), "{s}");
+        assert!(s.contains("= hint: h"), "{s}");
+    }
+}

@@ -1,0 +1,8 @@
+//! Workflow files: YAML text -> a checked [`Plan`], with every problem located.
+
+mod check;
+mod locate;
+mod substitute;
+
+pub use check::{load, load_str, DeviceSpec, InputEdge, Plan, PlannedNode, Settings};
+pub use locate::Locations;
