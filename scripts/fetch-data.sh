@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# Fetches the real medical images that the tests use into data/ (git-ignored), from package
+# registries only. Idempotent: whatever is already in place is kept and not fetched again.
+#
+#   data/totalsegmentator/   TotalSegmentator 2.18.0 sdist tests/reference_files/ (CT, MR,
+#                            segmentations as NIfTI, and the example_ct_dicom/ series)
+#   data/nibabel/            NIfTI files from nibabel's own test data (NIfTI-2, 4D, ...)
+#   /usr/share/mricron/templates/{ch2,ch2bet,aal}.nii.gz   Colin27 via apt (mricron-data),
+#                            skipped with a message when apt is unavailable
+#
+#   VISTAFLOW_DATA   target folder (default: data/ at the repository root)
+#   PYTHON           interpreter whose pip downloads (default: python3)
+# Exits non-zero with a message naming what failed.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+DATA="${VISTAFLOW_DATA:-$ROOT/data}"
+PY="${PYTHON:-python3}"
+TS_VERSION=2.18.0
+NIBABEL_VERSION=5.3.2
+# nibabel test files we use (all NIfTI); keep in sync with scripts/oracles/nifti_golden.py.
+NIBABEL_FILES=(anatomical.nii example4d.nii.gz example_nifti2.nii.gz functional.nii standard.nii.gz)
+
+fail() { echo "fetch-data: error: $*" >&2; exit 1; }
+mkdir -p "$DATA"
+DL="$DATA/.downloads"
+mkdir -p "$DL"
+
+# --- TotalSegmentator reference files -------------------------------------------------------
+TS="$DATA/totalsegmentator"
+if [ -f "$TS/.complete" ]; then
+  echo "fetch-data: totalsegmentator $TS_VERSION reference files already in $TS"
+else
+  sdist="$DL/totalsegmentator-$TS_VERSION.tar.gz"
+  if [ ! -f "$sdist" ]; then
+    echo "fetch-data: downloading the totalsegmentator $TS_VERSION sdist (about 37 MB)"
+    "$PY" -m pip download --quiet --disable-pip-version-check --no-deps --no-binary totalsegmentator \
+      "totalsegmentator==$TS_VERSION" -d "$DL" \
+      || fail "pip download of totalsegmentator==$TS_VERSION failed (is PyPI reachable? set PYTHON to an interpreter with pip)"
+  fi
+  [ -f "$sdist" ] || fail "pip did not leave $sdist"
+  tmp="$TS.partial"
+  rm -rf "$tmp"
+  mkdir -p "$tmp"
+  tar -xzf "$sdist" -C "$tmp" --strip-components=3 "totalsegmentator-$TS_VERSION/tests/reference_files" \
+    || fail "could not extract tests/reference_files from $sdist (corrupt download? delete it and rerun)"
+  touch "$tmp/.complete"
+  rm -rf "$TS"
+  mv "$tmp" "$TS"
+fi
+
+# --- nibabel's test files -------------------------------------------------------------------
+NB="$DATA/nibabel"
+if [ -f "$NB/.complete" ]; then
+  echo "fetch-data: nibabel $NIBABEL_VERSION test files already in $NB"
+else
+  wheel="$(ls "$DL"/nibabel-"$NIBABEL_VERSION"-*.whl 2>/dev/null | head -1 || true)"
+  if [ -z "$wheel" ]; then
+    echo "fetch-data: downloading the nibabel $NIBABEL_VERSION wheel for its test data"
+    "$PY" -m pip download --quiet --disable-pip-version-check --no-deps --only-binary :all: \
+      "nibabel==$NIBABEL_VERSION" -d "$DL" || fail "pip download of nibabel==$NIBABEL_VERSION failed"
+    wheel="$(ls "$DL"/nibabel-"$NIBABEL_VERSION"-*.whl 2>/dev/null | head -1 || true)"
+  fi
+  [ -n "$wheel" ] || fail "pip left no nibabel wheel in $DL"
+  tmp="$NB.partial"
+  rm -rf "$tmp"
+  mkdir -p "$tmp"
+  "$PY" - "$wheel" "$tmp" "${NIBABEL_FILES[@]}" <<'PYEOF' || fail "could not extract nibabel test files from $wheel"
+import sys, zipfile, os
+wheel, out, names = sys.argv[1], sys.argv[2], sys.argv[3:]
+with zipfile.ZipFile(wheel) as z:
+    for n in names:
+        data = z.read("nibabel/tests/data/" + n)
+        with open(os.path.join(out, n), "wb") as f:
+            f.write(data)
+PYEOF
+  touch "$tmp/.complete"
+  rm -rf "$NB"
+  mv "$tmp" "$NB"
+fi
+
+# --- Colin27 (mricron-data) via apt -----------------------------------------------------------
+COLIN=/usr/share/mricron/templates
+if [ -f "$COLIN/ch2.nii.gz" ]; then
+  echo "fetch-data: Colin27 templates already in $COLIN"
+elif command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  echo "fetch-data: installing mricron-data (Colin27 templates) with apt-get"
+  if ! { apt-get install -y -qq mricron-data >/dev/null 2>&1 \
+         || { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq mricron-data >/dev/null 2>&1; }; }; then
+    fail "apt-get install mricron-data failed (run 'apt-get update' and retry, or see apt's output)"
+  fi
+else
+  echo "fetch-data: skipped Colin27 (mricron-data): apt-get unavailable or not root; tests that need it will say so"
+fi
+
+echo "fetch-data: fetched:"
+for d in "$TS" "$NB"; do
+  n="$(find "$d" -type f ! -name .complete | wc -l)"
+  sz="$(du -sh "$d" | cut -f1)"
+  echo "  $d: $n files, $sz"
+done
+if [ -d "$COLIN" ]; then
+  for f in ch2 ch2bet aal; do [ -f "$COLIN/$f.nii.gz" ] && echo "  $COLIN/$f.nii.gz"; done
+fi
+exit 0

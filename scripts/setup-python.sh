@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Creates (once) the Python virtual environment that holds the test oracles (nibabel, ...).
+# These are independent tools the tests compare against, never dependencies of the product.
+#
+#   VISTAFLOW_VENV   where the venv lives (default: ~/.cache/vistaflow/venv)
+#   PYTHON           the interpreter that creates it (default: python3)
+#
+# Idempotent: packages are installed only when the pinned list changed since the last run
+# (a stamp file inside the venv holds the list). Prints the venv's python on its last line;
+# tests find it through VISTAFLOW_PYTHON or the default location.
+set -euo pipefail
+
+VENV="${VISTAFLOW_VENV:-$HOME/.cache/vistaflow/venv}"
+PY="${PYTHON:-python3}"
+
+# One pinned requirement per line; add more here (monai, SimpleITK, ...) as oracles need them.
+PACKAGES=(
+  "numpy==2.2.6"
+  "nibabel==5.3.2"
+)
+
+want="$(printf '%s\n' "${PACKAGES[@]}")"
+STAMP="$VENV/.vistaflow-packages"
+
+if [ ! -x "$VENV/bin/python" ]; then
+  echo "setup-python: creating venv at $VENV" >&2
+  mkdir -p "$(dirname "$VENV")"
+  if ! "$PY" -m venv "$VENV" >&2; then
+    echo "setup-python: error: '$PY -m venv' failed; install python3-venv (apt-get install python3-venv) or set PYTHON" >&2
+    exit 1
+  fi
+fi
+
+if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$want" ]; then
+  echo "setup-python: installing ${PACKAGES[*]}" >&2
+  if ! "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "${PACKAGES[@]}" >&2; then
+    echo "setup-python: error: pip install failed (is PyPI reachable?)" >&2
+    exit 1
+  fi
+  printf '%s' "$want" > "$STAMP"
+fi
+
+echo "$VENV/bin/python"
