@@ -1,0 +1,148 @@
+//! Small filesystem helpers: atomic replace (temp file, fsync, rename, fsync dir) and
+//! per-entry lock files.
+
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Suffix of every temp file the store writes; `gc` removes old ones.
+pub(crate) const TMP_SUFFIX: &str = ".tmp";
+
+/// A temp path next to `final_path`, unique across processes and threads:
+/// `.<file name>.<pid>.<n>.tmp`.
+pub(crate) fn temp_path(final_path: &Path) -> PathBuf {
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    let n = SEQ.fetch_add(1, Ordering::Relaxed);
+    let name = final_path.file_name().map(|s| s.to_string_lossy()).unwrap_or_default();
+    final_path.with_file_name(format!(".{name}.{}.{n}{TMP_SUFFIX}", std::process::id()))
+}
+
+/// Writes `final_path` atomically: `fill` writes a fresh temp file in the same directory,
+/// which is fsynced (when `durable`) and renamed over `final_path`. The directory itself is
+/// *not* fsynced here (see [`sync_dir`]) so that callers can batch renames.
+/// On any error the temp file is removed. Returns what `fill` returned.
+pub(crate) fn write_atomic<T>(
+    final_path: &Path,
+    durable: bool,
+    fill: impl FnOnce(&mut File) -> io::Result<T>,
+) -> io::Result<T> {
+    let tmp = temp_path(final_path);
+    let result = (|| {
+        let mut f = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+        let out = fill(&mut f)?;
+        if durable {
+            f.sync_all()?;
+        }
+        drop(f);
+        fs::rename(&tmp, final_path)?;
+        Ok(out)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// fsyncs a directory so that renames and unlinks in it are durable.
+pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// An exclusive lock on one entry's lock file, held while the entry is written or removed.
+/// The lock file is unlinked on drop (before unlocking).
+pub(crate) struct EntryLock {
+    path: PathBuf,
+    _file: File,
+}
+
+impl EntryLock {
+    /// Blocks until this handle holds the exclusive lock on `path` (created if missing).
+    ///
+    /// Lock files are removed when released, so a waiter may end up holding a lock on an
+    /// unlinked file; it checks that `path` still names the inode it locked and retries
+    /// otherwise (the usual lock-then-verify dance).
+    pub(crate) fn acquire(path: &Path) -> io::Result<EntryLock> {
+        loop {
+            let file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path)?;
+            file.lock()?;
+            let held = file.metadata()?;
+            match fs::metadata(path) {
+                Ok(now) if now.dev() == held.dev() && now.ino() == held.ino() => {
+                    return Ok(EntryLock { path: path.to_path_buf(), _file: file });
+                }
+                Ok(_) => continue,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+impl Drop for EntryLock {
+    fn drop(&mut self) {
+        // Unlink while still locked: later lockers see either our inode (and retry because it
+        // is unlinked) or a fresh one.
+        let _ = fs::remove_file(&self.path);
+    }
+}
+
+/// Nanoseconds since the Unix epoch of a (seconds, nanoseconds) pair from `stat`.
+pub(crate) fn ns(secs: i64, nsec: i64) -> i128 {
+    secs as i128 * 1_000_000_000 + nsec as i128
+}
+
+/// Now, in nanoseconds since the Unix epoch.
+pub(crate) fn now_ns() -> i128 {
+    match std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+        Ok(d) => d.as_nanos() as i128,
+        Err(e) => -(e.duration().as_nanos() as i128),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn atomic_write_replaces_and_cleans_up_on_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.json");
+        write_atomic(&p, true, |f| io::Write::write_all(f, b"one")).unwrap();
+        write_atomic(&p, true, |f| io::Write::write_all(f, b"two")).unwrap();
+        assert_eq!(fs::read(&p).unwrap(), b"two");
+        let err = write_atomic(&p, true, |f| {
+            io::Write::write_all(f, b"partial")?;
+            Err::<(), _>(io::Error::other("boom"))
+        });
+        assert!(err.is_err());
+        assert_eq!(fs::read(&p).unwrap(), b"two");
+        let names: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names.len(), 1, "temp file left behind: {names:?}");
+    }
+
+    #[test]
+    fn entry_lock_excludes_and_removes_its_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x.lock");
+        let counter = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let (p, c) = (p.clone(), counter.clone());
+                std::thread::spawn(move || {
+                    for _ in 0..50 {
+                        let _l = EntryLock::acquire(&p).unwrap();
+                        assert_eq!(c.fetch_add(1, Ordering::SeqCst), 0, "two holders at once");
+                        std::thread::yield_now();
+                        c.fetch_sub(1, Ordering::SeqCst);
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert!(!p.exists());
+    }
+}
