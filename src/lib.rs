@@ -2,6 +2,12 @@
 //! Knows nothing of DICOM or VISTA3D: nodes come from `vistaflow-nodes`.
 
 pub mod cache;
+pub mod cli;
 pub mod diag;
+pub mod exec;
 pub mod hash;
+pub mod progress;
+pub mod telemetry;
 pub mod workflow;
+
+pub use vistaflow_nodes as nodes;

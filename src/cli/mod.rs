@@ -1,0 +1,113 @@
+//! The `vistaflow` command line.
+
+mod cache_cmd;
+mod nodes_cmd;
+mod run_cmd;
+
+use clap::{Args, Parser, Subcommand};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// Exit codes: 0 success, 1 a node or the engine failed, 2 bad workflow or usage, 130 Ctrl-C.
+pub const EXIT_FAILED: i32 = 1;
+pub const EXIT_INVALID: i32 = 2;
+pub const EXIT_INTERRUPTED: i32 = 130;
+
+#[derive(Parser)]
+#[command(name = "vistaflow", version, about = "VISTA3D segmentation workflows: YAML pipelines on dagrs with content-hash caching")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run a workflow; nodes whose results are cached are not run again.
+    Run(RunArgs),
+    /// Check a workflow file and report every problem with its line and column.
+    Validate(WorkflowArgs),
+    /// Show, for each node, whether it is cached or will run, and its cache key.
+    Plan(PlanArgs),
+    /// List the node kinds with their ports and params, or show one kind.
+    Nodes { kind: Option<String> },
+    /// Inspect or clean a cache.
+    Cache(cache_cmd::CacheArgs),
+}
+
+#[derive(Args)]
+pub struct WorkflowArgs {
+    /// The workflow file (YAML).
+    pub file: PathBuf,
+    /// Substitute `${NAME}` in the workflow (repeatable).
+    #[arg(long = "set", value_name = "NAME=VALUE", value_parser = parse_var)]
+    pub vars: Vec<(String, String)>,
+}
+
+impl WorkflowArgs {
+    pub fn vars(&self) -> BTreeMap<String, String> {
+        self.vars.iter().cloned().collect()
+    }
+}
+
+#[derive(Args)]
+pub struct CacheFlags {
+    /// Ignore the cache: run every node, store nothing.
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Run this node and everything downstream of it again (repeatable).
+    #[arg(long, value_name = "NODE")]
+    pub refresh: Vec<String>,
+}
+
+#[derive(Args)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub workflow: WorkflowArgs,
+    #[command(flatten)]
+    pub cache: CacheFlags,
+}
+
+#[derive(Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub workflow: WorkflowArgs,
+    #[command(flatten)]
+    pub cache: CacheFlags,
+    /// Device for every node: auto, cpu, cuda or cuda:N (overrides the workflow).
+    #[arg(long)]
+    pub device: Option<String>,
+    /// Write spans as OTLP JSON lines to this file (default: .vistaflow/traces/ beside the workflow).
+    #[arg(long, value_name = "FILE")]
+    pub trace: Option<PathBuf>,
+    /// Send spans to an OTLP/HTTP endpoint (http://host:4318) instead of a file.
+    #[arg(long, value_name = "URL", conflicts_with = "trace")]
+    pub otlp: Option<String>,
+    /// Record no spans.
+    #[arg(long, conflicts_with_all = ["trace", "otlp"])]
+    pub no_trace: bool,
+    /// After a failure, let independent branches finish.
+    #[arg(long)]
+    pub keep_going: bool,
+    /// No progress bars and no summary.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+fn parse_var(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("`{s}` is not NAME=VALUE")),
+    }
+}
+
+/// Runs the command line; returns the process exit code.
+pub fn main() -> i32 {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Run(a) => run_cmd::run(a),
+        Command::Validate(a) => run_cmd::validate(a),
+        Command::Plan(a) => run_cmd::plan(a),
+        Command::Nodes { kind } => nodes_cmd::nodes(kind.as_deref()),
+        Command::Cache(a) => cache_cmd::cache(a),
+    }
+}

@@ -1,0 +1,182 @@
+//! `vistaflow run|validate|plan FILE`.
+
+use super::{PlanArgs, RunArgs, WorkflowArgs, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_INVALID};
+use crate::cache::Store;
+use crate::exec::{self, CachePolicy, Decision, Devices, Engine, NodeStatus, RunOptions, RunReport};
+use crate::telemetry::{Telemetry, TraceSink};
+use crate::workflow::{self, DeviceSpec, Plan};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+use tokio_util::sync::CancellationToken;
+use vistaflow_nodes::Registry;
+
+fn load(a: &WorkflowArgs) -> Result<Plan, i32> {
+    workflow::load(&a.file, &a.vars(), &Registry::builtin()).map_err(|e| {
+        eprintln!("{e}");
+        EXIT_INVALID
+    })
+}
+
+pub fn validate(a: WorkflowArgs) -> i32 {
+    match load(&a) {
+        Ok(plan) => {
+            println!("{}: ok ({} nodes)", a.file.display(), plan.nodes.len());
+            0
+        }
+        Err(code) => code,
+    }
+}
+
+fn open_store(plan: &Plan) -> Result<Arc<Store>, i32> {
+    Store::open(&plan.settings.cache).map(Arc::new).map_err(|e| {
+        eprintln!("error: cache {}: {e}", plan.settings.cache.display());
+        EXIT_FAILED
+    })
+}
+
+fn policy(c: &super::CacheFlags) -> CachePolicy {
+    CachePolicy { no_cache: c.no_cache, refresh: c.refresh.clone() }
+}
+
+pub fn plan(a: PlanArgs) -> i32 {
+    let plan = match load(&a.workflow) {
+        Ok(p) => p,
+        Err(c) => return c,
+    };
+    let store = match open_store(&plan) {
+        Ok(s) => s,
+        Err(c) => return c,
+    };
+    let engine = Engine { store, devices: Arc::new(Devices::cpu_only()), telemetry: Arc::new(Telemetry::new(TraceSink::None).expect("no sink")) };
+    match exec::plan_decisions(&engine, &plan, &policy(&a.cache)) {
+        Ok((keys, decisions)) => {
+            println!("{} ({} nodes, cache {})", plan.name, plan.nodes.len(), plan.settings.cache.display());
+            for (i, n) in plan.nodes.iter().enumerate() {
+                let what = match &decisions[i] {
+                    Decision::Cached => "cached".to_string(),
+                    Decision::Run(why) => format!("to run ({why})"),
+                };
+                println!("  {:<16} {:<14} {}  {}", n.id, n.kind(), keys.node[i].short(12), what);
+            }
+            0
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            EXIT_FAILED
+        }
+    }
+}
+
+pub fn run(a: RunArgs) -> i32 {
+    let plan = match load(&a.workflow) {
+        Ok(p) => p,
+        Err(c) => return c,
+    };
+    let device = match a.device.as_deref().map(|d| DeviceSpec::parse(d).ok_or(d)) {
+        None => None,
+        Some(Ok(d)) => Some(d),
+        Some(Err(d)) => {
+            eprintln!("error: --device `{d}`: use auto, cpu, cuda or cuda:N");
+            return EXIT_INVALID;
+        }
+    };
+    let sink = if a.no_trace {
+        TraceSink::None
+    } else if let Some(url) = &a.otlp {
+        TraceSink::Otlp(url.clone())
+    } else {
+        TraceSink::File(a.trace.clone().unwrap_or_else(|| default_trace_path(&plan)))
+    };
+    let telemetry = match Telemetry::new(sink) {
+        Ok(t) => Arc::new(t),
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_INVALID;
+        }
+    };
+    let store = match open_store(&plan) {
+        Ok(s) => s,
+        Err(c) => return c,
+    };
+    let engine = Engine { store, devices: Arc::new(Devices::probe(1)), telemetry: telemetry.clone() };
+    let opts = RunOptions { cache: policy(&a.cache), device, keep_going: a.keep_going, progress: !a.quiet };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return EXIT_FAILED;
+        }
+    };
+    let cancel = CancellationToken::new();
+    let result = runtime.block_on(async {
+        tokio::spawn(interrupt_handler(cancel.clone()));
+        exec::run(&engine, Arc::new(plan), &opts, cancel.clone()).await
+    });
+    telemetry.shutdown();
+    match result {
+        Err(e) => {
+            eprintln!("error: {e}");
+            EXIT_FAILED
+        }
+        Ok(report) => {
+            if !a.quiet {
+                print_summary(&report);
+            }
+            if let Some((id, kind, cause)) = report.first_failure() {
+                eprintln!("error: node `{id}` ({kind}) failed: {cause}");
+                EXIT_FAILED
+            } else if cancel.is_cancelled() {
+                eprintln!("interrupted: the run was stopped; finished nodes are cached");
+                EXIT_INTERRUPTED
+            } else {
+                0
+            }
+        }
+    }
+}
+
+/// First Ctrl-C stops the run cleanly; a second one exits at once.
+async fn interrupt_handler(cancel: CancellationToken) {
+    if tokio::signal::ctrl_c().await.is_ok() {
+        eprintln!("\ninterrupt: stopping nodes (Ctrl-C again to exit at once)");
+        cancel.cancel();
+        if tokio::signal::ctrl_c().await.is_ok() {
+            std::process::exit(EXIT_INTERRUPTED);
+        }
+    }
+}
+
+fn default_trace_path(plan: &Plan) -> std::path::PathBuf {
+    let dir = plan.file.parent().unwrap_or(Path::new("."));
+    let secs = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    dir.join(".vistaflow/traces").join(format!("{}-{secs}.jsonl", plan.name))
+}
+
+fn print_summary(r: &RunReport) {
+    let count = |f: fn(&NodeStatus) -> bool| r.nodes.iter().filter(|n| f(&n.status)).count();
+    println!(
+        "{}: {} ran, {} cached, {} failed in {:.2}s",
+        r.name,
+        count(|s| *s == NodeStatus::Ran),
+        count(|s| matches!(s, NodeStatus::Cached | NodeStatus::NotNeeded)),
+        count(|s| matches!(s, NodeStatus::Failed(_))),
+        r.duration.as_secs_f64()
+    );
+    for n in &r.nodes {
+        let status = match &n.status {
+            NodeStatus::Ran => format!("ran ({})", n.reason),
+            NodeStatus::Cached => "cached".into(),
+            NodeStatus::NotNeeded => "cached (not loaded)".into(),
+            NodeStatus::Failed(_) => "FAILED".into(),
+            NodeStatus::UpstreamFailed => "skipped (an input failed)".into(),
+            NodeStatus::Cancelled => "cancelled".into(),
+        };
+        let timing = if n.status == NodeStatus::Ran {
+            format!("{:>8.2}s {:<7} {}", n.duration.as_secs_f64(), n.device, super::cache_cmd::human_bytes(n.output_bytes))
+        } else {
+            String::new()
+        };
+        println!("  {:<16} {:<14} {:<28} {}", n.id, n.kind, status, timing);
+    }
+}

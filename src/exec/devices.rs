@@ -1,0 +1,85 @@
+//! Devices: what `auto|cpu|cuda|cuda:N` mean on this machine, and one slot per GPU so that
+//! two heavy nodes never share a GPU's memory by accident.
+
+use crate::workflow::DeviceSpec;
+use std::sync::Arc;
+use tch::Device;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// The CUDA devices of this process and a concurrency limit on each.
+pub struct Devices {
+    gpus: Vec<Arc<Semaphore>>,
+}
+
+/// A device held for one node run; the GPU slot is released on drop.
+pub struct Lease {
+    pub device: Device,
+    _permit: Option<OwnedSemaphorePermit>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DeviceError {
+    #[error("device `{0}` asked for, but no CUDA device is available (libtorch sees none)")]
+    NoCuda(DeviceSpec),
+    #[error("device `cuda:{0}` asked for, but this machine has {1} CUDA device(s)")]
+    NoSuchGpu(usize, usize),
+}
+
+impl Devices {
+    /// Probes CUDA once. `slots_per_gpu` nodes may hold one GPU at a time (default 1).
+    pub fn probe(slots_per_gpu: usize) -> Devices {
+        load_cuda_backend();
+        let n = if tch::Cuda::is_available() { tch::Cuda::device_count().max(0) as usize } else { 0 };
+        Devices { gpus: (0..n).map(|_| Arc::new(Semaphore::new(slots_per_gpu.max(1)))).collect() }
+    }
+
+    /// A machine with no GPU (tests, `--device cpu`).
+    pub fn cpu_only() -> Devices {
+        Devices { gpus: vec![] }
+    }
+
+    pub fn gpu_count(&self) -> usize {
+        self.gpus.len()
+    }
+
+    /// Checks a spec against this machine before a run starts.
+    pub fn check(&self, spec: DeviceSpec) -> Result<(), DeviceError> {
+        match spec {
+            DeviceSpec::Cuda(_) if self.gpus.is_empty() => Err(DeviceError::NoCuda(spec)),
+            DeviceSpec::Cuda(Some(n)) if n >= self.gpus.len() => Err(DeviceError::NoSuchGpu(n, self.gpus.len())),
+            _ => Ok(()),
+        }
+    }
+
+    /// Waits for a device. `auto` and `cuda` take the GPU with a free slot (the least busy),
+    /// `auto` falls back to the CPU when there is no GPU at all.
+    pub async fn acquire(&self, spec: DeviceSpec) -> Result<Lease, DeviceError> {
+        self.check(spec)?;
+        let index = match spec {
+            DeviceSpec::Cpu => return Ok(Lease { device: Device::Cpu, _permit: None }),
+            DeviceSpec::Auto if self.gpus.is_empty() => return Ok(Lease { device: Device::Cpu, _permit: None }),
+            DeviceSpec::Cuda(Some(n)) => n,
+            DeviceSpec::Auto | DeviceSpec::Cuda(None) => {
+                (0..self.gpus.len()).max_by_key(|&i| self.gpus[i].available_permits()).unwrap_or(0)
+            }
+        };
+        let permit = self.gpus[index].clone().acquire_owned().await.expect("device semaphores are never closed");
+        Ok(Lease { device: Device::Cuda(index), _permit: Some(permit) })
+    }
+}
+
+/// libtorch registers its CUDA backend only when libtorch_cuda.so is loaded; the linker drops
+/// it as unused (tch issue 980), so load it by hand. On a CPU-only install it is absent or
+/// lacks its CUDA libraries: then nothing happens and the CPU is used.
+fn load_cuda_backend() {
+    let Some(dir) = option_env!("VISTAFLOW_LIBTORCH_LIB") else { return };
+    let path = std::path::Path::new(dir).join("libtorch_cuda.so");
+    if !path.exists() {
+        return;
+    }
+    let Ok(c) = std::ffi::CString::new(path.to_string_lossy().as_bytes()) else { return };
+    // SAFETY: dlopen with a valid C string; the handle is deliberately never closed.
+    unsafe {
+        libc::dlopen(c.as_ptr(), libc::RTLD_NOW | libc::RTLD_GLOBAL);
+    }
+}

@@ -1,0 +1,14 @@
+//! Running a checked plan: cache keys, decisions, the dagrs graph, devices, node execution.
+
+pub mod dagrs_graph;
+pub mod decide;
+pub mod devices;
+pub mod keys;
+mod node_task;
+pub mod report;
+mod run;
+
+pub use decide::{CachePolicy, Decision};
+pub use devices::Devices;
+pub use report::{NodeReport, NodeStatus, RunReport};
+pub use run::{plan_decisions, run, Engine, RunError, RunOptions};

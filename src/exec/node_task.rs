@@ -1,0 +1,299 @@
+//! Running one node: gather inputs, hold a device, run off the async workers with a timeout
+//! and the run's cancellation, fall back to the CPU on GPU out-of-memory, store the outputs.
+
+use super::decide::{Decision, WrittenFile, WrittenFiles};
+use super::devices::Devices;
+use super::keys::Keys;
+use super::report::{NodeReport, NodeStatus};
+use crate::cache::{EntryInfo, Store};
+use crate::progress::{Display, NodeLine};
+use crate::telemetry::{SpanHandle, Telemetry};
+use crate::workflow::{DeviceSpec, Plan, PlannedNode};
+use opentelemetry::KeyValue;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tch::Device;
+use tokio_util::sync::CancellationToken;
+use vistaflow_nodes::node::Fallback;
+use vistaflow_nodes::{CancelToken, Ctx, Inputs, NodeError, Outputs, ProgressSink, Value};
+
+/// What a node hands its consumers: its outputs, or the fact that it produced none.
+pub type NodeResult = Result<Arc<Outputs>, Upstream>;
+
+/// A producer failed, was cancelled or was skipped.
+#[derive(Debug)]
+pub struct Upstream;
+
+/// State shared by every node of one run.
+pub struct Shared {
+    pub plan: Arc<Plan>,
+    pub keys: Keys,
+    pub decisions: Vec<Decision>,
+    pub preloaded: HashMap<(usize, String), Value>,
+    pub store: Arc<Store>,
+    pub devices: Arc<Devices>,
+    pub telemetry: Arc<Telemetry>,
+    pub run_span: SpanHandle,
+    pub display: Display,
+    pub cancel: CancellationToken,
+    pub tokens: Vec<CancelToken>,
+    pub device_override: Option<DeviceSpec>,
+    pub write_cache: bool,
+    pub keep_going: bool,
+    pub reports: Vec<Mutex<Option<NodeReport>>>,
+    pub first_failed: Mutex<Option<usize>>,
+}
+
+/// Runs node `i`; `from_producers` holds the results of the producers that ran in this run.
+pub async fn run_node(sh: Arc<Shared>, i: usize, from_producers: HashMap<usize, Option<Arc<NodeResult>>>) -> NodeResult {
+    let n = &sh.plan.nodes[i];
+    let Some(inputs) = gather_inputs(&sh, n, &from_producers) else {
+        sh.record(i, NodeStatus::UpstreamFailed, "", Duration::ZERO, 0);
+        return Err(Upstream);
+    };
+    if sh.cancel.is_cancelled() {
+        sh.record(i, NodeStatus::Cancelled, "", Duration::ZERO, 0);
+        return Err(Upstream);
+    }
+    let span = sh.telemetry.span(
+        "vistaflow.node",
+        Some(&sh.run_span),
+        vec![
+            KeyValue::new("vistaflow.node.id", n.id.clone()),
+            KeyValue::new("vistaflow.node.kind", n.kind()),
+            KeyValue::new("vistaflow.node.key", sh.keys.node[i].short(16)),
+            KeyValue::new("vistaflow.cache", if sh.write_cache && n.cache { "miss" } else { "off" }),
+        ],
+    );
+    let started = Instant::now();
+    let line = Arc::new(sh.display.start(&n.id, n.kind()));
+    let outcome = execute(&sh, i, inputs, &span, &line).await;
+    line.finish();
+    let elapsed = started.elapsed();
+    match outcome {
+        Ok((outputs, device)) => {
+            let bytes: u64 = outputs.values().map(Value::nbytes).sum();
+            let voxels: i64 = outputs.values().map(|v| v.volume().data().numel() as i64).sum();
+            span.set(vec![
+                KeyValue::new("vistaflow.device", device.clone()),
+                KeyValue::new("vistaflow.duration_ms", elapsed.as_millis() as i64),
+                KeyValue::new("vistaflow.output_bytes", bytes as i64),
+                KeyValue::new("vistaflow.voxels", voxels),
+            ]);
+            span.end(None);
+            sh.record(i, NodeStatus::Ran, &device, elapsed, bytes);
+            Ok(Arc::new(outputs))
+        }
+        Err(err) => {
+            let cancelled = matches!(err, NodeError::Cancelled);
+            span.end(Some(redact(&err.to_string(), n)));
+            let status = if cancelled { NodeStatus::Cancelled } else { NodeStatus::Failed(err.to_string()) };
+            if !cancelled {
+                sh.note_failure(i);
+            }
+            sh.record(i, status, "", elapsed, 0);
+            Err(Upstream)
+        }
+    }
+}
+
+fn gather_inputs(sh: &Shared, n: &PlannedNode, from_producers: &HashMap<usize, Option<Arc<NodeResult>>>) -> Option<Inputs> {
+    let mut inputs = Inputs::new();
+    for e in &n.inputs {
+        let v = match from_producers.get(&e.from) {
+            Some(Some(r)) => r.as_ref().as_ref().ok()?.get(&e.from_port)?.clone(),
+            Some(None) => return None,
+            None => sh.preloaded.get(&(e.from, e.from_port.clone()))?.clone(),
+        };
+        inputs.insert(e.port.clone(), v);
+    }
+    Some(inputs)
+}
+
+/// Runs the node (again on the CPU after a GPU out-of-memory when it allows), checks and
+/// stores its outputs. Returns the outputs and the device name they were made on.
+async fn execute(sh: &Arc<Shared>, i: usize, inputs: Inputs, span: &SpanHandle, line: &Arc<NodeLine>) -> Result<(Outputs, String), NodeError> {
+    let n = &sh.plan.nodes[i];
+    let spec = sh.device_override.unwrap_or(n.device);
+    let lease = tokio::select! {
+        l = sh.devices.acquire(spec) => l.map_err(|e| NodeError::Invalid(e.to_string()))?,
+        _ = sh.cancel.cancelled() => return Err(NodeError::Cancelled),
+    };
+    let mut device = lease.device;
+    let first = attempt(sh, i, device, inputs.clone(), line).await;
+    drop(lease);
+    let outputs = match first {
+        Err(NodeError::OutOfMemory { msg, .. }) if device != Device::Cpu && n.node.spec().fallback == Fallback::Cpu => {
+            span.event("vistaflow.fallback", vec![KeyValue::new("from", device_name(device)), KeyValue::new("to", "cpu"), KeyValue::new("reason", msg.clone())]);
+            sh.display.println(&format!("warning: node `{}` ran out of GPU memory; running it again on the CPU", n.id));
+            device = Device::Cpu;
+            attempt(sh, i, device, inputs, line).await?
+        }
+        other => other?,
+    };
+    check_outputs(n, &outputs)?;
+    if sh.write_cache && n.cache {
+        store_outputs(sh, i, &outputs).await;
+    }
+    Ok((outputs, device_name(device)))
+}
+
+/// One try on one device, off the async workers, bounded by the node's timeout.
+async fn attempt(sh: &Arc<Shared>, i: usize, device: Device, inputs: Inputs, line: &Arc<NodeLine>) -> Result<Outputs, NodeError> {
+    let n = sh.plan.nodes[i].clone();
+    let token = sh.tokens[i].clone();
+    let sink: Arc<dyn ProgressSink> = Arc::new(NodeSink { sh: sh.clone(), i, line: line.clone() });
+    let ctx = Ctx::new(device, token.clone(), sink);
+    let timeout = n.timeout;
+    let job = tokio::task::spawn_blocking(move || {
+        let inputs: Inputs = inputs.into_iter().map(|(k, v)| (k, to_device(v, device))).collect();
+        n.node.run(&ctx, inputs, &n.params)
+    });
+    tokio::select! {
+        r = tokio::time::timeout(timeout, job) => match r {
+            Ok(Ok(result)) => result,
+            Ok(Err(join)) => Err(NodeError::Invalid(format!("node panicked: {}", panic_message(join)))),
+            Err(_) => {
+                token.cancel();
+                Err(NodeError::Invalid(format!(
+                    "timed out after {} (set `timeout:` on the node or in settings to allow longer)",
+                    humantime::format_duration(timeout)
+                )))
+            }
+        },
+        _ = sh.cancel.cancelled() => {
+            token.cancel();
+            Err(NodeError::Cancelled)
+        }
+    }
+}
+
+fn to_device(v: Value, device: Device) -> Value {
+    if v.volume().device() == device {
+        return v;
+    }
+    match v {
+        Value::Image(vol) => Value::Image(vol.to_device(device)),
+        Value::Labels(mut l) => {
+            l.volume = l.volume.to_device(device);
+            Value::Labels(l)
+        }
+    }
+}
+
+fn panic_message(e: tokio::task::JoinError) -> String {
+    match e.try_into_panic() {
+        Ok(p) => p
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_else(|| "unknown panic".into()),
+        Err(e) => e.to_string(),
+    }
+}
+
+/// A node must return exactly the outputs it declared, with their types.
+fn check_outputs(n: &PlannedNode, outputs: &Outputs) -> Result<(), NodeError> {
+    for o in &n.outputs {
+        match outputs.get(o.name) {
+            Some(v) if v.port_type() == o.ty => {}
+            Some(v) => return Err(NodeError::Invalid(format!("bug in node kind `{}`: output `{}` is {} but declared {}", n.kind(), o.name, v.port_type(), o.ty))),
+            None => return Err(NodeError::Invalid(format!("bug in node kind `{}`: declared output `{}` missing", n.kind(), o.name))),
+        }
+    }
+    Ok(())
+}
+
+/// Stores outputs and the digests of written files. A failed write (e.g. a full disk) is a
+/// warning: the run's results are still right, only the next run cannot reuse them.
+async fn store_outputs(sh: &Arc<Shared>, i: usize, outputs: &Outputs) {
+    let n = &sh.plan.nodes[i];
+    let key = sh.keys.node[i];
+    let items: Vec<(String, Value)> = outputs.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    let written = n.written_paths();
+    let (store, keys, id, kind) = (sh.store.clone(), sh.keys.clone(), n.id.clone(), n.kind());
+    let result = tokio::task::spawn_blocking(move || -> Result<(), String> {
+        for (port, value) in &items {
+            let info = EntryInfo { key, kind: kind.to_string(), node: id.clone(), port: port.clone() };
+            store.put(&keys.output(i, port), &info, value).map_err(|e| e.to_string())?;
+        }
+        if !written.is_empty() {
+            let mut files = vec![];
+            for (param, path) in written {
+                let d = store.file_digests().digest_file(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+                files.push(WrittenFile { param: param.to_string(), path, sha256: d.hex() });
+            }
+            let record = serde_json::to_value(WrittenFiles { files }).map_err(|e| e.to_string())?;
+            store.put_record(&key, &record).map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    })
+    .await;
+    let err = match result {
+        Ok(Ok(())) => return,
+        Ok(Err(e)) => e,
+        Err(e) => e.to_string(),
+    };
+    sh.display.println(&format!("warning: node `{}`: could not write its cache entry ({err}); the next run will compute it again", n.id));
+}
+
+pub fn device_name(d: Device) -> String {
+    match d {
+        Device::Cpu => "cpu".into(),
+        Device::Cuda(n) => format!("cuda:{n}"),
+        other => format!("{other:?}").to_lowercase(),
+    }
+}
+
+/// Replaces the node's file paths in a message, so spans never carry patient-named paths.
+fn redact(msg: &str, n: &PlannedNode) -> String {
+    let mut out = msg.to_string();
+    for (param, path) in n.source_paths().into_iter().chain(n.written_paths()) {
+        out = out.replace(&*path.to_string_lossy(), &format!("<{param}>"));
+    }
+    out
+}
+
+impl Shared {
+    fn record(&self, i: usize, status: NodeStatus, device: &str, duration: Duration, bytes: u64) {
+        let n = &self.plan.nodes[i];
+        let reason = match &self.decisions[i] {
+            Decision::Run(r) => r.clone(),
+            Decision::Cached => String::new(),
+        };
+        let report = NodeReport { id: n.id.clone(), kind: n.kind(), key: self.keys.node[i], status, device: device.into(), duration, output_bytes: bytes, reason };
+        if let Ok(mut slot) = self.reports[i].lock() {
+            *slot = Some(report);
+        }
+    }
+
+    fn note_failure(&self, i: usize) {
+        if let Ok(mut f) = self.first_failed.lock() {
+            if f.is_none() {
+                *f = Some(i);
+            }
+        }
+        if !self.keep_going {
+            self.cancel.cancel();
+        }
+    }
+}
+
+/// A node's progress and warnings: its terminal line and its span.
+struct NodeSink {
+    sh: Arc<Shared>,
+    i: usize,
+    line: Arc<NodeLine>,
+}
+
+impl ProgressSink for NodeSink {
+    fn progress(&self, done: u64, total: u64, unit: &str) {
+        self.line.progress(done, total, unit);
+    }
+    fn warn(&self, message: &str) {
+        let n = &self.sh.plan.nodes[self.i];
+        self.sh.display.println(&format!("warning: node `{}` ({}): {message}", n.id, n.kind()));
+        self.sh.run_span.event("vistaflow.warning", vec![KeyValue::new("vistaflow.node.id", n.id.clone()), KeyValue::new("message", redact(message, n))]);
+    }
+}
