@@ -468,6 +468,7 @@ impl Checker<'_> {
             let spec = d.node.spec();
             let ipath = join(&join("nodes", &d.id), "inputs");
             let mut edges = vec![];
+            let mut ports_known = true;
             for (port, src) in &d.inputs {
                 let ppath = join(&ipath, port);
                 let Some(ps) = spec.input(port) else {
@@ -479,6 +480,7 @@ impl Checker<'_> {
                     };
                     self.bad_key(&ppath, format!("unknown input port `{port}` for `{}`", spec.kind), Some(hint));
                     ok = false;
+                    ports_known = false;
                     continue;
                 };
                 let Some((from_id, from_port)) = src.split_once('.') else {
@@ -523,7 +525,9 @@ impl Checker<'_> {
                 edges.push(InputEdge { port: port.clone(), from, from_port: from_port.to_string(), ty: out.ty });
             }
             let connected: Vec<&str> = d.inputs.iter().map(|(p, _)| p.as_str()).collect();
-            for ps in spec.inputs.iter().filter(|p| p.required && !connected.contains(&p.name)) {
+            // With a misspelt port, "missing input" would only repeat the same mistake.
+            let required = spec.inputs.iter().filter(|p| ports_known && p.required && !connected.contains(&p.name));
+            for ps in required {
                 self.bad_key(
                     &join("nodes", &d.id),
                     format!("node `{}` ({}) is missing input `{}`", d.id, spec.kind, ps.name),
@@ -533,7 +537,7 @@ impl Checker<'_> {
             }
             let group = &spec.exactly_one_input_of;
             let n = group.iter().filter(|g| connected.contains(g)).count();
-            if !group.is_empty() && n != 1 {
+            if ports_known && !group.is_empty() && n != 1 {
                 self.bad_key(
                     &join("nodes", &d.id),
                     format!("node `{}` ({}) needs exactly one of the inputs {}, got {n}", d.id, spec.kind, group.join(", ")),

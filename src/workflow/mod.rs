@@ -4,5 +4,5 @@ mod check;
 mod locate;
 mod substitute;
 
-pub use check::{load, load_str, DeviceSpec, InputEdge, Plan, PlannedNode, Settings};
+pub use check::{load, load_str, DeviceSpec, InputEdge, LoadError, Plan, PlannedNode, Settings};
 pub use locate::Locations;

@@ -1,0 +1,105 @@
+//! Test helpers: small nodes that exercise the engine (timeouts, failures, versions, cycles)
+//! next to the real ones, and a workflow runner.
+#![allow(dead_code)]
+
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use vistaflow::cache::Store;
+use vistaflow::exec::{self, Devices, Engine, RunOptions, RunReport};
+use vistaflow::telemetry::{Telemetry, TraceSink};
+use vistaflow::workflow::{self, Plan};
+use vistaflow_nodes::node::{Fallback, NodeSpec, PortSpec};
+use vistaflow_nodes::params::{ParamSpec, ParamType, Params};
+use vistaflow_nodes::{Ctx, Inputs, Node, NodeError, Outputs, PortType, Registry, Value, Volume};
+
+/// `scale`: image * factor (a real tensor op), with a version set per instance.
+pub struct Scale {
+    pub spec: NodeSpec,
+}
+
+impl Scale {
+    pub fn new(version: &'static str) -> Self {
+        Scale {
+            spec: NodeSpec {
+                kind: "scale",
+                version,
+                summary: "multiplies an image",
+                inputs: vec![PortSpec::input("image", PortType::Image, "in")],
+                exactly_one_input_of: vec![],
+                outputs: vec![PortSpec::output("image", PortType::Image, "out")],
+                params: vec![
+                    ParamSpec::optional("factor", ParamType::Float, json!(2.0), "multiplier"),
+                    ParamSpec::optional("sleep_ms", ParamType::Int, json!(0), "pause first (polls cancel)"),
+                    ParamSpec::optional("fail", ParamType::Bool, json!(false), "fail instead"),
+                ],
+                fallback: Fallback::Cpu,
+            },
+        }
+    }
+}
+
+impl Node for Scale {
+    fn spec(&self) -> &NodeSpec {
+        &self.spec
+    }
+    fn run(&self, ctx: &Ctx, inputs: Inputs, params: &Params) -> Result<Outputs, NodeError> {
+        let sleep = params["sleep_ms"].as_u64().unwrap_or(0);
+        for step in 0..sleep / 10 {
+            ctx.check_cancelled()?;
+            ctx.progress(step, sleep / 10, "ticks");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        if params["fail"].as_bool() == Some(true) {
+            return Err(NodeError::Invalid("asked to fail".into()));
+        }
+        let Some(Value::Image(v)) = inputs.get("image") else { return Err(NodeError::Invalid("no image".into())) };
+        let f = params["factor"].as_f64().unwrap_or(1.0);
+        let out = Volume::new(v.data() * f, *v.geometry()).map_err(NodeError::Invalid)?;
+        Ok(Outputs::from([("image".to_string(), Value::Image(out))]))
+    }
+}
+
+/// The built-in registry plus `scale`.
+pub fn registry() -> Registry {
+    registry_with_scale_version("1")
+}
+
+pub fn registry_with_scale_version(v: &'static str) -> Registry {
+    let mut r = Registry::builtin();
+    r.register(Arc::new(Scale::new(v)));
+    r
+}
+
+pub fn load(path: &Path, registry: &Registry) -> Plan {
+    match workflow::load(path, &BTreeMap::new(), registry) {
+        Ok(p) => p,
+        Err(e) => panic!("{e}"),
+    }
+}
+
+/// Runs a plan on the CPU with no trace, returning the report.
+pub fn run(plan: Plan, opts: RunOptions) -> RunReport {
+    let store = Arc::new(Store::open(&plan.settings.cache).expect("cache opens"));
+    let engine = Engine { store, devices: Arc::new(Devices::cpu_only()), telemetry: Arc::new(Telemetry::new(TraceSink::None).unwrap()) };
+    runtime().block_on(exec::run(&engine, Arc::new(plan), &opts, CancellationToken::new())).expect("run starts")
+}
+
+pub fn runtime() -> &'static tokio::runtime::Runtime {
+    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RT.get_or_init(|| tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap())
+}
+
+/// Where fetched real data lives; `None` (and a printed reason) when it was never fetched.
+pub fn data_dir() -> Option<std::path::PathBuf> {
+    let d = Path::new(env!("CARGO_MANIFEST_DIR")).join("data");
+    if d.join("totalsegmentator").exists() || d.join("nibabel").exists() {
+        Some(d)
+    } else {
+        eprintln!("skipped: real data not fetched; run scripts/fetch-data.sh");
+        None
+    }
+}
