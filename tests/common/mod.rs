@@ -103,3 +103,20 @@ pub fn data_dir() -> Option<std::path::PathBuf> {
         None
     }
 }
+
+/// The oracle python (nibabel), from VISTAFLOW_PYTHON or scripts/setup-python.sh's venv.
+pub fn python() -> std::path::PathBuf {
+    let p = std::env::var_os("VISTAFLOW_PYTHON").map(std::path::PathBuf::from).unwrap_or_else(|| {
+        std::path::PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache/vistaflow/venv/bin/python")
+    });
+    assert!(p.exists(), "{} not found: run scripts/setup-python.sh (or set VISTAFLOW_PYTHON)", p.display());
+    p
+}
+
+/// What nibabel reads from a NIfTI file: affine, shape, dtype, sha256 of the data bytes.
+pub fn nibabel(path: &Path) -> serde_json::Value {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/oracles/nifti_readback.py");
+    let out = std::process::Command::new(python()).arg(script).arg(path).output().expect("python runs");
+    assert!(out.status.success(), "nibabel failed on {}: {}", path.display(), String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("readback prints JSON")
+}
