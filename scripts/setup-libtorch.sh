@@ -4,12 +4,16 @@
 # Prints the libtorch directory (the value for LIBTORCH) on its last line.
 set -euo pipefail
 
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 TORCH_VERSION=2.13.0
 ROOT="${VISTAFLOW_LIBTORCH_HOME:-$HOME/.cache/vistaflow/libtorch-$TORCH_VERSION}"
 STAMP="$ROOT/.complete"
 
+# .cargo/config.toml points LIBTORCH at the checkout's .libtorch link.
+link() { ln -sfn "$ROOT/torch" "$REPO/.libtorch"; echo "$ROOT/torch"; }
+
 if [ -f "$STAMP" ]; then
-  echo "$ROOT/torch"
+  link
   exit 0
 fi
 
@@ -31,4 +35,4 @@ fi
 rm -rf "$ROOT"
 mv "$tmp" "$ROOT"
 touch "$STAMP"
-echo "$ROOT/torch"
+link
