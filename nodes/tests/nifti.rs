@@ -320,6 +320,13 @@ fn qform_and_base_affine_when_codes_are_zero() {
         assert_affine(&format!("{key} with both codes 0"), &vol.geometry().affine_ras(), &mat(&gk["base_affine"]), 1e-6);
         assert_eq!(vol.meta["nifti_xform_code"], "0");
     }
+    // Both codes set, transforms different: the sform wins (Colin27's unused qform fields hold
+    // a y/z-flipped transform).
+    let key = "colin27:ch2.nii.gz";
+    let (sform, qform) = (mat(&g[key]["sform"]), mat(&g[key]["qform"]));
+    assert!((sform[1][1] - qform[1][1]).abs() > 1.0, "test premise: the two differ");
+    let f = Patched::of(&resolve(&data, key)).i16(252, 1).save(&dir.path().join("both.nii"));
+    assert_affine("ch2 with qform_code 1", &read_image(&f).geometry().affine_ras(), &sform, 1e-6);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -585,7 +592,9 @@ fn bad_files_give_clear_errors() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Speed: `cargo test -p vistaflow-nodes --release --test nifti -- --ignored --nocapture`.
+// Speed: `cargo test -p vistaflow-nodes --test nifti timing -- --ignored --nocapture` (the
+// dev profile already builds zlib-rs and libtorch calls at opt-level 3); set
+// VISTAFLOW_TIMING_DIR to keep the files, e.g. to time nibabel on them.
 
 #[test]
 #[ignore = "timing; run by hand with --release"]
