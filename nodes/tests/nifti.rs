@@ -619,3 +619,43 @@ fn timing_512x512x300_int16() {
         println!("{name}: write {:.3} s, read {:.3} s, {mb:.1} MB on disk", w.as_secs_f64(), r.as_secs_f64());
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Progress and cancellation.
+
+#[derive(Default)]
+struct Recorder(std::sync::Mutex<Vec<(u64, u64, String)>>);
+
+impl vistaflow_nodes::ProgressSink for Recorder {
+    fn progress(&self, done: u64, total: u64, unit: &str) {
+        self.0.lock().unwrap().push((done, total, unit.to_string()));
+    }
+    fn warn(&self, _: &str) {}
+}
+
+#[test]
+fn large_files_report_progress_and_honour_cancellation() {
+    if data_dir().is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("big.nii");
+    // 48 MiB of int16.
+    let vol = Volume::new(Tensor::ones([96, 512, 512], (Kind::Int16, tch::Device::Cpu)), Geometry::axis_aligned([1.0; 3], [0.0; 3])).unwrap();
+    let rec = std::sync::Arc::new(Recorder::default());
+    let c = Ctx::new(tch::Device::Cpu, vistaflow_nodes::CancelToken::new(), rec.clone());
+    nifti::write(&f, &Value::Image(vol.clone()), &c).unwrap();
+    assert_eq!(rec.0.lock().unwrap().last().cloned(), Some((48, 48, "MB".to_string())), "write progress");
+    rec.0.lock().unwrap().clear();
+    assert!(matches!(nifti::read(&f, false, &c).unwrap(), Value::Image(v) if v.data().equal(vol.data())));
+    assert_eq!(rec.0.lock().unwrap().last().cloned(), Some((48, 48, "MB".to_string())), "read progress");
+    // Cancelled: both stop with NodeError::Cancelled, and the write leaves nothing behind.
+    let token = vistaflow_nodes::CancelToken::new();
+    token.cancel();
+    let c = Ctx::new(tch::Device::Cpu, token, rec);
+    assert!(matches!(nifti::read(&f, false, &c), Err(NodeError::Cancelled)));
+    let g = dir.path().join("cancelled.nii.gz");
+    assert!(matches!(nifti::write(&g, &Value::Image(vol), &c), Err(NodeError::Cancelled)));
+    assert!(!g.exists());
+    assert_eq!(walk(dir.path()).len(), 1, "only big.nii: {:?}", walk(dir.path()));
+}
