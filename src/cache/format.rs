@@ -163,18 +163,34 @@ pub(crate) fn prepare(tensors: Vec<(String, Tensor)>) -> Result<Prepared, String
 }
 
 impl Prepared {
-    /// Writes the data file into `w`, hashing as it goes. Returns the sha256 of what was written.
-    pub(crate) fn write_to(&self, w: &mut impl Write) -> io::Result<Digest> {
-        let mut h = Sha256::new();
-        h.update(&self.header);
-        w.write_all(&self.header)?;
-        for t in &self.tensors {
-            for chunk in bytes_of(t).chunks(CHUNK) {
-                h.update(chunk);
-                w.write_all(chunk)?;
-            }
-        }
-        Ok(Digest(h.finalize().into()))
+    /// Writes the data file into `w` while a second thread hashes the same tensor memory;
+    /// `finish` (e.g. fsync) runs before the hash is awaited, so it overlaps too. Returns
+    /// the sha256 of what was written.
+    pub(crate) fn write_to<W: Write>(
+        &self,
+        w: &mut W,
+        finish: impl FnOnce(&mut W) -> io::Result<()>,
+    ) -> io::Result<Digest> {
+        let parts: Vec<&[u8]> = std::iter::once(&self.header[..]).chain(self.tensors.iter().map(bytes_of)).collect();
+        std::thread::scope(|s| {
+            let hasher = s.spawn(|| {
+                let mut h = Sha256::new();
+                for part in &parts {
+                    for chunk in part.chunks(CHUNK) {
+                        h.update(chunk);
+                    }
+                }
+                Digest(h.finalize().into())
+            });
+            let written = (|| {
+                for part in &parts {
+                    w.write_all(part)?;
+                }
+                finish(w)
+            })();
+            let sha = hasher.join().expect("hash thread panicked");
+            written.map(|()| sha)
+        })
     }
 }
 
@@ -246,33 +262,72 @@ pub(crate) fn read_data(
     }
 
     let mut out = Vec::new();
-    let mut buf = if load { Vec::new() } else { vec![0u8; CHUNK] };
-    for (name, i) in infos {
-        let len = i.data_offsets.1 - i.data_offsets.0;
-        if load {
-            let kind = kind_of(i.dtype).ok_or_else(|| Err(format!("tensor `{name}` has dtype {:?}", i.dtype)))?;
-            let shape: Vec<i64> = i.shape.iter().map(|&s| s as i64).collect();
-            let t = Tensor::f_empty(shape.as_slice(), (kind, Device::Cpu))
-                .map_err(|e| Ok(io::Error::other(format!("allocating tensor `{name}`: {e}"))))?;
-            if len > 0 {
-                read_into_raw(file, t.data_ptr() as *mut u8, len, &mut h)?;
-            }
-            out.push((name, t));
-        } else {
-            let mut left = len;
-            while left > 0 {
-                let k = left.min(CHUNK);
-                read_exact(file, &mut buf[..k])?;
-                h.update(&buf[..k]);
-                left -= k;
-            }
+    let h = if load {
+        load_tensors(file, infos, h, &mut out)?
+    } else {
+        let mut buf = vec![0u8; CHUNK];
+        let mut left = expect as usize;
+        while left > 0 {
+            let k = left.min(CHUNK);
+            read_exact(file, &mut buf[..k])?;
+            h.update(&buf[..k]);
+            left -= k;
         }
-    }
+        h
+    };
     let got = Digest(h.finalize().into());
     if got.hex() != sidecar.sha256 {
         return Err(Err(format!("sha256 of data is {}, sidecar says {}", got.short(12), short(&sidecar.sha256))));
     }
     Ok(out)
+}
+
+/// Allocates each tensor and reads its bytes from `file` straight into its memory, while a
+/// second thread hashes every chunk as soon as it has been read (so disk time and hashing
+/// overlap). Returns the hasher, fed with everything read.
+fn load_tensors(
+    file: &mut File,
+    infos: Vec<(String, TensorInfo)>,
+    mut h: Sha256,
+    out: &mut Vec<(String, Tensor)>,
+) -> Result<Sha256, Result<io::Error, Bad>> {
+    let mut regions = Vec::with_capacity(infos.len());
+    for (name, i) in infos {
+        let len = i.data_offsets.1 - i.data_offsets.0;
+        let kind = kind_of(i.dtype).ok_or_else(|| Err(format!("tensor `{name}` has dtype {:?}", i.dtype)))?;
+        let shape: Vec<i64> = i.shape.iter().map(|&s| s as i64).collect();
+        let t = Tensor::f_empty(shape.as_slice(), (kind, Device::Cpu))
+            .map_err(|e| Ok(io::Error::other(format!("allocating tensor `{name}`: {e}"))))?;
+        regions.push((t.data_ptr() as usize, len));
+        out.push((name, t));
+    }
+    // The tensors in `out` outlive the scope, so every pointer sent to the hasher stays
+    // valid until it is joined; the reader never touches a chunk after sending it.
+    std::thread::scope(|s| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<(usize, usize)>(8);
+        let hasher = s.spawn(move || {
+            for (ptr, len) in rx {
+                // SAFETY: `len` bytes at `ptr` were filled by read(2) before being sent.
+                h.update(unsafe { std::slice::from_raw_parts(ptr as *const u8, len) });
+            }
+            h
+        });
+        let read = (|| {
+            for &(ptr, len) in &regions {
+                let mut done = 0;
+                while done < len {
+                    let want = (len - done).min(CHUNK);
+                    read_raw(file, (ptr + done) as *mut u8, want)?;
+                    let _ = tx.send((ptr + done, want));
+                    done += want;
+                }
+            }
+            Ok(())
+        })();
+        drop(tx);
+        let h = hasher.join().expect("hash thread panicked");
+        read.map(|()| h)
+    })
 }
 
 fn short(s: &str) -> &str {
@@ -286,39 +341,25 @@ fn read_exact(file: &mut File, buf: &mut [u8]) -> Result<(), Result<io::Error, B
     })
 }
 
-/// Reads `len` bytes from `file` into raw (possibly uninitialised) memory at `ptr`, hashing
-/// each chunk once it is filled. Uses `read(2)` directly so that no Rust reference to
-/// uninitialised bytes is ever made.
-fn read_into_raw(
-    file: &mut File,
-    ptr: *mut u8,
-    len: usize,
-    h: &mut Sha256,
-) -> Result<(), Result<io::Error, Bad>> {
+/// Reads exactly `len` bytes from `file` into raw (possibly uninitialised) memory at `ptr`.
+/// Uses `read(2)` directly so that no Rust reference to uninitialised bytes is ever made.
+fn read_raw(file: &mut File, ptr: *mut u8, len: usize) -> Result<(), Result<io::Error, Bad>> {
     let fd = file.as_raw_fd();
-    let mut done = 0usize;
-    while done < len {
-        let want = (len - done).min(CHUNK);
-        let mut filled = 0usize;
-        while filled < want {
-            // SAFETY: `ptr` points to `len` writable bytes (a fresh tensor's storage) and
-            // `done + filled + (want - filled) <= len`.
-            let r = unsafe { libc::read(fd, ptr.add(done + filled) as *mut libc::c_void, want - filled) };
-            if r < 0 {
-                let e = io::Error::last_os_error();
-                if e.kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
-                return Err(Ok(e));
+    let mut filled = 0usize;
+    while filled < len {
+        // SAFETY: the caller guarantees `len` writable bytes at `ptr` (a fresh tensor's storage).
+        let r = unsafe { libc::read(fd, ptr.add(filled) as *mut libc::c_void, len - filled) };
+        if r < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
             }
-            if r == 0 {
-                return Err(Err("data file is truncated".to_string()));
-            }
-            filled += r as usize;
+            return Err(Ok(e));
         }
-        // SAFETY: these `want` bytes were just written by read(2).
-        h.update(unsafe { std::slice::from_raw_parts(ptr.add(done), want) });
-        done += want;
+        if r == 0 {
+            return Err(Err("data file is truncated".to_string()));
+        }
+        filled += r as usize;
     }
     Ok(())
 }
@@ -361,7 +402,7 @@ mod tests {
         let expected = with_lib(&tensors);
         let p = prepare(tensors.iter().map(|(n, t)| (n.clone(), t.shallow_clone())).collect()).unwrap();
         let mut buf = Vec::new();
-        let sha = p.write_to(&mut buf).unwrap();
+        let sha = p.write_to(&mut buf, |_| Ok(())).unwrap();
         assert_eq!(buf, expected, "file layout differs from safetensors::serialize");
         assert_eq!(sha, Digest::of(&buf));
         assert_eq!(p.bytes, buf.len() as u64);
@@ -408,7 +449,7 @@ mod tests {
         assert!(!t.is_contiguous());
         let p = prepare(vec![("x".into(), t.shallow_clone())]).unwrap();
         let mut buf = Vec::new();
-        p.write_to(&mut buf).unwrap();
+        p.write_to(&mut buf, |_| Ok(())).unwrap();
         let st = safetensors::SafeTensors::deserialize(&buf).unwrap();
         let v = st.tensor("x").unwrap();
         assert_eq!(v.shape(), &[4, 3]);

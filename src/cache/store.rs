@@ -150,12 +150,8 @@ impl Store {
         }
 
         let data = self.data_path(id);
-        let sha = write_atomic(&data, true, |f| {
-            let mut w = io::BufWriter::with_capacity(format::CHUNK, f);
-            let sha = prepared.write_to(&mut w)?;
-            w.flush()?;
-            Ok(sha)
-        })
+        // fsync inside `fill` so that it overlaps the hashing thread.
+        let sha = write_atomic(&data, false, |f| prepared.write_to(f, |f| f.sync_all()))
         .map_err(|e| CacheError::io("write", &data, e))?;
         sync_dir(&dir).map_err(|e| CacheError::io("sync", &dir, e))?;
 
