@@ -661,3 +661,35 @@ fn large_files_report_progress_and_honour_cancellation() {
     assert!(!g.exists());
     assert_eq!(walk(dir.path()).len(), 1, "only big.nii: {:?}", walk(dir.path()));
 }
+
+// ---------------------------------------------------------------------------------------------
+// Unsigned 16/32-bit and int8 files (none among the real files: made by retyping real ones).
+
+#[test]
+fn uint16_uint32_widen_and_int8_reads_as_nibabel() {
+    let Some(data) = data_dir() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    // (source, new datatype code, kind we return, kind with the on-disk width)
+    for (key, code, kind, narrow) in [
+        ("data:totalsegmentator/example_ct_sm.nii.gz", 512, Kind::Int, Kind::Int16), // -> uint16
+        ("data:totalsegmentator/example_ct.nii.gz", 768, Kind::Int64, Kind::Int), // -> uint32
+        ("data:totalsegmentator/example_seg.nii.gz", 256, Kind::Int8, Kind::Int8), // -> int8
+    ] {
+        let src = resolve(&data, key);
+        let orig = read_image(&src);
+        let f = Patched::of(&src).i16(70, code).save(&dir.path().join(format!("t{code}.nii")));
+        let vol = read_image(&f);
+        assert_eq!(vol.kind(), kind, "{key} as datatype {code}");
+        let nib = nibabel_readback(&f);
+        // Same bit patterns as nibabel's unsigned array once narrowed back to the disk width.
+        assert_eq!(nib["sha256"].as_str().unwrap(), sha256(&vol.data().to_kind(narrow)), "{key} as {code}");
+        assert_eq!(vol.data().to_kind(Kind::Double).sum(Kind::Double).double_value(&[]), nib["sum"].as_f64().unwrap());
+        if code != 256 {
+            // Unsigned: no negative values; negative originals wrapped to x + 2^bits.
+            assert!(vol.data().min().int64_value(&[]) >= 0, "{key} as {code}");
+            let bits = if code == 512 { 16 } else { 32 };
+            let want = orig.data().to_kind(Kind::Int64).remainder(1i64 << bits);
+            assert!(vol.data().to_kind(Kind::Int64).equal(&want), "{key} as {code}");
+        }
+    }
+}
