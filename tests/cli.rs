@@ -206,3 +206,26 @@ fn runs_killed_mid_write_leave_a_cache_that_verifies() {
     let o = vistaflow(&["run", "big.yaml", "--no-trace"], dir.path());
     assert!(text(&o).contains("0 ran, 2 cached"), "{}", text(&o));
 }
+
+#[test]
+fn two_processes_share_one_cache_safely() {
+    let Some((dir, _)) = setup() else { return };
+    let spawn = || {
+        Command::new(env!("CARGO_BIN_EXE_vistaflow"))
+            .args(["run", "wf.yaml", "--set", "SUBJ=DOE_JOHN_1961", "--no-trace"])
+            .current_dir(dir.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (spawn(), spawn());
+    for child in [a, b] {
+        let o = child.wait_with_output().unwrap();
+        assert!(o.status.success(), "{}", text(&o));
+    }
+    let o = vistaflow(&["cache", "verify", "--dir", ".vistaflow/cache"], dir.path());
+    assert!(o.status.success() && text(&o).contains("0 corrupt"), "{}", text(&o));
+    let o = vistaflow(&["run", "wf.yaml", "--set", "SUBJ=DOE_JOHN_1961", "--no-trace"], dir.path());
+    assert!(text(&o).contains("0 ran, 2 cached"), "{}", text(&o));
+}
