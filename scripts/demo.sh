@@ -13,4 +13,4 @@ wf=workflows/nifti-demo.yaml
 echo; echo "== vistaflow plan $wf"; "$bin" plan "$wf"
 echo; echo "== vistaflow run $wf"; "$bin" run "$wf"
 echo; echo "== again: everything is cached"; "$bin" run "$wf"
-echo; echo "outputs in out/demo/; spans in workflows/.vistaflow/traces/"
+echo; echo "outputs in out/demo/; spans in .vistaflow/traces/"

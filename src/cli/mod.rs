@@ -76,7 +76,7 @@ pub struct RunArgs {
     /// Device for every node: auto, cpu, cuda or cuda:N (overrides the workflow).
     #[arg(long)]
     pub device: Option<String>,
-    /// Write spans as OTLP JSON lines to this file (default: .vistaflow/traces/ beside the workflow).
+    /// Write spans as OTLP JSON lines to this file (default: traces/ beside the cache folder).
     #[arg(long, value_name = "FILE")]
     pub trace: Option<PathBuf>,
     /// Send spans to an OTLP/HTTP endpoint (http://host:4318) instead of a file.

@@ -147,10 +147,11 @@ async fn interrupt_handler(cancel: CancellationToken) {
     }
 }
 
+/// `traces/` beside the cache folder (`.vistaflow/traces` by default).
 fn default_trace_path(plan: &Plan) -> std::path::PathBuf {
-    let dir = plan.file.parent().unwrap_or(Path::new("."));
+    let dir = plan.settings.cache.parent().unwrap_or(Path::new("."));
     let secs = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-    dir.join(".vistaflow/traces").join(format!("{}-{secs}.jsonl", plan.name))
+    dir.join("traces").join(format!("{}-{secs}.jsonl", plan.name))
 }
 
 fn print_summary(r: &RunReport) {
@@ -166,8 +167,8 @@ fn print_summary(r: &RunReport) {
     for n in &r.nodes {
         let status = match &n.status {
             NodeStatus::Ran => format!("ran ({})", n.reason),
-            NodeStatus::Cached => "cached".into(),
-            NodeStatus::NotNeeded => "cached (not loaded)".into(),
+            NodeStatus::Cached => "cached (loaded for a node that ran)".into(),
+            NodeStatus::NotNeeded => "cached".into(),
             NodeStatus::Failed(_) => "FAILED".into(),
             NodeStatus::UpstreamFailed => "skipped (an input failed)".into(),
             NodeStatus::Cancelled => "cancelled".into(),

@@ -286,7 +286,7 @@ impl Checker<'_> {
         self.unknown_keys(m, "settings", &SETTINGS_KEYS, "settings");
         if let Some(c) = m.get("cache") {
             match c.as_str() {
-                Some(p) if !p.is_empty() => s.cache = self.dir.join(p),
+                Some(p) if !p.is_empty() => s.cache = normalize(&self.dir.join(p)),
                 _ => self.bad_value("settings.cache", "`cache` must be a folder path", None),
             }
         }
