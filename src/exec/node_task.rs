@@ -43,6 +43,8 @@ pub struct Shared {
     pub keep_going: bool,
     pub reports: Vec<Mutex<Option<NodeReport>>>,
     pub first_failed: Mutex<Option<usize>>,
+    /// Cache writes still in flight.
+    pub pending_stores: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 /// Runs node `i`; `from_producers` holds the results of the producers that ran in this run.
@@ -134,7 +136,13 @@ async fn execute(sh: &Arc<Shared>, i: usize, inputs: Inputs, span: &SpanHandle, 
     };
     check_outputs(n, &outputs)?;
     if sh.write_cache && n.cache {
-        store_outputs(sh, i, &outputs).await;
+        // Consumers start at once; the cache write overlaps their work and the run waits
+        // for it before it ends.
+        let (sh2, outs) = (sh.clone(), outputs.clone());
+        let handle = tokio::spawn(async move { store_outputs(&sh2, i, &outs).await });
+        if let Ok(mut pending) = sh.pending_stores.lock() {
+            pending.push(handle);
+        }
     }
     Ok((outputs, device_name(device)))
 }

@@ -105,6 +105,7 @@ pub async fn run(engine: &Engine, plan: Arc<Plan>, opts: &RunOptions, cancel: Ca
         keep_going: opts.keep_going,
         reports,
         first_failed: Mutex::new(None),
+        pending_stores: Mutex::new(vec![]),
     });
 
     // Ctrl-C (or a failure without --keep-going) reaches nodes through their tokens.
@@ -140,6 +141,10 @@ pub async fn run(engine: &Engine, plan: Arc<Plan>, opts: &RunOptions, cancel: Ca
         .collect();
     let graph_result = dagrs_graph::run(tasks).await;
     watcher.abort();
+    let pending = std::mem::take(&mut *shared.pending_stores.lock().map_err(|_| RunError::Internal("poisoned".into()))?);
+    for store in pending {
+        let _ = store.await;
+    }
 
     let first_failed = *shared.first_failed.lock().map_err(|_| RunError::Internal("poisoned".into()))?;
     let nodes = plan
