@@ -52,10 +52,19 @@ fn bench_volume(store: &Store, name: &str, kind: Kind) {
         .remainder(4093)
         .to_kind(kind)
         .reshape(shape);
-    let vol = Volume::new(data, Geometry::axis_aligned([0.7, 0.7, 1.0], [0.0, 0.0, 0.0])).unwrap();
+    let vol = Volume::new(
+        data,
+        Geometry::axis_aligned([0.7, 0.7, 1.0], [0.0, 0.0, 0.0]),
+    )
+    .unwrap();
     let value = Value::Image(vol);
     let bytes = value.nbytes();
-    let info = EntryInfo { key: id(name), kind: "bench".into(), node: name.into(), port: "image".into() };
+    let info = EntryInfo {
+        key: id(name),
+        kind: "bench".into(),
+        node: name.into(),
+        port: "image".into(),
+    };
 
     let mut put_t = Vec::new();
     let mut ids = Vec::new();
@@ -80,25 +89,39 @@ fn bench_volume(store: &Store, name: &str, kind: Kind) {
 
     let mut cold_t = Vec::new();
     for e in &ids {
-        let p = store.root().join("objects").join(&e.hex()[..2]).join(format!("{e}.safetensors"));
+        let p = store
+            .root()
+            .join("objects")
+            .join(&e.hex()[..2])
+            .join(format!("{e}.safetensors"));
         evict(&p);
         let t = Instant::now();
         let v = store.get(e, PortType::Image).unwrap();
         cold_t.push(t.elapsed());
         assert!(matches!(v, Lookup::Hit(_)));
     }
-    report(&format!("get {name} (evicted from page cache)"), bytes, &cold_t);
+    report(
+        &format!("get {name} (evicted from page cache)"),
+        bytes,
+        &cold_t,
+    );
     let t = Instant::now();
     let v = store.verify().unwrap();
     assert!(v.is_clean());
-    report(&format!("verify {name} x{ROUNDS} (warm)"), v.ok_bytes, &[t.elapsed()]);
+    report(
+        &format!("verify {name} x{ROUNDS} (warm)"),
+        v.ok_bytes,
+        &[t.elapsed()],
+    );
     store.gc(0).unwrap();
 }
 
 fn bench_digest(dir: &Path) {
     let path = dir.join("big.bin");
     let size = 300usize << 20;
-    let block: Vec<u8> = (0..1u32 << 20).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+    let block: Vec<u8> = (0..1u32 << 20)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
     {
         use std::io::Write;
         let mut f = File::create(&path).unwrap();
@@ -126,7 +149,11 @@ fn bench_digest(dir: &Path) {
         warm.push(t.elapsed());
     }
     report("digest_file 300 MiB, no memo, evicted", size as u64, &cold);
-    report("digest_file 300 MiB, no memo, page cache warm", size as u64, &warm);
+    report(
+        "digest_file 300 MiB, no memo, page cache warm",
+        size as u64,
+        &warm,
+    );
 
     let fd = FileDigests::new(&memo);
     fd.digest_file(&path).unwrap(); // records the memo
@@ -135,24 +162,38 @@ fn bench_digest(dir: &Path) {
     for _ in 0..n {
         fd.digest_file(&path).unwrap();
     }
-    println!("{:<44} {:>8.2} us per call", "digest_file memoised (in-process)", t.elapsed().as_secs_f64() * 1e6 / n as f64);
+    println!(
+        "{:<44} {:>8.2} us per call",
+        "digest_file memoised (in-process)",
+        t.elapsed().as_secs_f64() * 1e6 / n as f64
+    );
     let n = 2_000;
     let t = Instant::now();
     for _ in 0..n {
         let fresh = FileDigests::new(&memo);
         assert_eq!(fresh.digest_file(&path).unwrap(), first.unwrap());
     }
-    println!("{:<44} {:>8.2} us per call", "digest_file memoised (new process: memo file)", t.elapsed().as_secs_f64() * 1e6 / n as f64);
+    println!(
+        "{:<44} {:>8.2} us per call",
+        "digest_file memoised (new process: memo file)",
+        t.elapsed().as_secs_f64() * 1e6 / n as f64
+    );
 }
 
 fn main() {
-    let base = std::env::var_os("VISTAFLOW_BENCH_DIR").map(std::path::PathBuf::from).unwrap_or_else(std::env::temp_dir);
+    let base = std::env::var_os("VISTAFLOW_BENCH_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir);
     fs::create_dir_all(&base).unwrap();
     let dir = tempfile::tempdir_in(&base).unwrap();
     let buf = vec![7u8; 256 << 20];
     let t = Instant::now();
     let _ = Digest::of(&buf);
-    report("sha256 in memory (reference)", buf.len() as u64, &[t.elapsed()]);
+    report(
+        "sha256 in memory (reference)",
+        buf.len() as u64,
+        &[t.elapsed()],
+    );
     drop(buf);
     println!("cache store benchmark in {}", dir.path().display());
     let store = Store::open(&dir.path().join("cache")).unwrap();

@@ -22,7 +22,12 @@ pub struct Diagnostic {
 
 impl Diagnostic {
     pub fn new(message: impl Into<String>, pos: Option<Pos>) -> Self {
-        Diagnostic { message: message.into(), pos, width: 1, hint: None }
+        Diagnostic {
+            message: message.into(),
+            pos,
+            width: 1,
+            hint: None,
+        }
     }
     pub fn hint(mut self, hint: impl Into<String>) -> Self {
         self.hint = Some(hint.into());
@@ -44,7 +49,11 @@ pub struct Diagnostics {
 
 impl Diagnostics {
     pub fn new(file: &Path, source: &str) -> Self {
-        Diagnostics { file: file.to_path_buf(), source: source.to_string(), items: vec![] }
+        Diagnostics {
+            file: file.to_path_buf(),
+            source: source.to_string(),
+            items: vec![],
+        }
     }
     pub fn push(&mut self, d: Diagnostic) {
         self.items.push(d);
@@ -89,7 +98,13 @@ impl fmt::Display for Diagnostics {
             }
         }
         let n = self.items.len();
-        write!(f, "{} problem{} in {}", n, if n == 1 { "" } else { "s" }, self.file.display())
+        write!(
+            f,
+            "{} problem{} in {}",
+            n,
+            if n == 1 { "" } else { "s" },
+            self.file.display()
+        )
     }
 }
 
@@ -134,7 +149,11 @@ mod tests {
     #[test]
     fn renders_line_and_caret() {
         let mut d = Diagnostics::new(Path::new("w.yaml"), "a: 1\nnodes:\n  x: { kind: foo }\n");
-        d.push(Diagnostic::new("unknown node kind `foo`", Some(Pos { line: 3, col: 14 })).width(3).hint("h"));
+        d.push(
+            Diagnostic::new("unknown node kind `foo`", Some(Pos { line: 3, col: 14 }))
+                .width(3)
+                .hint("h"),
+        );
         let s = d.to_string();
         assert!(s.contains("--> w.yaml:3:14"), "{s}");
         assert!(s.contains("3 |   x: { kind: foo }"), "{s}");

@@ -14,14 +14,19 @@ impl Display {
     /// Draws only when `enabled` and stderr is a terminal.
     pub fn new(enabled: bool) -> Display {
         let on = enabled && std::io::stderr().is_terminal();
-        Display { multi: on.then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr())) }
+        Display {
+            multi: on.then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr())),
+        }
     }
 
     /// A line for a node that just started.
     pub fn start(&self, id: &str, kind: &str) -> NodeLine {
         let bar = self.multi.as_ref().map(|m| {
             let b = m.add(ProgressBar::new_spinner());
-            b.set_style(ProgressStyle::with_template("{spinner} {prefix} {msg} {elapsed}").expect("valid template"));
+            b.set_style(
+                ProgressStyle::with_template("{spinner} {prefix} {msg} {elapsed}")
+                    .expect("valid template"),
+            );
             b.set_prefix(format!("{id} ({kind})"));
             b.enable_steady_tick(Duration::from_millis(120));
             b
@@ -50,7 +55,8 @@ impl NodeLine {
         let Some(b) = &self.bar else { return };
         if b.length() != Some(total) {
             b.set_length(total);
-            let tpl = format!("{{prefix}} [{{bar:30}}] {{pos}}/{{len}} {unit} {{elapsed}} (eta {{eta}})");
+            let tpl =
+                format!("{{prefix}} [{{bar:30}}] {{pos}}/{{len}} {unit} {{elapsed}} (eta {{eta}})");
             if let Ok(style) = ProgressStyle::with_template(&tpl) {
                 b.set_style(style.progress_chars("=> "));
             }

@@ -13,18 +13,28 @@ use vistaflow::hash::{Digest, KeyHasher};
 use vistaflow_nodes::{Geometry, LabelMap, PortType, Value, Volume};
 
 fn image(seed: i64) -> Value {
-    let data = (Tensor::arange(4 * 5 * 6, (Kind::Float, Device::Cpu)) * 0.25 + seed as f64).reshape([4, 5, 6]);
-    let vol = Volume::new(data, Geometry::axis_aligned([0.8, 0.8, 2.5], [-100.0, 20.5, 7.0]))
-        .unwrap()
-        .with_meta("modality", "CT")
-        .with_meta("units", "HU");
+    let data = (Tensor::arange(4 * 5 * 6, (Kind::Float, Device::Cpu)) * 0.25 + seed as f64)
+        .reshape([4, 5, 6]);
+    let vol = Volume::new(
+        data,
+        Geometry::axis_aligned([0.8, 0.8, 2.5], [-100.0, 20.5, 7.0]),
+    )
+    .unwrap()
+    .with_meta("modality", "CT")
+    .with_meta("units", "HU");
     Value::Image(vol)
 }
 
 fn labels() -> Value {
     let data = Tensor::from_slice(&[0i16, 1, 2, 0, 2, 1, 1, 0]).reshape([2, 2, 2]);
-    let vol = Volume::new(data, Geometry::axis_aligned([1.5, 1.5, 1.5], [0.0, 0.0, 0.0])).unwrap();
-    let classes = [(1, "liver".to_string()), (2, "spleen".to_string())].into_iter().collect();
+    let vol = Volume::new(
+        data,
+        Geometry::axis_aligned([1.5, 1.5, 1.5], [0.0, 0.0, 0.0]),
+    )
+    .unwrap();
+    let classes = [(1, "liver".to_string()), (2, "spleen".to_string())]
+        .into_iter()
+        .collect();
     Value::Labels(LabelMap::new(vol, classes).unwrap())
 }
 
@@ -35,7 +45,12 @@ fn id(name: &str) -> Digest {
 }
 
 fn info(node: &str) -> EntryInfo {
-    EntryInfo { key: id(&format!("key-{node}")), kind: "resample".into(), node: node.into(), port: "image".into() }
+    EntryInfo {
+        key: id(&format!("key-{node}")),
+        kind: "resample".into(),
+        node: node.into(),
+        port: "image".into(),
+    }
 }
 
 fn hit(l: Lookup) -> Value {
@@ -46,11 +61,15 @@ fn hit(l: Lookup) -> Value {
 }
 
 fn data_path(root: &Path, id: &Digest) -> PathBuf {
-    root.join("objects").join(&id.hex()[..2]).join(format!("{id}.safetensors"))
+    root.join("objects")
+        .join(&id.hex()[..2])
+        .join(format!("{id}.safetensors"))
 }
 
 fn sidecar_path(root: &Path, id: &Digest) -> PathBuf {
-    root.join("objects").join(&id.hex()[..2]).join(format!("{id}.json"))
+    root.join("objects")
+        .join(&id.hex()[..2])
+        .join(format!("{id}.json"))
 }
 
 fn all_files(p: &Path) -> Vec<PathBuf> {
@@ -77,7 +96,10 @@ fn round_trip_image_and_labels() {
     let store = Store::open(dir.path()).unwrap();
     let (a, b) = (id("a"), id("b"));
     assert!(!store.contains(&a));
-    assert!(matches!(store.get(&a, PortType::Image).unwrap(), Lookup::Miss));
+    assert!(matches!(
+        store.get(&a, PortType::Image).unwrap(),
+        Lookup::Miss
+    ));
 
     let img = image(3);
     let n = store.put(&a, &info("ct"), &img).unwrap();
@@ -102,7 +124,10 @@ fn round_trip_image_and_labels() {
 
     // Existing entries are kept: a second put writes nothing and the first value stays.
     assert_eq!(store.put(&a, &info("ct"), &image(99)).unwrap(), 0);
-    assert_eq!(hit(store.get(&a, PortType::Image).unwrap()).volume(), img.volume());
+    assert_eq!(
+        hit(store.get(&a, PortType::Image).unwrap()).volume(),
+        img.volume()
+    );
 
     // The data file is a plain safetensors file.
     let bytes = fs::read(data_path(dir.path(), &a)).unwrap();
@@ -112,7 +137,10 @@ fn round_trip_image_and_labels() {
     let mut listed = store.list();
     listed.sort_by(|x, y| x.node.cmp(&y.node));
     assert_eq!(listed.len(), 2);
-    assert_eq!((listed[0].node.as_str(), listed[0].kind.as_str()), ("ct", "resample"));
+    assert_eq!(
+        (listed[0].node.as_str(), listed[0].kind.as_str()),
+        ("ct", "resample")
+    );
     assert_eq!(listed[1].port_type, "labels");
     assert_eq!(listed[0].key, Some(id("key-ct")));
 
@@ -133,13 +161,18 @@ fn records_round_trip_and_garbage_reads_as_absent() {
     let store = Store::open(dir.path()).unwrap();
     let k = id("sink");
     assert_eq!(store.get_record(&k), None);
-    let rec = serde_json::json!({ "files": [{ "path": "out/seg.nii.gz", "sha256": id("x").hex() }] });
+    let rec =
+        serde_json::json!({ "files": [{ "path": "out/seg.nii.gz", "sha256": id("x").hex() }] });
     store.put_record(&k, &rec).unwrap();
     assert_eq!(store.get_record(&k), Some(rec.clone()));
     let rec2 = serde_json::json!({ "files": [] });
     store.put_record(&k, &rec2).unwrap();
     assert_eq!(store.get_record(&k), Some(rec2));
-    let p = dir.path().join("records").join(&k.hex()[..2]).join(format!("{k}.json"));
+    let p = dir
+        .path()
+        .join("records")
+        .join(&k.hex()[..2])
+        .join(format!("{k}.json"));
     fs::write(&p, b"{\"format\": 1, \"key\": ").unwrap();
     assert_eq!(store.get_record(&k), None);
     assert!(!p.exists());
@@ -154,12 +187,18 @@ fn expect_corrupt(name: &str, damage: impl FnOnce(&Path, &Path), ty: PortType, r
     let (data, sc) = (data_path(dir.path(), &e), sidecar_path(dir.path(), &e));
     damage(&data, &sc);
     match store.get(&e, ty).unwrap() {
-        Lookup::Corrupt(why) => assert!(why.contains(reason), "{name}: reason `{why}` lacks `{reason}`"),
+        Lookup::Corrupt(why) => assert!(
+            why.contains(reason),
+            "{name}: reason `{why}` lacks `{reason}`"
+        ),
         other => panic!("{name}: expected Corrupt, got {other:?}"),
     }
     assert!(!store.contains(&e), "{name}: entry still committed");
     assert!(!data.exists() && !sc.exists(), "{name}: files left behind");
-    assert!(matches!(store.get(&e, ty).unwrap(), Lookup::Miss), "{name}: second get is not a miss");
+    assert!(
+        matches!(store.get(&e, ty).unwrap(), Lookup::Miss),
+        "{name}: second get is not a miss"
+    );
     // ...and it can be rewritten.
     assert!(store.put(&e, &info(name), &image(1)).unwrap() > 0);
     hit(store.get(&e, PortType::Image).unwrap());
@@ -171,7 +210,12 @@ fn damaged_entries_are_corrupt_then_miss() {
         "truncated",
         |data, _| {
             let len = fs::metadata(data).unwrap().len();
-            fs::OpenOptions::new().write(true).open(data).unwrap().set_len(len - 7).unwrap();
+            fs::OpenOptions::new()
+                .write(true)
+                .open(data)
+                .unwrap()
+                .set_len(len - 7)
+                .unwrap();
         },
         PortType::Image,
         "bytes",
@@ -197,8 +241,18 @@ fn damaged_entries_are_corrupt_then_miss() {
         PortType::Image,
         "header",
     );
-    expect_corrupt("data-deleted", |data, _| fs::remove_file(data).unwrap(), PortType::Image, "missing");
-    expect_corrupt("sidecar-garbage", |_, sc| fs::write(sc, b"\x00not json").unwrap(), PortType::Image, "sidecar");
+    expect_corrupt(
+        "data-deleted",
+        |data, _| fs::remove_file(data).unwrap(),
+        PortType::Image,
+        "missing",
+    );
+    expect_corrupt(
+        "sidecar-garbage",
+        |_, sc| fs::write(sc, b"\x00not json").unwrap(),
+        PortType::Image,
+        "sidecar",
+    );
     expect_corrupt(
         "sidecar-truncated",
         |_, sc| {
@@ -233,16 +287,25 @@ fn killed_writer_leaves_only_garbage_that_gc_removes() {
     store.put(&dead, &info("dead"), &image(5)).unwrap();
     fs::remove_file(sidecar_path(dir.path(), &dead)).unwrap();
     // Writer 2 died half way through its temp file, long ago; writer 3 is (maybe) alive.
-    let shard = data_path(dir.path(), &id("tmp")).parent().unwrap().to_path_buf();
+    let shard = data_path(dir.path(), &id("tmp"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
     fs::create_dir_all(&shard).unwrap();
     let old_tmp = shard.join(format!(".{}.safetensors.4242.0.tmp", id("tmp")));
-    fs::File::create(&old_tmp).unwrap().write_all(&[1u8; 1000]).unwrap();
+    fs::File::create(&old_tmp)
+        .unwrap()
+        .write_all(&[1u8; 1000])
+        .unwrap();
     set_age(&old_tmp, Duration::from_secs(2 * 3600));
     let fresh_tmp = shard.join(format!(".{}.json.4243.0.tmp", id("tmp2")));
     fs::write(&fresh_tmp, b"{").unwrap();
 
     assert!(!store.contains(&dead));
-    assert!(matches!(store.get(&dead, PortType::Image).unwrap(), Lookup::Miss));
+    assert!(matches!(
+        store.get(&dead, PortType::Image).unwrap(),
+        Lookup::Miss
+    ));
     let v = store.verify().unwrap();
     assert!(v.is_clean(), "{:?}", v.corrupt);
     assert_eq!(v.checked, 1);
@@ -253,7 +316,10 @@ fn killed_writer_leaves_only_garbage_that_gc_removes() {
     assert_eq!((r.removed_entries, r.kept_entries), (0, 1));
     assert!(!data_path(dir.path(), &dead).exists());
     assert!(!old_tmp.exists());
-    assert!(fresh_tmp.exists(), "a recent temp file may belong to a live writer");
+    assert!(
+        fresh_tmp.exists(),
+        "a recent temp file may belong to a live writer"
+    );
     hit(store.get(&good, PortType::Image).unwrap());
 }
 
@@ -284,14 +350,21 @@ fn gc_removes_least_recently_used_first() {
     let store = Store::open(dir.path()).unwrap();
     let ids: Vec<Digest> = ["x", "y", "z"].iter().map(|n| id(n)).collect();
     for (i, e) in ids.iter().enumerate() {
-        store.put(e, &info(&format!("n{i}")), &image(i as i64)).unwrap();
-        set_age(&sidecar_path(dir.path(), e), Duration::from_secs(3600 * (3 - i as u64)));
+        store
+            .put(e, &info(&format!("n{i}")), &image(i as i64))
+            .unwrap();
+        set_age(
+            &sidecar_path(dir.path(), e),
+            Duration::from_secs(3600 * (3 - i as u64)),
+        );
     }
     // x is the oldest write but is read now: y becomes the least recently used.
     hit(store.get(&ids[0], PortType::Image).unwrap());
     let sizes: Vec<u64> = {
         let l = store.list();
-        ids.iter().map(|e| l.iter().find(|s| s.id == *e).unwrap().bytes).collect()
+        ids.iter()
+            .map(|e| l.iter().find(|s| s.id == *e).unwrap().bytes)
+            .collect()
     };
     let r = store.gc(sizes[0] + sizes[2]).unwrap();
     assert_eq!((r.removed_entries, r.freed_bytes), (1, sizes[1]), "{r:?}");
@@ -299,7 +372,10 @@ fn gc_removes_least_recently_used_first() {
 
     let r = store.gc(sizes[0]).unwrap();
     assert_eq!(r.removed_entries, 1);
-    assert!(store.contains(&ids[0]) && !store.contains(&ids[2]), "z (older use) must go before x");
+    assert!(
+        store.contains(&ids[0]) && !store.contains(&ids[2]),
+        "z (older use) must go before x"
+    );
     assert_eq!(store.gc(0).unwrap().removed_entries, 1);
     assert!(store.list().is_empty());
 }
@@ -331,7 +407,12 @@ fn file_digests_follow_content() {
     let mtime = fs::metadata(&g).unwrap().modified().unwrap();
     assert_eq!(fd.digest_file(&g).unwrap(), Digest::of(b"aaaa"));
     fs::write(&g, b"bbbb").unwrap();
-    fs::OpenOptions::new().write(true).open(&g).unwrap().set_modified(mtime).unwrap();
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&g)
+        .unwrap()
+        .set_modified(mtime)
+        .unwrap();
     assert_eq!(fd.digest_file(&g).unwrap(), Digest::of(b"bbbb"));
     // A second handle on the same memo directory agrees.
     let other = FileDigests::new(dir.path().join("cache/file-digests"));
@@ -365,7 +446,11 @@ fn concurrent_puts_of_one_id_leave_one_valid_entry() {
             })
             .collect();
         let written: Vec<u64> = threads.into_iter().map(|t| t.join().unwrap()).collect();
-        assert_eq!(written.iter().filter(|&&n| n > 0).count(), 1, "round {round}: {written:?}");
+        assert_eq!(
+            written.iter().filter(|&&n| n > 0).count(),
+            1,
+            "round {round}: {written:?}"
+        );
         let store = Store::open(&root).unwrap();
         let got = hit(store.get(&e, PortType::Image).unwrap());
         assert!((0..3).any(|t| got.volume() == image(100 * round + t).volume()));
@@ -382,7 +467,9 @@ const HELPER_ENV: &str = "VISTAFLOW_CACHE_TEST_HOLD";
 /// until its stdin closes.
 #[test]
 fn helper_hold_store_open() {
-    let Ok(root) = std::env::var(HELPER_ENV) else { return };
+    let Ok(root) = std::env::var(HELPER_ENV) else {
+        return;
+    };
     let store = Store::open(Path::new(&root)).unwrap();
     println!("HOLDING");
     std::io::stdout().flush().unwrap();
@@ -397,7 +484,12 @@ fn gc_refuses_while_another_process_uses_the_cache() {
     let store = Store::open(dir.path()).unwrap();
     store.put(&id("p"), &info("p"), &image(0)).unwrap();
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "helper_hold_store_open", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "helper_hold_store_open",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(HELPER_ENV, dir.path())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -412,7 +504,10 @@ fn gc_refuses_while_another_process_uses_the_cache() {
     let err = store.gc(0).unwrap_err();
     assert!(matches!(err, CacheError::Busy { .. }), "{err}");
     let msg = err.to_string();
-    assert!(msg.contains("in use by another run") && msg.contains(&format!("pid {}", child.id())), "{msg}");
+    assert!(
+        msg.contains("in use by another run") && msg.contains(&format!("pid {}", child.id())),
+        "{msg}"
+    );
     assert!(store.verify().is_err());
     // Still usable by this run meanwhile.
     hit(store.get(&id("p"), PortType::Image).unwrap());
@@ -427,7 +522,9 @@ fn open_reports_the_path_it_cannot_create() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("plain-file");
     fs::write(&file, b"x").unwrap();
-    let err = Store::open(&file.join("cache")).err().expect("opening under a file must fail");
+    let err = Store::open(&file.join("cache"))
+        .err()
+        .expect("opening under a file must fail");
     let msg = err.to_string();
     assert!(msg.contains("plain-file"), "{msg}");
     assert!(msg.contains("cannot create"), "{msg}");

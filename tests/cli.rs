@@ -9,11 +9,19 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 fn vistaflow(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_vistaflow")).args(args).current_dir(cwd).output().expect("binary runs")
+    Command::new(env!("CARGO_BIN_EXE_vistaflow"))
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .expect("binary runs")
 }
 
 fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 /// A folder with a real CT and a load -> save workflow.
@@ -22,7 +30,11 @@ fn setup() -> Option<(tempfile::TempDir, PathBuf)> {
     let dir = tempfile::tempdir().unwrap();
     let patient = dir.path().join("DOE_JOHN_1961");
     std::fs::create_dir(&patient).unwrap();
-    std::fs::copy(data.join("totalsegmentator/example_ct_sm.nii.gz"), patient.join("ct.nii.gz")).unwrap();
+    std::fs::copy(
+        data.join("totalsegmentator/example_ct_sm.nii.gz"),
+        patient.join("ct.nii.gz"),
+    )
+    .unwrap();
     let wf = dir.path().join("wf.yaml");
     std::fs::write(
         &wf,
@@ -38,17 +50,41 @@ fn validate_plan_run_and_exit_codes() {
     let Some((dir, _)) = setup() else { return };
     let d = dir.path();
     let o = vistaflow(&["validate", "wf.yaml"], d);
-    assert_eq!(o.status.code(), Some(2), "unset ${{SUBJ}} is invalid: {}", text(&o));
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "unset ${{SUBJ}} is invalid: {}",
+        text(&o)
+    );
     assert!(text(&o).contains("`${SUBJ}` is not set"));
 
     let o = vistaflow(&["plan", "wf.yaml", "--set", "SUBJ=DOE_JOHN_1961"], d);
     assert!(o.status.success(), "{}", text(&o));
     let t = text(&o);
-    assert!(t.contains("ct") && t.contains("to run (not in cache)"), "{t}");
+    assert!(
+        t.contains("ct") && t.contains("to run (not in cache)"),
+        "{t}"
+    );
 
-    let o = vistaflow(&["run", "wf.yaml", "--set", "SUBJ=DOE_JOHN_1961", "--trace", "trace.jsonl", "--device", "cpu"], d);
+    let o = vistaflow(
+        &[
+            "run",
+            "wf.yaml",
+            "--set",
+            "SUBJ=DOE_JOHN_1961",
+            "--trace",
+            "trace.jsonl",
+            "--device",
+            "cpu",
+        ],
+        d,
+    );
     assert!(o.status.success(), "{}", text(&o));
-    assert!(text(&o).contains("demo: 2 ran, 0 cached, 0 failed"), "{}", text(&o));
+    assert!(
+        text(&o).contains("demo: 2 ran, 0 cached, 0 failed"),
+        "{}",
+        text(&o)
+    );
     assert!(d.join("out/DOE_JOHN_1961.nii.gz").exists());
 
     let o = vistaflow(&["plan", "wf.yaml", "--set", "SUBJ=DOE_JOHN_1961"], d);
@@ -56,28 +92,65 @@ fn validate_plan_run_and_exit_codes() {
 
     // The trace: one run span and one span per node, OTLP JSON, with no patient data.
     let trace = std::fs::read_to_string(d.join("trace.jsonl")).unwrap();
-    assert!(!trace.contains("DOE") && !trace.contains("JOHN"), "patient-named path leaked into the trace");
+    assert!(
+        !trace.contains("DOE") && !trace.contains("JOHN"),
+        "patient-named path leaked into the trace"
+    );
     let spans: Vec<serde_json::Value> = trace
         .lines()
-        .flat_map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["resourceSpans"][0]["scopeSpans"][0]["spans"].as_array().unwrap().clone())
+        .flat_map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["resourceSpans"][0]["scopeSpans"]
+                [0]["spans"]
+                .as_array()
+                .unwrap()
+                .clone()
+        })
         .collect();
     let names: Vec<&str> = spans.iter().map(|s| s["name"].as_str().unwrap()).collect();
     assert_eq!(names.iter().filter(|n| **n == "vistaflow.node").count(), 2);
     assert_eq!(names.iter().filter(|n| **n == "vistaflow.run").count(), 1);
     let run_id = spans.iter().find(|s| s["name"] == "vistaflow.run").unwrap()["spanId"].clone();
     for s in spans.iter().filter(|s| s["name"] == "vistaflow.node") {
-        assert_eq!(s["parentSpanId"], run_id, "node spans are children of the run span");
-        let keys: Vec<&str> = s["attributes"].as_array().unwrap().iter().map(|a| a["key"].as_str().unwrap()).collect();
-        for k in ["vistaflow.node.id", "vistaflow.node.kind", "vistaflow.cache", "vistaflow.device", "vistaflow.duration_ms", "vistaflow.output_bytes"] {
+        assert_eq!(
+            s["parentSpanId"], run_id,
+            "node spans are children of the run span"
+        );
+        let keys: Vec<&str> = s["attributes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["key"].as_str().unwrap())
+            .collect();
+        for k in [
+            "vistaflow.node.id",
+            "vistaflow.node.kind",
+            "vistaflow.cache",
+            "vistaflow.device",
+            "vistaflow.duration_ms",
+            "vistaflow.output_bytes",
+        ] {
             assert!(keys.contains(&k), "span lacks {k}: {s}");
         }
     }
 
     // A failing node: exit 1 with the node id, kind and cause; the path is shown to the user.
     std::fs::remove_file(d.join("DOE_JOHN_1961/ct.nii.gz")).unwrap();
-    let o = vistaflow(&["run", "wf.yaml", "--set", "SUBJ=DOE_JOHN_1961", "--no-trace"], d);
+    let o = vistaflow(
+        &[
+            "run",
+            "wf.yaml",
+            "--set",
+            "SUBJ=DOE_JOHN_1961",
+            "--no-trace",
+        ],
+        d,
+    );
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
-    assert!(text(&o).contains("node `ct` (load_nifti): cannot read `path`"), "{}", text(&o));
+    assert!(
+        text(&o).contains("node `ct` (load_nifti): cannot read `path`"),
+        "{}",
+        text(&o)
+    );
 }
 
 #[test]
@@ -109,7 +182,8 @@ fn spans_reach_an_otlp_http_endpoint() {
                     }
                     let mut body = vec![0; len];
                     r.read_exact(&mut body).unwrap();
-                    s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}").unwrap();
+                    s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+                        .unwrap();
                     bodies.push((path, String::from_utf8(body).unwrap()));
                 }
                 Err(_) => std::thread::sleep(Duration::from_millis(20)),
@@ -118,14 +192,27 @@ fn spans_reach_an_otlp_http_endpoint() {
         bodies
     });
     let url = format!("http://127.0.0.1:{port}");
-    let o = vistaflow(&["run", "wf.yaml", "--set", "SUBJ=DOE_JOHN_1961", "--otlp", &url], dir.path());
+    let o = vistaflow(
+        &[
+            "run",
+            "wf.yaml",
+            "--set",
+            "SUBJ=DOE_JOHN_1961",
+            "--otlp",
+            &url,
+        ],
+        dir.path(),
+    );
     assert!(o.status.success(), "{}", text(&o));
     let bodies = server.join().unwrap();
     assert_eq!(bodies.len(), 3, "one POST per span (2 nodes + run)");
     for (path, body) in &bodies {
         assert!(path.starts_with("POST /v1/traces "), "{path}");
         let v: serde_json::Value = serde_json::from_str(body).unwrap();
-        assert_eq!(v["resourceSpans"][0]["resource"]["attributes"][0]["value"]["stringValue"], "vistaflow");
+        assert_eq!(
+            v["resourceSpans"][0]["resource"]["attributes"][0]["value"]["stringValue"],
+            "vistaflow"
+        );
     }
 }
 
@@ -133,7 +220,11 @@ fn spans_reach_an_otlp_http_endpoint() {
 fn big_volume(dir: &Path) -> PathBuf {
     let p = dir.join("big.nii");
     let script = "import sys,numpy as np,nibabel as nib\nrng=np.random.default_rng(0)\na=rng.integers(-1000,1000,size=(512,512,200),dtype=np.int16)\nnib.save(nib.Nifti1Image(a,np.diag([0.8,0.8,1.5,1.0])),sys.argv[1])\n";
-    let o = Command::new(common::python()).args(["-c", script]).arg(&p).output().unwrap();
+    let o = Command::new(common::python())
+        .args(["-c", script])
+        .arg(&p)
+        .output()
+        .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     std::fs::write(
         dir.join("big.yaml"),
@@ -163,15 +254,25 @@ fn ctrl_c_stops_cleanly_with_exit_130() {
     let t = Instant::now();
     let status = child.wait().unwrap();
     let mut err = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
     assert!(t.elapsed() < Duration::from_secs(15), "stopped promptly");
     assert_eq!(status.code(), Some(130), "{err}");
     assert!(err.contains("interrupt"), "{err}");
     // No half-written output and no stray temp files beside it.
     let out = dir.path().join("out");
-    let leftovers: Vec<_> = std::fs::read_dir(&out).map(|r| r.flatten().map(|e| e.file_name()).collect()).unwrap_or_default();
+    let leftovers: Vec<_> = std::fs::read_dir(&out)
+        .map(|r| r.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
     assert!(leftovers.is_empty(), "left in out/: {leftovers:?}");
-    let o = vistaflow(&["cache", "verify", "--dir", ".vistaflow/cache"], dir.path());
+    let o = vistaflow(
+        &["cache", "verify", "--dir", ".vistaflow/cache"],
+        dir.path(),
+    );
     assert!(o.status.success(), "{}", text(&o));
 }
 
@@ -196,12 +297,29 @@ fn runs_killed_mid_write_leave_a_cache_that_verifies() {
         if !dir.path().join(".vistaflow/cache").exists() {
             continue; // killed before the cache was created
         }
-        let o = vistaflow(&["cache", "verify", "--dir", ".vistaflow/cache"], dir.path());
-        assert!(o.status.success(), "after kill at {delay_ms} ms: {}", text(&o));
+        let o = vistaflow(
+            &["cache", "verify", "--dir", ".vistaflow/cache"],
+            dir.path(),
+        );
+        assert!(
+            o.status.success(),
+            "after kill at {delay_ms} ms: {}",
+            text(&o)
+        );
     }
     let o = vistaflow(&["run", "big.yaml", "--no-trace"], dir.path());
     assert!(o.status.success(), "{}", text(&o));
-    let o = vistaflow(&["cache", "gc", "--dir", ".vistaflow/cache", "--max-size", "10G"], dir.path());
+    let o = vistaflow(
+        &[
+            "cache",
+            "gc",
+            "--dir",
+            ".vistaflow/cache",
+            "--max-size",
+            "10G",
+        ],
+        dir.path(),
+    );
     assert!(o.status.success(), "{}", text(&o));
     let o = vistaflow(&["run", "big.yaml", "--no-trace"], dir.path());
     assert!(text(&o).contains("0 ran, 2 cached"), "{}", text(&o));
@@ -212,7 +330,13 @@ fn two_processes_share_one_cache_safely() {
     let Some((dir, _)) = setup() else { return };
     let spawn = || {
         Command::new(env!("CARGO_BIN_EXE_vistaflow"))
-            .args(["run", "wf.yaml", "--set", "SUBJ=DOE_JOHN_1961", "--no-trace"])
+            .args([
+                "run",
+                "wf.yaml",
+                "--set",
+                "SUBJ=DOE_JOHN_1961",
+                "--no-trace",
+            ])
             .current_dir(dir.path())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -224,8 +348,24 @@ fn two_processes_share_one_cache_safely() {
         let o = child.wait_with_output().unwrap();
         assert!(o.status.success(), "{}", text(&o));
     }
-    let o = vistaflow(&["cache", "verify", "--dir", ".vistaflow/cache"], dir.path());
-    assert!(o.status.success() && text(&o).contains("0 corrupt"), "{}", text(&o));
-    let o = vistaflow(&["run", "wf.yaml", "--set", "SUBJ=DOE_JOHN_1961", "--no-trace"], dir.path());
+    let o = vistaflow(
+        &["cache", "verify", "--dir", ".vistaflow/cache"],
+        dir.path(),
+    );
+    assert!(
+        o.status.success() && text(&o).contains("0 corrupt"),
+        "{}",
+        text(&o)
+    );
+    let o = vistaflow(
+        &[
+            "run",
+            "wf.yaml",
+            "--set",
+            "SUBJ=DOE_JOHN_1961",
+            "--no-trace",
+        ],
+        dir.path(),
+    );
     assert!(text(&o).contains("0 ran, 2 cached"), "{}", text(&o));
 }

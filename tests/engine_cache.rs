@@ -16,8 +16,16 @@ impl Fixture {
     fn new() -> Option<Fixture> {
         let data = common::data_dir()?;
         let dir = tempfile::tempdir().unwrap();
-        std::fs::copy(data.join("totalsegmentator/example_ct_sm.nii.gz"), dir.path().join("a.nii.gz")).unwrap();
-        std::fs::copy(data.join("totalsegmentator/example_seg.nii.gz"), dir.path().join("b.nii.gz")).unwrap();
+        std::fs::copy(
+            data.join("totalsegmentator/example_ct_sm.nii.gz"),
+            dir.path().join("a.nii.gz"),
+        )
+        .unwrap();
+        std::fs::copy(
+            data.join("totalsegmentator/example_seg.nii.gz"),
+            dir.path().join("b.nii.gz"),
+        )
+        .unwrap();
         Some(Fixture { dir })
     }
 
@@ -40,7 +48,12 @@ impl Fixture {
         p
     }
 
-    fn run(&self, factor: f64, registry: &vistaflow_nodes::Registry, opts: RunOptions) -> RunReport {
+    fn run(
+        &self,
+        factor: f64,
+        registry: &vistaflow_nodes::Registry,
+        opts: RunOptions,
+    ) -> RunReport {
         let wf = self.write_workflow(factor);
         let report = run(load(&wf, registry), opts);
         assert_eq!(report.first_failure(), None, "run failed");
@@ -61,18 +74,30 @@ fn load_save_equals_nibabel_and_second_run_is_all_hits() {
     assert_eq!(sorted(first.ran()), ["a", "b", "s", "save_a", "save_b"]);
 
     // What nibabel reads back from our files equals what it reads from the originals.
-    let (orig_b, ours_b) = (common::nibabel(&f.path("b.nii.gz")), common::nibabel(&f.path("out/b.nii.gz")));
+    let (orig_b, ours_b) = (
+        common::nibabel(&f.path("b.nii.gz")),
+        common::nibabel(&f.path("out/b.nii.gz")),
+    );
     for k in ["sha256", "shape", "dtype", "affine"] {
-        assert_eq!(orig_b[k], ours_b[k], "labels: nibabel's `{k}` differs after load -> save");
+        assert_eq!(
+            orig_b[k], ours_b[k],
+            "labels: nibabel's `{k}` differs after load -> save"
+        );
     }
-    let (orig_a, ours_a) = (common::nibabel(&f.path("a.nii.gz")), common::nibabel(&f.path("out/a2.nii.gz")));
+    let (orig_a, ours_a) = (
+        common::nibabel(&f.path("a.nii.gz")),
+        common::nibabel(&f.path("out/a2.nii.gz")),
+    );
     assert_eq!(orig_a["affine"], ours_a["affine"]);
     assert_eq!(orig_a["shape"], ours_a["shape"]);
 
     let second = f.run(1.0, &reg, RunOptions::default());
     assert!(second.ran().is_empty(), "second run ran {:?}", second.ran());
     // Nothing needed loading: every node is a hit that no running node consumed.
-    assert!(second.nodes.iter().all(|n| n.status == NodeStatus::NotNeeded));
+    assert!(second
+        .nodes
+        .iter()
+        .all(|n| n.status == NodeStatus::NotNeeded));
 }
 
 #[test]
@@ -83,7 +108,10 @@ fn a_param_change_reruns_exactly_the_affected_nodes() {
     let r = f.run(3.0, &reg, RunOptions::default());
     assert_eq!(sorted(r.ran()), ["s", "save_a"]);
     // `a` was a hit whose output `s` needed: loaded from the cache.
-    assert_eq!(r.nodes.iter().find(|n| n.id == "a").unwrap().status, NodeStatus::Cached);
+    assert_eq!(
+        r.nodes.iter().find(|n| n.id == "a").unwrap().status,
+        NodeStatus::Cached
+    );
     // Spelling the same value differently is the same key.
     let r = f.run(3.00, &reg, RunOptions::default());
     assert!(r.ran().is_empty());
@@ -101,8 +129,13 @@ fn an_input_byte_change_reruns_exactly_its_branch() {
     .unwrap();
     run(load(&f.path("wf0.yaml"), &reg), RunOptions::default());
     std::fs::rename(f.path("a.nii"), f.path("raw.nii")).unwrap();
-    let wf = f.write_workflow(2.0).to_string_lossy().replace("two-branches", "x");
-    let text = std::fs::read_to_string(&wf).unwrap().replace("path: a.nii.gz", "path: raw.nii");
+    let wf = f
+        .write_workflow(2.0)
+        .to_string_lossy()
+        .replace("two-branches", "x");
+    let text = std::fs::read_to_string(&wf)
+        .unwrap()
+        .replace("path: a.nii.gz", "path: raw.nii");
     std::fs::write(&wf, text).unwrap();
     let first = run(load(Path::new(&wf), &reg), RunOptions::default());
     assert_eq!(first.first_failure(), None);
@@ -112,14 +145,26 @@ fn an_input_byte_change_reruns_exactly_its_branch() {
     bytes[last] ^= 0x01;
     std::fs::write(f.path("raw.nii"), &bytes).unwrap();
     let r = run(load(Path::new(&wf), &reg), RunOptions::default());
-    assert_eq!(sorted(r.ran()), ["a", "s", "save_a"], "only the changed file's branch reruns");
+    assert_eq!(
+        sorted(r.ran()),
+        ["a", "s", "save_a"],
+        "only the changed file's branch reruns"
+    );
 }
 
 #[test]
 fn a_node_version_change_reruns_it_and_its_consumers() {
     let Some(f) = Fixture::new() else { return };
-    f.run(2.0, &common::registry_with_scale_version("1"), RunOptions::default());
-    let r = f.run(2.0, &common::registry_with_scale_version("2"), RunOptions::default());
+    f.run(
+        2.0,
+        &common::registry_with_scale_version("1"),
+        RunOptions::default(),
+    );
+    let r = f.run(
+        2.0,
+        &common::registry_with_scale_version("2"),
+        RunOptions::default(),
+    );
     assert_eq!(sorted(r.ran()), ["s", "save_a"]);
 }
 
@@ -131,13 +176,19 @@ fn written_files_missing_or_changed_are_written_again() {
     std::fs::remove_file(f.path("out/b.nii.gz")).unwrap();
     let r = f.run(2.0, &reg, RunOptions::default());
     assert_eq!(r.ran(), ["save_b"]);
-    assert!(r.nodes.iter().any(|n| n.id == "save_b" && n.reason.contains("output file missing")));
+    assert!(r
+        .nodes
+        .iter()
+        .any(|n| n.id == "save_b" && n.reason.contains("output file missing")));
     assert!(f.path("out/b.nii.gz").exists());
 
     std::fs::write(f.path("out/a2.nii.gz"), b"overwritten by someone").unwrap();
     let r = f.run(2.0, &reg, RunOptions::default());
     assert_eq!(r.ran(), ["save_a"]);
-    assert!(r.nodes.iter().any(|n| n.id == "save_a" && n.reason.contains("output file changed")));
+    assert!(r
+        .nodes
+        .iter()
+        .any(|n| n.id == "save_a" && n.reason.contains("output file changed")));
 }
 
 #[test]
@@ -150,13 +201,26 @@ fn a_truncated_cache_entry_is_a_miss_and_is_recomputed() {
     for entry in walk(&f.path("cache/objects")) {
         if entry.extension().is_some_and(|e| e == "safetensors") {
             let len = std::fs::metadata(&entry).unwrap().len();
-            std::fs::OpenOptions::new().write(true).open(&entry).unwrap().set_len(len / 2).unwrap();
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(&entry)
+                .unwrap()
+                .set_len(len / 2)
+                .unwrap();
         }
     }
     std::fs::remove_file(f.path("out/a2.nii.gz")).unwrap();
     let r = f.run(2.0, &reg, RunOptions::default());
-    assert_eq!(sorted(r.ran()), ["a", "s", "save_a"], "corrupt entries of s and then a are recomputed");
-    assert_eq!(common::nibabel(&f.path("out/a2.nii.gz"))["sha256"], expected["sha256"], "never a wrong answer");
+    assert_eq!(
+        sorted(r.ran()),
+        ["a", "s", "save_a"],
+        "corrupt entries of s and then a are recomputed"
+    );
+    assert_eq!(
+        common::nibabel(&f.path("out/a2.nii.gz"))["sha256"],
+        expected["sha256"],
+        "never a wrong answer"
+    );
 }
 
 #[test]
@@ -164,12 +228,28 @@ fn refresh_and_no_cache() {
     let Some(f) = Fixture::new() else { return };
     let reg = common::registry();
     f.run(2.0, &reg, RunOptions::default());
-    let refresh = RunOptions { cache: CachePolicy { refresh: vec!["s".into()], ..Default::default() }, ..Default::default() };
+    let refresh = RunOptions {
+        cache: CachePolicy {
+            refresh: vec!["s".into()],
+            ..Default::default()
+        },
+        ..Default::default()
+    };
     assert_eq!(sorted(f.run(2.0, &reg, refresh).ran()), ["s", "save_a"]);
     let entries_before = walk(&f.path("cache/objects")).len();
-    let none = RunOptions { cache: CachePolicy { no_cache: true, ..Default::default() }, ..Default::default() };
+    let none = RunOptions {
+        cache: CachePolicy {
+            no_cache: true,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
     assert_eq!(f.run(2.0, &reg, none).ran().len(), 5);
-    assert_eq!(walk(&f.path("cache/objects")).len(), entries_before, "--no-cache stores nothing");
+    assert_eq!(
+        walk(&f.path("cache/objects")).len(),
+        entries_before,
+        "--no-cache stores nothing"
+    );
 }
 
 #[test]
@@ -186,11 +266,17 @@ fn timeout_and_failure_name_the_node_and_stop_the_run() {
     .unwrap();
     let t = std::time::Instant::now();
     let r = run(load(&wf, &reg), RunOptions::default());
-    assert!(t.elapsed().as_secs_f64() < 10.0, "the timeout stopped the node");
+    assert!(
+        t.elapsed().as_secs_f64() < 10.0,
+        "the timeout stopped the node"
+    );
     let (id, kind, cause) = r.first_failure().expect("fails");
     assert_eq!((id, kind), ("slow", "scale"));
     assert!(cause.contains("timed out after 300ms"), "{cause}");
-    assert_eq!(r.nodes.iter().find(|n| n.id == "after").unwrap().status, NodeStatus::UpstreamFailed);
+    assert_eq!(
+        r.nodes.iter().find(|n| n.id == "after").unwrap().status,
+        NodeStatus::UpstreamFailed
+    );
 
     std::fs::write(
         &wf,
@@ -201,10 +287,24 @@ fn timeout_and_failure_name_the_node_and_stop_the_run() {
     .unwrap();
     let r = run(load(&wf, &reg), RunOptions::default());
     assert_eq!(r.first_failure().map(|f| f.0), Some("bad"));
-    assert_eq!(r.nodes.iter().find(|n| n.id == "other").unwrap().status, NodeStatus::Cancelled, "fail fast");
-    let r = run(load(&wf, &reg), RunOptions { keep_going: true, ..Default::default() });
+    assert_eq!(
+        r.nodes.iter().find(|n| n.id == "other").unwrap().status,
+        NodeStatus::Cancelled,
+        "fail fast"
+    );
+    let r = run(
+        load(&wf, &reg),
+        RunOptions {
+            keep_going: true,
+            ..Default::default()
+        },
+    );
     assert_eq!(r.first_failure().map(|f| f.0), Some("bad"));
-    assert_eq!(r.nodes.iter().find(|n| n.id == "other").unwrap().status, NodeStatus::Ran, "--keep-going");
+    assert_eq!(
+        r.nodes.iter().find(|n| n.id == "other").unwrap().status,
+        NodeStatus::Ran,
+        "--keep-going"
+    );
 }
 
 #[test]
@@ -225,7 +325,11 @@ fn independent_branches_run_in_parallel() {
     assert_eq!(sorted(r.ran()), ["p1", "p2", "p3"]);
     let busy: f64 = r.nodes.iter().map(|n| n.duration.as_secs_f64()).sum();
     assert!(busy >= 4.5, "each node slept 1.5 s");
-    assert!(r.duration.as_secs_f64() < 3.0, "three 1.5 s nodes took {:.2}s: not parallel", r.duration.as_secs_f64());
+    assert!(
+        r.duration.as_secs_f64() < 3.0,
+        "three 1.5 s nodes took {:.2}s: not parallel",
+        r.duration.as_secs_f64()
+    );
 }
 
 fn walk(dir: &Path) -> Vec<PathBuf> {

@@ -25,13 +25,28 @@ pub struct PortSpec {
 
 impl PortSpec {
     pub fn input(name: &'static str, ty: PortType, doc: &'static str) -> Self {
-        PortSpec { name, ty, required: true, doc }
+        PortSpec {
+            name,
+            ty,
+            required: true,
+            doc,
+        }
     }
     pub fn optional_input(name: &'static str, ty: PortType, doc: &'static str) -> Self {
-        PortSpec { name, ty, required: false, doc }
+        PortSpec {
+            name,
+            ty,
+            required: false,
+            doc,
+        }
     }
     pub fn output(name: &'static str, ty: PortType, doc: &'static str) -> Self {
-        PortSpec { name, ty, required: false, doc }
+        PortSpec {
+            name,
+            ty,
+            required: false,
+            doc,
+        }
     }
 }
 
@@ -69,7 +84,10 @@ impl NodeSpec {
     }
     /// Names of params that name files this node writes.
     pub fn output_path_params(&self) -> impl Iterator<Item = &'static str> + '_ {
-        self.params.iter().filter(|p| p.ty == ParamType::OutputPath).map(|p| p.name)
+        self.params
+            .iter()
+            .filter(|p| p.ty == ParamType::OutputPath)
+            .map(|p| p.name)
     }
 }
 
@@ -107,7 +125,10 @@ pub enum NodeError {
 
 impl NodeError {
     pub fn file(path: impl Into<PathBuf>, msg: impl std::fmt::Display) -> Self {
-        NodeError::File { path: path.into(), msg: msg.to_string() }
+        NodeError::File {
+            path: path.into(),
+            msg: msg.to_string(),
+        }
     }
 }
 
@@ -115,7 +136,10 @@ impl From<tch::TchError> for NodeError {
     fn from(e: tch::TchError) -> Self {
         let msg = e.to_string();
         if msg.contains("out of memory") {
-            NodeError::OutOfMemory { device: "cuda".into(), msg: first_line(&msg) }
+            NodeError::OutOfMemory {
+                device: "cuda".into(),
+                msg: first_line(&msg),
+            }
         } else {
             NodeError::Torch(first_line(&msg))
         }
@@ -168,7 +192,11 @@ pub struct Ctx {
 
 impl Ctx {
     pub fn new(device: Device, cancel: CancelToken, sink: Arc<dyn ProgressSink>) -> Self {
-        Ctx { device, cancel, sink }
+        Ctx {
+            device,
+            cancel,
+            sink,
+        }
     }
 
     /// A CPU context with no progress display.

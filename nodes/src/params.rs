@@ -17,7 +17,9 @@ pub enum ParamType {
     /// One of a fixed set of strings.
     Choice(&'static [&'static str]),
     /// A list of numbers, of exactly `len` items when given.
-    Floats { len: Option<usize> },
+    Floats {
+        len: Option<usize>,
+    },
     /// A file or folder the node reads. Resolved against the workflow's folder; its content
     /// digest, not its name, goes into the cache key.
     InputPath,
@@ -52,14 +54,18 @@ impl ParamType {
                 v.as_str().is_some_and(|s| !s.is_empty())
             }
             ParamType::Choice(c) => v.as_str().is_some_and(|s| c.contains(&s)),
-            ParamType::Floats { len } => v.as_array().is_some_and(|a| {
-                a.iter().all(Json::is_number) && len.is_none_or(|n| a.len() == n)
-            }),
+            ParamType::Floats { len } => v
+                .as_array()
+                .is_some_and(|a| a.iter().all(Json::is_number) && len.is_none_or(|n| a.len() == n)),
         };
         if ok {
             Ok(())
         } else {
-            Err(format!("expected {}, found {}", self.describe(), short_json(v)))
+            Err(format!(
+                "expected {}, found {}",
+                self.describe(),
+                short_json(v)
+            ))
         }
     }
 }
@@ -85,11 +91,21 @@ pub struct ParamSpec {
 
 impl ParamSpec {
     pub fn required(name: &'static str, ty: ParamType, doc: &'static str) -> Self {
-        ParamSpec { name, ty, default: None, doc }
+        ParamSpec {
+            name,
+            ty,
+            default: None,
+            doc,
+        }
     }
 
     pub fn optional(name: &'static str, ty: ParamType, default: Json, doc: &'static str) -> Self {
-        ParamSpec { name, ty, default: Some(default), doc }
+        ParamSpec {
+            name,
+            ty,
+            default: Some(default),
+            doc,
+        }
     }
 }
 

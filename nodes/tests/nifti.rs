@@ -19,16 +19,24 @@ const GOLDEN: &str = include_str!("golden/nifti.json");
 const COLIN: &str = "/usr/share/mricron/templates";
 
 fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 /// data/, or None (and a message) when it was never fetched.
 fn data_dir() -> Option<PathBuf> {
-    let d = std::env::var_os("VISTAFLOW_DATA").map(PathBuf::from).unwrap_or_else(|| repo().join("data"));
+    let d = std::env::var_os("VISTAFLOW_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("data"));
     if d.is_dir() {
         Some(d)
     } else {
-        eprintln!("skipped: {} is absent; run scripts/fetch-data.sh", d.display());
+        eprintln!(
+            "skipped: {} is absent; run scripts/fetch-data.sh",
+            d.display()
+        );
         None
     }
 }
@@ -36,8 +44,16 @@ fn data_dir() -> Option<PathBuf> {
 /// The file for a golden key ("data:<rel>" or "colin27:<name>"); missing is a failure.
 fn resolve(data: &Path, key: &str) -> PathBuf {
     let (kind, rel) = key.split_once(':').unwrap();
-    let p = if kind == "data" { data.join(rel) } else { Path::new(COLIN).join(rel) };
-    assert!(p.is_file(), "{} is missing: run scripts/fetch-data.sh (Colin27 needs apt-get)", p.display());
+    let p = if kind == "data" {
+        data.join(rel)
+    } else {
+        Path::new(COLIN).join(rel)
+    };
+    assert!(
+        p.is_file(),
+        "{} is missing: run scripts/fetch-data.sh (Colin27 needs apt-get)",
+        p.display()
+    );
     p
 }
 
@@ -47,10 +63,17 @@ fn golden() -> serde_json::Map<String, Json> {
 }
 
 fn python() -> PathBuf {
-    let p = std::env::var_os("VISTAFLOW_PYTHON").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache/vistaflow/venv/bin/python")
-    });
-    assert!(p.exists(), "{} not found: run scripts/setup-python.sh (or set VISTAFLOW_PYTHON)", p.display());
+    let p = std::env::var_os("VISTAFLOW_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap())
+                .join(".cache/vistaflow/venv/bin/python")
+        });
+    assert!(
+        p.exists(),
+        "{} not found: run scripts/setup-python.sh (or set VISTAFLOW_PYTHON)",
+        p.display()
+    );
     p
 }
 
@@ -61,7 +84,12 @@ fn nibabel_readback(path: &Path) -> Json {
         .arg(path)
         .output()
         .expect("running the nibabel oracle");
-    assert!(out.status.success(), "nibabel could not read {}: {}", path.display(), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "nibabel could not read {}: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
@@ -72,7 +100,11 @@ fn ctx() -> Ctx {
 fn read_image(p: &Path) -> Volume {
     match nifti::read(p, false, &ctx()) {
         Ok(Value::Image(v)) => v,
-        Ok(other) => panic!("{}: expected an image, got {:?}", p.display(), other.port_type()),
+        Ok(other) => panic!(
+            "{}: expected an image, got {:?}",
+            p.display(),
+            other.port_type()
+        ),
         Err(e) => panic!("{}: {e}", p.display()),
     }
 }
@@ -80,7 +112,11 @@ fn read_image(p: &Path) -> Volume {
 fn read_labels(p: &Path) -> Result<LabelMap, NodeError> {
     match nifti::read(p, true, &ctx())? {
         Value::Labels(l) => Ok(l),
-        other => panic!("{}: expected labels, got {:?}", p.display(), other.port_type()),
+        other => panic!(
+            "{}: expected labels, got {:?}",
+            p.display(),
+            other.port_type()
+        ),
     }
 }
 
@@ -128,7 +164,10 @@ fn bytes_of(t: &Tensor) -> Vec<u8> {
 }
 
 fn sha256(t: &Tensor) -> String {
-    Sha256::digest(bytes_of(t)).iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(bytes_of(t))
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 fn kind_name(k: Kind) -> &'static str {
@@ -146,7 +185,12 @@ fn kind_name(k: Kind) -> &'static str {
 
 /// nibabel shape (i, j, k[, t]) -> vistaflow tensor shape ([t,] k, j, i); t == 1 dropped.
 fn tensor_shape(nib: &Json) -> Vec<i64> {
-    let mut s: Vec<i64> = nib.as_array().unwrap().iter().map(|v| v.as_i64().unwrap()).collect();
+    let mut s: Vec<i64> = nib
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_i64().unwrap())
+        .collect();
     if s.len() == 4 && s[3] == 1 {
         s.pop();
     }
@@ -159,7 +203,9 @@ fn gunzip(p: &Path) -> Vec<u8> {
     let mut out = Vec::new();
     let raw = std::fs::read(p).unwrap();
     if raw.starts_with(&[0x1f, 0x8b]) {
-        flate2::read::MultiGzDecoder::new(&raw[..]).read_to_end(&mut out).unwrap();
+        flate2::read::MultiGzDecoder::new(&raw[..])
+            .read_to_end(&mut out)
+            .unwrap();
         out
     } else {
         raw
@@ -212,7 +258,10 @@ fn golden_files_match_nibabel() {
         if let Some(e) = g.get("error") {
             let msg = read_error(&path);
             let code = g["datatype_code"].as_i64().unwrap().to_string();
-            assert!(msg.contains(&code) && msg.contains("not supported"), "{key} ({e}): {msg}");
+            assert!(
+                msg.contains(&code) && msg.contains("not supported"),
+                "{key} ({e}): {msg}"
+            );
             continue;
         }
         let vol = read_image(&path);
@@ -222,29 +271,54 @@ fn golden_files_match_nibabel() {
         assert_affine(&what, &vol.geometry().affine_ras(), &want, 1e-6);
         let lps = vol.geometry().affine_lps;
         for c in 0..4 {
-            assert!((lps[0][c] + want[0][c]).abs() <= 1e-6 && (lps[1][c] + want[1][c]).abs() <= 1e-6);
+            assert!(
+                (lps[0][c] + want[0][c]).abs() <= 1e-6 && (lps[1][c] + want[1][c]).abs() <= 1e-6
+            );
             assert!((lps[2][c] - want[2][c]).abs() <= 1e-6);
         }
         // Shape [k, j, i] (or [t, k, j, i]), the on-disk order.
-        assert_eq!(vol.data().size(), tensor_shape(&g["shape"]), "{what}: shape");
+        assert_eq!(
+            vol.data().size(),
+            tensor_shape(&g["shape"]),
+            "{what}: shape"
+        );
         // dtype and data.
         let nib_dtype = g["dtype"].as_str().unwrap();
         let t = vol.data();
         let sum = t.to_kind(Kind::Double).sum(Kind::Double).double_value(&[]);
-        let sumsq = (t.to_kind(Kind::Double) * t.to_kind(Kind::Double)).sum(Kind::Double).double_value(&[]);
+        let sumsq = (t.to_kind(Kind::Double) * t.to_kind(Kind::Double))
+            .sum(Kind::Double)
+            .double_value(&[]);
         let (gsum, gsumsq) = (g["sum"].as_f64().unwrap(), g["sumsq"].as_f64().unwrap());
         if let Some(f32sha) = g.get("f32_sha256") {
             // Scaled data: nibabel float64, ours float32 = nibabel's values rounded once.
             assert_eq!(nib_dtype, "float64");
             assert_eq!(vol.kind(), Kind::Float, "{what}: scaled images are float32");
-            assert_eq!(sha256(t), f32sha.as_str().unwrap(), "{what}: scaled voxels differ from nibabel's");
-            assert!((sum - gsum).abs() <= 1e-6 * gsum.abs(), "{what}: sum {sum} vs {gsum}");
+            assert_eq!(
+                sha256(t),
+                f32sha.as_str().unwrap(),
+                "{what}: scaled voxels differ from nibabel's"
+            );
+            assert!(
+                (sum - gsum).abs() <= 1e-6 * gsum.abs(),
+                "{what}: sum {sum} vs {gsum}"
+            );
         } else {
             assert_eq!(kind_name(vol.kind()), nib_dtype, "{what}: dtype");
-            assert_eq!(sha256(t), g["sha256"].as_str().unwrap(), "{what}: voxel bytes differ from nibabel's");
+            assert_eq!(
+                sha256(t),
+                g["sha256"].as_str().unwrap(),
+                "{what}: voxel bytes differ from nibabel's"
+            );
             if matches!(vol.kind(), Kind::Float | Kind::Double) {
-                assert!((sum - gsum).abs() <= 1e-6 * gsum.abs().max(1.0), "{what}: sum");
-                assert!((sumsq - gsumsq).abs() <= 1e-6 * gsumsq.abs().max(1.0), "{what}: sumsq");
+                assert!(
+                    (sum - gsum).abs() <= 1e-6 * gsum.abs().max(1.0),
+                    "{what}: sum"
+                );
+                assert!(
+                    (sumsq - gsumsq).abs() <= 1e-6 * gsumsq.abs().max(1.0),
+                    "{what}: sumsq"
+                );
             } else {
                 assert_eq!(sum, gsum, "{what}: sum");
                 assert_eq!(sumsq, gsumsq, "{what}: sum of squares");
@@ -252,10 +326,27 @@ fn golden_files_match_nibabel() {
         }
         // Metadata: format and the code of the transform used; nothing else.
         let fmt = g["format"].as_str().unwrap();
-        assert_eq!(vol.meta.get("source_format").map(String::as_str), Some(fmt), "{what}");
-        let code = if g["sform_code"] != 0 { &g["sform_code"] } else { &g["qform_code"] };
-        assert_eq!(vol.meta.get("nifti_xform_code"), Some(&code.to_string()), "{what}");
-        assert_eq!(vol.meta.len(), 2, "{what}: unexpected metadata {:?}", vol.meta);
+        assert_eq!(
+            vol.meta.get("source_format").map(String::as_str),
+            Some(fmt),
+            "{what}"
+        );
+        let code = if g["sform_code"] != 0 {
+            &g["sform_code"]
+        } else {
+            &g["qform_code"]
+        };
+        assert_eq!(
+            vol.meta.get("nifti_xform_code"),
+            Some(&code.to_string()),
+            "{what}"
+        );
+        assert_eq!(
+            vol.meta.len(),
+            2,
+            "{what}: unexpected metadata {:?}",
+            vol.meta
+        );
         // Integer files also read as label maps, unchanged.
         if !matches!(vol.kind(), Kind::Float | Kind::Double) {
             let l = read_labels(&path).unwrap();
@@ -271,13 +362,22 @@ fn the_special_files_are_what_the_tests_claim() {
         return;
     }
     let g = golden();
-    assert_eq!(g["data:totalsegmentator/example_ct_sm.nii.gz"]["dtype"], "int16");
+    assert_eq!(
+        g["data:totalsegmentator/example_ct_sm.nii.gz"]["dtype"],
+        "int16"
+    );
     let ch2 = &g["colin27:ch2.nii.gz"];
-    assert_eq!((ch2["sform_code"].as_i64(), ch2["qform_code"].as_i64()), (Some(4), Some(0)));
+    assert_eq!(
+        (ch2["sform_code"].as_i64(), ch2["qform_code"].as_i64()),
+        (Some(4), Some(0))
+    );
     assert_eq!(g["data:nibabel/example_nifti2.nii.gz"]["format"], "nifti2");
     assert_eq!(g["data:nibabel/anatomical.nii"]["big_endian"], true);
     assert_eq!(g["data:nibabel/example4d.nii.gz"]["shape"][3], 2);
-    assert!(g["data:nibabel/functional.nii"].get("f32_sha256").is_some(), "functional.nii is scaled");
+    assert!(
+        g["data:nibabel/functional.nii"].get("f32_sha256").is_some(),
+        "functional.nii is scaled"
+    );
     // example4d's qform is oblique (a rotation about x), so the quaternion math is exercised.
     assert!(mat(&g["data:nibabel/example4d.nii.gz"]["qform"])[1][2].abs() > 0.1);
 }
@@ -311,24 +411,52 @@ fn qform_and_base_affine_when_codes_are_zero() {
     ] {
         let gk = &g[key];
         let mut p = Patched::of(&resolve(&data, key));
-        if wide { p.i32(s_at, 0) } else { p.i16(s_at, 0) };
+        if wide {
+            p.i32(s_at, 0)
+        } else {
+            p.i16(s_at, 0)
+        };
         let f = p.save(&dir.path().join("q.nii"));
         let vol = read_image(&f);
-        assert_affine(&format!("{key} with sform_code 0"), &vol.geometry().affine_ras(), &mat(&gk["qform"]), 1e-6);
+        assert_affine(
+            &format!("{key} with sform_code 0"),
+            &vol.geometry().affine_ras(),
+            &mat(&gk["qform"]),
+            1e-6,
+        );
         assert_eq!(vol.meta["nifti_xform_code"], gk["qform_code"].to_string());
-        if wide { p.i32(q_at, 0) } else { p.i16(q_at, 0) };
+        if wide {
+            p.i32(q_at, 0)
+        } else {
+            p.i16(q_at, 0)
+        };
         let f = p.save(&dir.path().join("base.nii"));
         let vol = read_image(&f);
-        assert_affine(&format!("{key} with both codes 0"), &vol.geometry().affine_ras(), &mat(&gk["base_affine"]), 1e-6);
+        assert_affine(
+            &format!("{key} with both codes 0"),
+            &vol.geometry().affine_ras(),
+            &mat(&gk["base_affine"]),
+            1e-6,
+        );
         assert_eq!(vol.meta["nifti_xform_code"], "0");
     }
     // Both codes set, transforms different: the sform wins (Colin27's unused qform fields hold
     // a y/z-flipped transform).
     let key = "colin27:ch2.nii.gz";
     let (sform, qform) = (mat(&g[key]["sform"]), mat(&g[key]["qform"]));
-    assert!((sform[1][1] - qform[1][1]).abs() > 1.0, "test premise: the two differ");
-    let f = Patched::of(&resolve(&data, key)).i16(252, 1).save(&dir.path().join("both.nii"));
-    assert_affine("ch2 with qform_code 1", &read_image(&f).geometry().affine_ras(), &sform, 1e-6);
+    assert!(
+        (sform[1][1] - qform[1][1]).abs() > 1.0,
+        "test premise: the two differ"
+    );
+    let f = Patched::of(&resolve(&data, key))
+        .i16(252, 1)
+        .save(&dir.path().join("both.nii"));
+    assert_affine(
+        "ch2 with qform_code 1",
+        &read_image(&f).geometry().affine_ras(),
+        &sform,
+        1e-6,
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -341,31 +469,53 @@ fn scaling_follows_nibabel() {
     let src = resolve(&data, "data:totalsegmentator/example_ct_sm.nii.gz");
     let raw = read_image(&src);
     // slope 2.5, inter -1000: float32 of the float64 result, exactly what nibabel computes.
-    let f = Patched::of(&src).f32(112, 2.5).f32(116, -1000.0).save(&dir.path().join("s.nii"));
+    let f = Patched::of(&src)
+        .f32(112, 2.5)
+        .f32(116, -1000.0)
+        .save(&dir.path().join("s.nii"));
     let vol = read_image(&f);
     assert_eq!(vol.kind(), Kind::Float);
     let want = (raw.data().to_kind(Kind::Double) * 2.5 - 1000.0).to_kind(Kind::Float);
     assert!(vol.data().equal(&want), "scaled voxels");
     let nib = nibabel_readback(&f);
-    assert_eq!(nib["f32_sha256"].as_str().unwrap(), sha256(vol.data()), "nibabel's scaled voxels");
+    assert_eq!(
+        nib["f32_sha256"].as_str().unwrap(),
+        sha256(vol.data()),
+        "nibabel's scaled voxels"
+    );
     // NaN slope (and inter) means no scaling: nibabel shows NaN for every loaded header, but
     // on disk these files hold 1/0, so the NaN case is made here.
-    let f = Patched::of(&src).f32(112, f32::NAN).f32(116, f32::NAN).save(&dir.path().join("nan.nii"));
+    let f = Patched::of(&src)
+        .f32(112, f32::NAN)
+        .f32(116, f32::NAN)
+        .save(&dir.path().join("nan.nii"));
     let vol = read_image(&f);
     assert_eq!(vol.kind(), Kind::Int16);
     assert!(vol.data().equal(raw.data()));
     let nib = nibabel_readback(&f);
-    assert_eq!((nib["dtype"].as_str(), nib["sha256"].as_str()), (Some("int16"), Some(sha256(raw.data()).as_str())));
+    assert_eq!(
+        (nib["dtype"].as_str(), nib["sha256"].as_str()),
+        (Some("int16"), Some(sha256(raw.data()).as_str()))
+    );
     // slope 0 means no scaling whatever the intercept.
-    let f = Patched::of(&src).f32(112, 0.0).f32(116, 5.0).save(&dir.path().join("z.nii"));
+    let f = Patched::of(&src)
+        .f32(112, 0.0)
+        .f32(116, 5.0)
+        .save(&dir.path().join("z.nii"));
     let vol = read_image(&f);
     assert_eq!(vol.kind(), Kind::Int16);
     assert!(vol.data().equal(raw.data()));
     // slope 1, inter 0: unscaled, raw kind.
-    let f = Patched::of(&src).f32(112, 1.0).f32(116, 0.0).save(&dir.path().join("one.nii"));
+    let f = Patched::of(&src)
+        .f32(112, 1.0)
+        .f32(116, 0.0)
+        .save(&dir.path().join("one.nii"));
     assert_eq!(read_image(&f).kind(), Kind::Int16);
     // A valid slope with an infinite intercept is refused (as nibabel does).
-    let f = Patched::of(&src).f32(112, 2.0).f32(116, f32::INFINITY).save(&dir.path().join("inf.nii"));
+    let f = Patched::of(&src)
+        .f32(112, 2.0)
+        .f32(116, f32::INFINITY)
+        .save(&dir.path().join("inf.nii"));
     assert!(read_error(&f).contains("scl_inter"));
 }
 
@@ -379,24 +529,37 @@ fn labels_from_integer_float_and_scaled_files() {
     let max = seg.volume.data().max().int64_value(&[]);
     assert!(max > 20, "example_seg has many classes, max {max}");
     // Scaled labels: exact when integral (2x+1 stays within uint8 here).
-    let f = Patched::of(&src).f32(112, 2.0).f32(116, 1.0).save(&dir.path().join("s.nii"));
+    let f = Patched::of(&src)
+        .f32(112, 2.0)
+        .f32(116, 1.0)
+        .save(&dir.path().join("s.nii"));
     let l = read_labels(&f).unwrap();
     let want = (seg.volume.data().to_kind(Kind::Int64) * 2 + 1).to_kind(Kind::Uint8);
     assert!(l.volume.data().equal(&want));
     // Non-integral after scaling: refused, as labels.
-    let f = Patched::of(&src).f32(112, 0.5).save(&dir.path().join("h.nii"));
+    let f = Patched::of(&src)
+        .f32(112, 0.5)
+        .save(&dir.path().join("h.nii"));
     match nifti::read(&f, true, &ctx()) {
         Err(NodeError::File { msg, .. }) => assert!(msg.contains("whole numbers"), "{msg}"),
         other => panic!("expected an error, got {:?}", other.map(|v| v.port_type())),
     }
     // Float files of whole numbers become the smallest integer kind that holds them.
-    let as_float = Volume::new(seg.volume.data().to_kind(Kind::Float), *seg.volume.geometry()).unwrap();
+    let as_float = Volume::new(
+        seg.volume.data().to_kind(Kind::Float),
+        *seg.volume.geometry(),
+    )
+    .unwrap();
     let f = dir.path().join("f.nii.gz");
     nifti::write(&f, &Value::Image(as_float.clone()), &ctx()).unwrap();
     let l = read_labels(&f).unwrap();
     assert_eq!(l.volume.kind(), Kind::Uint8);
     assert!(l.volume.data().equal(seg.volume.data()));
-    let neg = Volume::new(seg.volume.data().to_kind(Kind::Float) - 300.0, *seg.volume.geometry()).unwrap();
+    let neg = Volume::new(
+        seg.volume.data().to_kind(Kind::Float) - 300.0,
+        *seg.volume.geometry(),
+    )
+    .unwrap();
     nifti::write(&f, &Value::Image(neg), &ctx()).unwrap();
     assert_eq!(read_labels(&f).unwrap().volume.kind(), Kind::Int16);
     // A real image is not a label map.
@@ -412,13 +575,35 @@ fn labels_from_integer_float_and_scaled_files() {
 
 fn check_written(what: &str, f: &Path, vol: &Volume) -> Json {
     let nib = nibabel_readback(f);
-    assert_affine(&format!("{what}: nibabel's affine"), &mat(&nib["affine"]), &vol.geometry().affine_ras(), 1e-5);
-    assert_eq!(tensor_shape(&nib["shape"]), vol.data().size(), "{what}: nibabel's shape");
-    assert_eq!(nib["dtype"].as_str().unwrap(), kind_name(vol.kind()), "{what}: nibabel's dtype");
-    assert_eq!(nib["sha256"].as_str().unwrap(), sha256(vol.data()), "{what}: nibabel's voxels");
+    assert_affine(
+        &format!("{what}: nibabel's affine"),
+        &mat(&nib["affine"]),
+        &vol.geometry().affine_ras(),
+        1e-5,
+    );
+    assert_eq!(
+        tensor_shape(&nib["shape"]),
+        vol.data().size(),
+        "{what}: nibabel's shape"
+    );
+    assert_eq!(
+        nib["dtype"].as_str().unwrap(),
+        kind_name(vol.kind()),
+        "{what}: nibabel's dtype"
+    );
+    assert_eq!(
+        nib["sha256"].as_str().unwrap(),
+        sha256(vol.data()),
+        "{what}: nibabel's voxels"
+    );
     assert_eq!(nib["format"], "nifti1");
     // The qform is the one nibabel itself would derive from the sform.
-    assert_affine(&format!("{what}: qform"), &mat(&nib["qform"]), &mat(&nib["qform_from_sform"]), 1e-5);
+    assert_affine(
+        &format!("{what}: qform"),
+        &mat(&nib["qform"]),
+        &mat(&nib["qform_from_sform"]),
+        1e-5,
+    );
     assert!(nib["qform_code"].as_i64().unwrap() > 0 && nib["sform_code"].as_i64().unwrap() > 0);
     nib
 }
@@ -447,22 +632,37 @@ fn round_trip_real_files_through_nibabel() {
             assert_eq!(gz, name.ends_with(".gz"), "{what}: compression");
             let nib = check_written(&what, &f, &vol);
             // The xform code survives (Colin27 stays MNI = 4).
-            assert_eq!(nib["sform_code"].to_string(), vol.meta["nifti_xform_code"], "{what}");
+            assert_eq!(
+                nib["sform_code"].to_string(),
+                vol.meta["nifti_xform_code"],
+                "{what}"
+            );
             let back = read_image(&f);
             if vol.meta["source_format"] == "nifti2" {
                 // Written as NIfTI-1: same voxels and geometry, another format.
                 assert_eq!(back.meta["source_format"], "nifti1");
                 let mut back = back;
                 back.meta.insert("source_format".into(), "nifti2".into());
-                assert_affine(&what, &back.geometry().affine_lps, &vol.geometry().affine_lps, 1e-5);
-                assert!(back.data().equal(vol.data()) && back.kind() == vol.kind(), "{what}");
+                assert_affine(
+                    &what,
+                    &back.geometry().affine_lps,
+                    &vol.geometry().affine_lps,
+                    1e-5,
+                );
+                assert!(
+                    back.data().equal(vol.data()) && back.kind() == vol.kind(),
+                    "{what}"
+                );
             } else {
                 assert_eq!(back, vol, "{what}: read back differs");
             }
         }
     }
     // Nothing half-written is left behind.
-    let leftovers: Vec<_> = walk(dir.path()).into_iter().filter(|p| p.to_string_lossy().contains(".partial")).collect();
+    let leftovers: Vec<_> = walk(dir.path())
+        .into_iter()
+        .filter(|p| p.to_string_lossy().contains(".partial"))
+        .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
 
@@ -487,12 +687,37 @@ fn every_kind_and_oblique_sheared_affines_round_trip() {
     let dir = tempfile::tempdir().unwrap();
     // An oblique, left-handed affine (qfac -1) and a sheared one (qform = nearest rotation).
     let (c, s) = (0.4f64.cos(), 0.4f64.sin());
-    let oblique = [[0.8 * c, -1.1 * s, 0.0, -20.5], [0.8 * s, 1.1 * c, 0.0, 33.25], [0.0, 0.0, -2.5, 71.0], [0.0, 0.0, 0.0, 1.0]];
-    let sheared = [[1.0, 0.2, 0.0, 1.0], [0.0, 1.5, 0.1, 2.0], [0.05, 0.0, 2.0, 3.0], [0.0, 0.0, 0.0, 1.0]];
+    let oblique = [
+        [0.8 * c, -1.1 * s, 0.0, -20.5],
+        [0.8 * s, 1.1 * c, 0.0, 33.25],
+        [0.0, 0.0, -2.5, 71.0],
+        [0.0, 0.0, 0.0, 1.0],
+    ];
+    let sheared = [
+        [1.0, 0.2, 0.0, 1.0],
+        [0.0, 1.5, 0.1, 2.0],
+        [0.05, 0.0, 2.0, 3.0],
+        [0.0, 0.0, 0.0, 1.0],
+    ];
     let base = Tensor::arange(4 * 5 * 6, (Kind::Int64, tch::Device::Cpu)).reshape([4, 5, 6]) - 40;
-    for (i, kind) in [Kind::Uint8, Kind::Int8, Kind::Int16, Kind::Int, Kind::Int64, Kind::Float, Kind::Double].into_iter().enumerate() {
+    for (i, kind) in [
+        Kind::Uint8,
+        Kind::Int8,
+        Kind::Int16,
+        Kind::Int,
+        Kind::Int64,
+        Kind::Float,
+        Kind::Double,
+    ]
+    .into_iter()
+    .enumerate()
+    {
         let affine = if i % 2 == 0 { oblique } else { sheared };
-        let data = if kind == Kind::Uint8 { (&base + 40).to_kind(kind) } else { base.to_kind(kind) };
+        let data = if kind == Kind::Uint8 {
+            (&base + 40).to_kind(kind)
+        } else {
+            base.to_kind(kind)
+        };
         let vol = Volume::new(data, Geometry::from_ras(affine)).unwrap();
         let f = dir.path().join(format!("k{i}.nii.gz"));
         nifti::write(&f, &Value::Image(vol.clone()), &ctx()).unwrap();
@@ -503,10 +728,21 @@ fn every_kind_and_oblique_sheared_affines_round_trip() {
         assert!(back.data().equal(vol.data()), "{what}");
         // The sform is stored as float32: within float32 rounding of the original.
         assert_affine(&what, &back.geometry().affine_ras(), &affine, 1e-5);
-        assert_eq!(back.meta["nifti_xform_code"], "1", "{what}: new volumes are written as scanner space");
+        assert_eq!(
+            back.meta["nifti_xform_code"], "1",
+            "{what}: new volumes are written as scanner space"
+        );
     }
     // A 4D label map and a bool mask.
-    let lab = LabelMap::new(Volume::new(base.remainder(3).to_kind(Kind::Uint8).reshape([2, 2, 5, 6]), Geometry::from_ras(oblique)).unwrap(), ClassTable::new()).unwrap();
+    let lab = LabelMap::new(
+        Volume::new(
+            base.remainder(3).to_kind(Kind::Uint8).reshape([2, 2, 5, 6]),
+            Geometry::from_ras(oblique),
+        )
+        .unwrap(),
+        ClassTable::new(),
+    )
+    .unwrap();
     let f = dir.path().join("l.nii");
     nifti::write(&f, &Value::Labels(lab.clone()), &ctx()).unwrap();
     check_written("4D labels", &f, &lab.volume);
@@ -524,9 +760,16 @@ fn write_errors_name_the_problem() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let vol = Volume::new(Tensor::zeros([2, 3, 4], (Kind::Int16, tch::Device::Cpu)), Geometry::axis_aligned([1.0; 3], [0.0; 3])).unwrap();
+    let vol = Volume::new(
+        Tensor::zeros([2, 3, 4], (Kind::Int16, tch::Device::Cpu)),
+        Geometry::axis_aligned([1.0; 3], [0.0; 3]),
+    )
+    .unwrap();
     let v = Value::Image(vol);
-    let cases = [(dir.path().join("x.nrrd"), ".nii.gz"), (dir.path().join("file/inside.nii"), "folder")];
+    let cases = [
+        (dir.path().join("x.nrrd"), ".nii.gz"),
+        (dir.path().join("file/inside.nii"), "folder"),
+    ];
     std::fs::write(dir.path().join("file"), b"a file, not a folder").unwrap();
     for (p, want) in cases {
         match nifti::write(&p, &v, &ctx()) {
@@ -543,7 +786,10 @@ fn write_errors_name_the_problem() {
         use std::os::unix::fs::PermissionsExt;
         let p = dir.path().join("ok.nii");
         nifti::write(&p, &v, &ctx()).unwrap();
-        assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o044, 0o044);
+        assert_eq!(
+            std::fs::metadata(&p).unwrap().permissions().mode() & 0o044,
+            0o044
+        );
     }
 }
 
@@ -564,20 +810,69 @@ fn bad_files_give_clear_errors() {
         p
     };
     let cases: Vec<(PathBuf, &[&str])> = vec![
-        (w("truncated.nii.gz", &gz[..gz.len() / 2]), &["gzip stream ends early", "truncated"]),
-        (w("truncated.nii", &raw[..raw.len() - 1000]), &["shorter than the header says", "truncated"]),
+        (
+            w("truncated.nii.gz", &gz[..gz.len() / 2]),
+            &["gzip stream ends early", "truncated"],
+        ),
+        (
+            w("truncated.nii", &raw[..raw.len() - 1000]),
+            &["shorter than the header says", "truncated"],
+        ),
         (w("garbage.nii", &[0x5a; 2000]), &["not a NIfTI file"]),
         (w("empty.nii", b""), &["0 bytes"]),
-        (w("badgzip.nii.gz", &[&[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3][..], &[0xff; 500][..]].concat()), &["gzip", "corrupt"]),
-        (w("tiny.nii", &raw[..100]), &["inside the 348-byte header", "truncated"]),
-        (Patched::of(&gz_src).f32(108, 100.0).save(&d.join("voxoff.nii")), &["vox_offset", "100"]),
-        (Patched::of(&gz_src).f32(108, 352.5).save(&d.join("voxfrac.nii")), &["vox_offset"]),
-        (Patched::of(&gz_src).i16(44, 0).save(&d.join("dim0.nii")), &["dim[2] is 0"]),
-        (Patched::of(&gz_src).i16(46, -5).save(&d.join("dimneg.nii")), &["dim[3] is -5"]),
-        (Patched::of(&gz_src).i16(40, 9).save(&d.join("ndim.nii")), &["dim[0]"]),
-        (Patched::of(&gz_src).i16(70, 32).save(&d.join("complex.nii")), &["datatype code 32", "complex"]),
-        (Patched::of(&gz_src).put(344, b"xyz\0".to_vec()).save(&d.join("magic.nii")), &["magic"]),
-        (Patched::of(&gz_src).i16(46, 300).save(&d.join("bigger.nii")), &["shorter than the header says"]),
+        (
+            w(
+                "badgzip.nii.gz",
+                &[&[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3][..], &[0xff; 500][..]].concat(),
+            ),
+            &["gzip", "corrupt"],
+        ),
+        (
+            w("tiny.nii", &raw[..100]),
+            &["inside the 348-byte header", "truncated"],
+        ),
+        (
+            Patched::of(&gz_src)
+                .f32(108, 100.0)
+                .save(&d.join("voxoff.nii")),
+            &["vox_offset", "100"],
+        ),
+        (
+            Patched::of(&gz_src)
+                .f32(108, 352.5)
+                .save(&d.join("voxfrac.nii")),
+            &["vox_offset"],
+        ),
+        (
+            Patched::of(&gz_src).i16(44, 0).save(&d.join("dim0.nii")),
+            &["dim[2] is 0"],
+        ),
+        (
+            Patched::of(&gz_src).i16(46, -5).save(&d.join("dimneg.nii")),
+            &["dim[3] is -5"],
+        ),
+        (
+            Patched::of(&gz_src).i16(40, 9).save(&d.join("ndim.nii")),
+            &["dim[0]"],
+        ),
+        (
+            Patched::of(&gz_src)
+                .i16(70, 32)
+                .save(&d.join("complex.nii")),
+            &["datatype code 32", "complex"],
+        ),
+        (
+            Patched::of(&gz_src)
+                .put(344, b"xyz\0".to_vec())
+                .save(&d.join("magic.nii")),
+            &["magic"],
+        ),
+        (
+            Patched::of(&gz_src)
+                .i16(46, 300)
+                .save(&d.join("bigger.nii")),
+            &["shorter than the header says"],
+        ),
         (d.join("missing.nii"), &["no such file"]),
     ];
     // A gzip stream with a broken CRC: the voxels decompress, the check at the end fails.
@@ -585,10 +880,17 @@ fn bad_files_give_clear_errors() {
     let n = crc.len();
     crc[n - 8] ^= 0xff;
     let crc_case = w("crc.nii.gz", &crc);
-    for (p, wants) in cases.iter().chain([(crc_case, &["gzip", "corrupt"][..])].iter()) {
+    for (p, wants) in cases
+        .iter()
+        .chain([(crc_case, &["gzip", "corrupt"][..])].iter())
+    {
         let msg = read_error(p);
         for want in wants.iter() {
-            assert!(msg.contains(want), "{}: message {msg:?} lacks {want:?}", p.display());
+            assert!(
+                msg.contains(want),
+                "{}: message {msg:?} lacks {want:?}",
+                p.display()
+            );
         }
     }
 }
@@ -603,11 +905,21 @@ fn bad_files_give_clear_errors() {
 fn timing_512x512x300_int16() {
     let Some(data) = data_dir() else { return };
     // CT-like content (compresses like CT): a real CT scaled up to 300 x 512 x 512.
-    let ct = read_image(&resolve(&data, "data:totalsegmentator/aorta_report/example_ct.nii.gz"));
-    let big = ct.data().to_kind(Kind::Float).unsqueeze(0).unsqueeze(0).upsample_trilinear3d([300, 512, 512], false, None, None, None);
+    let ct = read_image(&resolve(
+        &data,
+        "data:totalsegmentator/aorta_report/example_ct.nii.gz",
+    ));
+    let big = ct
+        .data()
+        .to_kind(Kind::Float)
+        .unsqueeze(0)
+        .unsqueeze(0)
+        .upsample_trilinear3d([300, 512, 512], false, None, None, None);
     let big = big.squeeze_dim(0).squeeze_dim(0).to_kind(Kind::Int16);
     let vol = Volume::new(big, Geometry::axis_aligned([0.7, 0.7, 1.0], [0.0; 3])).unwrap();
-    let out = std::env::var_os("VISTAFLOW_TIMING_DIR").map(PathBuf::from).unwrap_or_else(std::env::temp_dir);
+    let out = std::env::var_os("VISTAFLOW_TIMING_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir);
     for name in ["timing.nii.gz", "timing.nii"] {
         let f = out.join(name);
         let t = std::time::Instant::now();
@@ -618,7 +930,11 @@ fn timing_512x512x300_int16() {
         let r = t.elapsed();
         assert!(back.data().equal(vol.data()));
         let mb = std::fs::metadata(&f).unwrap().len() as f64 / 1e6;
-        println!("{name}: write {:.3} s, read {:.3} s, {mb:.1} MB on disk", w.as_secs_f64(), r.as_secs_f64());
+        println!(
+            "{name}: write {:.3} s, read {:.3} s, {mb:.1} MB on disk",
+            w.as_secs_f64(),
+            r.as_secs_f64()
+        );
     }
 }
 
@@ -643,23 +959,52 @@ fn large_files_report_progress_and_honour_cancellation() {
     let dir = tempfile::tempdir().unwrap();
     let f = dir.path().join("big.nii");
     // 48 MiB of int16.
-    let vol = Volume::new(Tensor::ones([96, 512, 512], (Kind::Int16, tch::Device::Cpu)), Geometry::axis_aligned([1.0; 3], [0.0; 3])).unwrap();
+    let vol = Volume::new(
+        Tensor::ones([96, 512, 512], (Kind::Int16, tch::Device::Cpu)),
+        Geometry::axis_aligned([1.0; 3], [0.0; 3]),
+    )
+    .unwrap();
     let rec = std::sync::Arc::new(Recorder::default());
-    let c = Ctx::new(tch::Device::Cpu, vistaflow_nodes::CancelToken::new(), rec.clone());
+    let c = Ctx::new(
+        tch::Device::Cpu,
+        vistaflow_nodes::CancelToken::new(),
+        rec.clone(),
+    );
     nifti::write(&f, &Value::Image(vol.clone()), &c).unwrap();
-    assert_eq!(rec.0.lock().unwrap().last().cloned(), Some((48, 48, "MB".to_string())), "write progress");
+    assert_eq!(
+        rec.0.lock().unwrap().last().cloned(),
+        Some((48, 48, "MB".to_string())),
+        "write progress"
+    );
     rec.0.lock().unwrap().clear();
-    assert!(matches!(nifti::read(&f, false, &c).unwrap(), Value::Image(v) if v.data().equal(vol.data())));
-    assert_eq!(rec.0.lock().unwrap().last().cloned(), Some((48, 48, "MB".to_string())), "read progress");
+    assert!(
+        matches!(nifti::read(&f, false, &c).unwrap(), Value::Image(v) if v.data().equal(vol.data()))
+    );
+    assert_eq!(
+        rec.0.lock().unwrap().last().cloned(),
+        Some((48, 48, "MB".to_string())),
+        "read progress"
+    );
     // Cancelled: both stop with NodeError::Cancelled, and the write leaves nothing behind.
     let token = vistaflow_nodes::CancelToken::new();
     token.cancel();
     let c = Ctx::new(tch::Device::Cpu, token, rec);
-    assert!(matches!(nifti::read(&f, false, &c), Err(NodeError::Cancelled)));
+    assert!(matches!(
+        nifti::read(&f, false, &c),
+        Err(NodeError::Cancelled)
+    ));
     let g = dir.path().join("cancelled.nii.gz");
-    assert!(matches!(nifti::write(&g, &Value::Image(vol), &c), Err(NodeError::Cancelled)));
+    assert!(matches!(
+        nifti::write(&g, &Value::Image(vol), &c),
+        Err(NodeError::Cancelled)
+    ));
     assert!(!g.exists());
-    assert_eq!(walk(dir.path()).len(), 1, "only big.nii: {:?}", walk(dir.path()));
+    assert_eq!(
+        walk(dir.path()).len(),
+        1,
+        "only big.nii: {:?}",
+        walk(dir.path())
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -671,25 +1016,55 @@ fn uint16_uint32_widen_and_int8_reads_as_nibabel() {
     let dir = tempfile::tempdir().unwrap();
     // (source, new datatype code, kind we return, kind with the on-disk width)
     for (key, code, kind, narrow) in [
-        ("data:totalsegmentator/example_ct_sm.nii.gz", 512, Kind::Int, Kind::Int16), // -> uint16
-        ("data:totalsegmentator/example_ct.nii.gz", 768, Kind::Int64, Kind::Int), // -> uint32
-        ("data:totalsegmentator/example_seg.nii.gz", 256, Kind::Int8, Kind::Int8), // -> int8
+        (
+            "data:totalsegmentator/example_ct_sm.nii.gz",
+            512,
+            Kind::Int,
+            Kind::Int16,
+        ), // -> uint16
+        (
+            "data:totalsegmentator/example_ct.nii.gz",
+            768,
+            Kind::Int64,
+            Kind::Int,
+        ), // -> uint32
+        (
+            "data:totalsegmentator/example_seg.nii.gz",
+            256,
+            Kind::Int8,
+            Kind::Int8,
+        ), // -> int8
     ] {
         let src = resolve(&data, key);
         let orig = read_image(&src);
-        let f = Patched::of(&src).i16(70, code).save(&dir.path().join(format!("t{code}.nii")));
+        let f = Patched::of(&src)
+            .i16(70, code)
+            .save(&dir.path().join(format!("t{code}.nii")));
         let vol = read_image(&f);
         assert_eq!(vol.kind(), kind, "{key} as datatype {code}");
         let nib = nibabel_readback(&f);
         // Same bit patterns as nibabel's unsigned array once narrowed back to the disk width.
-        assert_eq!(nib["sha256"].as_str().unwrap(), sha256(&vol.data().to_kind(narrow)), "{key} as {code}");
-        assert_eq!(vol.data().to_kind(Kind::Double).sum(Kind::Double).double_value(&[]), nib["sum"].as_f64().unwrap());
+        assert_eq!(
+            nib["sha256"].as_str().unwrap(),
+            sha256(&vol.data().to_kind(narrow)),
+            "{key} as {code}"
+        );
+        assert_eq!(
+            vol.data()
+                .to_kind(Kind::Double)
+                .sum(Kind::Double)
+                .double_value(&[]),
+            nib["sum"].as_f64().unwrap()
+        );
         if code != 256 {
             // Unsigned: no negative values; negative originals wrapped to x + 2^bits.
             assert!(vol.data().min().int64_value(&[]) >= 0, "{key} as {code}");
             let bits = if code == 512 { 16 } else { 32 };
             let want = orig.data().to_kind(Kind::Int64).remainder(1i64 << bits);
-            assert!(vol.data().to_kind(Kind::Int64).equal(&want), "{key} as {code}");
+            assert!(
+                vol.data().to_kind(Kind::Int64).equal(&want),
+                "{key} as {code}"
+            );
         }
     }
 }

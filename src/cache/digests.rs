@@ -63,7 +63,8 @@ struct Memo {
 
 impl Memo {
     fn trusted_for(&self, now: &Stat) -> bool {
-        self.stat == *now && self.recorded_ns - self.stat.mtime_ns.max(self.stat.ctime_ns) >= RACY_WINDOW_NS
+        self.stat == *now
+            && self.recorded_ns - self.stat.mtime_ns.max(self.stat.ctime_ns) >= RACY_WINDOW_NS
     }
 }
 
@@ -91,12 +92,18 @@ pub struct FileDigests {
 impl FileDigests {
     /// Memoises under `memo_dir` (created on first write).
     pub fn new(memo_dir: impl Into<PathBuf>) -> FileDigests {
-        FileDigests { dir: Some(memo_dir.into()), mem: Mutex::new(HashMap::new()) }
+        FileDigests {
+            dir: Some(memo_dir.into()),
+            mem: Mutex::new(HashMap::new()),
+        }
     }
 
     /// Memoises in memory only (for `--no-cache` runs).
     pub fn in_memory() -> FileDigests {
-        FileDigests { dir: None, mem: Mutex::new(HashMap::new()) }
+        FileDigests {
+            dir: None,
+            mem: Mutex::new(HashMap::new()),
+        }
     }
 
     /// sha256 of the bytes of the file at `path` (symlinks followed).
@@ -104,7 +111,10 @@ impl FileDigests {
         let canon = fs::canonicalize(path)?;
         let meta = fs::metadata(&canon)?;
         if !meta.is_file() {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("`{}` is not a file", path.display())));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("`{}` is not a file", path.display()),
+            ));
         }
         let stat = Stat::of(&meta);
         if let Some(m) = self.lookup(&canon) {
@@ -116,7 +126,14 @@ impl FileDigests {
         let (sha256, after) = hash_file(&canon)?;
         // Record only if the file did not change while it was read.
         if after == stat {
-            self.store(&canon, Memo { stat, recorded_ns, sha256 });
+            self.store(
+                &canon,
+                Memo {
+                    stat,
+                    recorded_ns,
+                    sha256,
+                },
+            );
         }
         Ok(sha256)
     }
@@ -127,7 +144,12 @@ impl FileDigests {
     pub fn digest_dir(&self, path: &Path) -> io::Result<Digest> {
         let mut files = Vec::new();
         let mut seen = Vec::new();
-        walk(&fs::canonicalize(path)?, &mut Vec::new(), &mut files, &mut seen)?;
+        walk(
+            &fs::canonicalize(path)?,
+            &mut Vec::new(),
+            &mut files,
+            &mut seen,
+        )?;
         files.sort_by(|a, b| a.0.cmp(&b.0));
         let mut h = KeyHasher::new("vistaflow.dir.v1");
         for (rel, abs) in &files {
@@ -230,7 +252,11 @@ mod tests {
         let canon = fs::canonicalize(path).unwrap();
         let stat = Stat::of(&fs::metadata(&canon).unwrap());
         let bogus = Digest([7; 32]);
-        let memo = Memo { stat, recorded_ns: stat.mtime_ns.max(stat.ctime_ns) + lag, sha256: bogus };
+        let memo = Memo {
+            stat,
+            recorded_ns: stat.mtime_ns.max(stat.ctime_ns) + lag,
+            sha256: bogus,
+        };
         let p = fd.memo_path(&canon).unwrap();
         fs::create_dir_all(p.parent().unwrap()).unwrap();
         fs::write(&p, serde_json::to_vec(&memo).unwrap()).unwrap();

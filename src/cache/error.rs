@@ -32,12 +32,20 @@ pub enum CacheError {
     },
     /// The value cannot be stored (e.g. a tensor dtype safetensors has no name for).
     #[error("cannot cache output `{port}` of node `{node}`: {msg}")]
-    Unsupported { node: String, port: String, msg: String },
+    Unsupported {
+        node: String,
+        port: String,
+        msg: String,
+    },
 }
 
 impl CacheError {
     pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
-        CacheError::Io { op, path: path.into(), source }
+        CacheError::Io {
+            op,
+            path: path.into(),
+            source,
+        }
     }
 
     /// True when the error says the disk (or quota) is full.
@@ -53,7 +61,9 @@ fn is_full(e: &io::Error) -> bool {
 
 fn hint_for(e: &io::Error) -> Option<&'static str> {
     if is_full(e) {
-        return Some("free space, or run `vistaflow cache gc --max-size <SIZE>` to shrink the cache");
+        return Some(
+            "free space, or run `vistaflow cache gc --max-size <SIZE>` to shrink the cache",
+        );
     }
     match e.kind() {
         io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem => Some(

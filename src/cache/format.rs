@@ -129,8 +129,12 @@ pub(crate) struct Prepared {
 pub(crate) fn prepare(tensors: Vec<(String, Tensor)>) -> Result<Prepared, String> {
     let mut items = Vec::with_capacity(tensors.len());
     for (name, t) in tensors {
-        let dtype = dtype_of(t.kind())
-            .ok_or_else(|| format!("tensor `{name}` has dtype {:?}, which the cache cannot store", t.kind()))?;
+        let dtype = dtype_of(t.kind()).ok_or_else(|| {
+            format!(
+                "tensor `{name}` has dtype {:?}, which the cache cannot store",
+                t.kind()
+            )
+        })?;
         let t = if t.device() != Device::Cpu || !t.is_contiguous() || t.is_sparse() {
             t.to_device(Device::Cpu).contiguous()
         } else {
@@ -147,19 +151,37 @@ pub(crate) fn prepare(tensors: Vec<(String, Tensor)>) -> Result<Prepared, String
     for (name, dtype, t) in items {
         let shape: Vec<usize> = t.size().iter().map(|&s| s as usize).collect();
         let n = t.numel() * t.kind().elt_size_in_bytes();
-        infos.push((name.clone(), TensorInfo { dtype, shape: shape.clone(), data_offsets: (offset, offset + n) }));
-        descs.push(TensorDesc { name, dtype: dtype_name(dtype), shape: shape.iter().map(|&s| s as u64).collect() });
+        infos.push((
+            name.clone(),
+            TensorInfo {
+                dtype,
+                shape: shape.clone(),
+                data_offsets: (offset, offset + n),
+            },
+        ));
+        descs.push(TensorDesc {
+            name,
+            dtype: dtype_name(dtype),
+            shape: shape.iter().map(|&s| s as u64).collect(),
+        });
         offset += n;
         out.push(t);
     }
     let metadata = Metadata::new(None, infos).map_err(|e| format!("safetensors header: {e}"))?;
-    let mut json = serde_json::to_string(&metadata).map_err(|e| format!("safetensors header: {e}"))?.into_bytes();
+    let mut json = serde_json::to_string(&metadata)
+        .map_err(|e| format!("safetensors header: {e}"))?
+        .into_bytes();
     json.resize(json.len().next_multiple_of(8), b' ');
     let mut header = Vec::with_capacity(8 + json.len());
     header.extend_from_slice(&(json.len() as u64).to_le_bytes());
     header.extend_from_slice(&json);
     let bytes = (header.len() + offset) as u64;
-    Ok(Prepared { header, tensors: out, descs, bytes })
+    Ok(Prepared {
+        header,
+        tensors: out,
+        descs,
+        bytes,
+    })
 }
 
 impl Prepared {
@@ -171,7 +193,9 @@ impl Prepared {
         w: &mut W,
         finish: impl FnOnce(&mut W) -> io::Result<()>,
     ) -> io::Result<Digest> {
-        let parts: Vec<&[u8]> = std::iter::once(&self.header[..]).chain(self.tensors.iter().map(bytes_of)).collect();
+        let parts: Vec<&[u8]> = std::iter::once(&self.header[..])
+            .chain(self.tensors.iter().map(bytes_of))
+            .collect();
         std::thread::scope(|s| {
             let hasher = s.spawn(|| {
                 let mut h = Sha256::new();
@@ -211,7 +235,10 @@ pub(crate) fn read_data(
 ) -> Result<Vec<(String, Tensor)>, Result<io::Error, Bad>> {
     let size = file.metadata().map_err(Ok)?.len();
     if size != sidecar.bytes {
-        return Err(Err(format!("data file is {size} bytes, sidecar says {}", sidecar.bytes)));
+        return Err(Err(format!(
+            "data file is {size} bytes, sidecar says {}",
+            sidecar.bytes
+        )));
     }
     let mut h = Sha256::new();
     let mut len8 = [0u8; 8];
@@ -219,7 +246,9 @@ pub(crate) fn read_data(
     h.update(len8);
     let n = u64::from_le_bytes(len8);
     if n > MAX_HEADER || 8 + n > size {
-        return Err(Err(format!("header length {n} does not fit a {size}-byte file")));
+        return Err(Err(format!(
+            "header length {n} does not fit a {size}-byte file"
+        )));
     }
     let mut json = vec![0u8; n as usize];
     read_exact(file, &mut json)?;
@@ -245,20 +274,31 @@ pub(crate) fn read_data(
         })
         .collect();
     if found != sidecar.tensors {
-        return Err(Err(format!("header lists {found:?}, sidecar lists {:?}", sidecar.tensors)));
+        return Err(Err(format!(
+            "header lists {found:?}, sidecar lists {:?}",
+            sidecar.tensors
+        )));
     }
     let mut expect = 0u64;
     for (name, i) in &infos {
-        let numel = i.shape.iter().try_fold(1u64, |a, &s| a.checked_mul(s as u64));
+        let numel = i
+            .shape
+            .iter()
+            .try_fold(1u64, |a, &s| a.checked_mul(s as u64));
         let nbytes = numel.and_then(|e| e.checked_mul(i.dtype.bitsize() as u64 / 8));
         let (s, e) = (i.data_offsets.0 as u64, i.data_offsets.1 as u64);
         if s != expect || Some(e.wrapping_sub(s)) != nbytes || e < s {
-            return Err(Err(format!("tensor `{name}` has inconsistent offsets/shape")));
+            return Err(Err(format!(
+                "tensor `{name}` has inconsistent offsets/shape"
+            )));
         }
         expect = e;
     }
     if 8 + n + expect != size {
-        return Err(Err(format!("tensors cover {expect} bytes, file holds {}", size - 8 - n)));
+        return Err(Err(format!(
+            "tensors cover {expect} bytes, file holds {}",
+            size - 8 - n
+        )));
     }
 
     let mut out = Vec::new();
@@ -277,7 +317,11 @@ pub(crate) fn read_data(
     };
     let got = Digest(h.finalize().into());
     if got.hex() != sidecar.sha256 {
-        return Err(Err(format!("sha256 of data is {}, sidecar says {}", got.short(12), short(&sidecar.sha256))));
+        return Err(Err(format!(
+            "sha256 of data is {}, sidecar says {}",
+            got.short(12),
+            short(&sidecar.sha256)
+        )));
     }
     Ok(out)
 }
@@ -294,7 +338,8 @@ fn load_tensors(
     let mut regions = Vec::with_capacity(infos.len());
     for (name, i) in infos {
         let len = i.data_offsets.1 - i.data_offsets.0;
-        let kind = kind_of(i.dtype).ok_or_else(|| Err(format!("tensor `{name}` has dtype {:?}", i.dtype)))?;
+        let kind = kind_of(i.dtype)
+            .ok_or_else(|| Err(format!("tensor `{name}` has dtype {:?}", i.dtype)))?;
         let shape: Vec<i64> = i.shape.iter().map(|&s| s as i64).collect();
         let t = Tensor::f_empty(shape.as_slice(), (kind, Device::Cpu))
             .map_err(|e| Ok(io::Error::other(format!("allocating tensor `{name}`: {e}"))))?;
@@ -370,7 +415,10 @@ mod tests {
 
     fn sample() -> Vec<(String, Tensor)> {
         vec![
-            ("data".to_string(), Tensor::arange(24, (Kind::Int16, Device::Cpu)).reshape([2, 3, 4])),
+            (
+                "data".to_string(),
+                Tensor::arange(24, (Kind::Int16, Device::Cpu)).reshape([2, 3, 4]),
+            ),
             ("aux".to_string(), Tensor::from_slice(&[1.5f64, -2.0])),
             ("mask".to_string(), Tensor::from_slice(&[true, false, true])),
         ]
@@ -392,7 +440,12 @@ mod tests {
                 bytes_of(self.0).len()
             }
         }
-        let views = tensors.iter().map(|(n, t)| (n.clone(), V(t, t.size().iter().map(|&s| s as usize).collect())));
+        let views = tensors.iter().map(|(n, t)| {
+            (
+                n.clone(),
+                V(t, t.size().iter().map(|&s| s as usize).collect()),
+            )
+        });
         safetensors::serialize(views, None).unwrap()
     }
 
@@ -400,10 +453,19 @@ mod tests {
     fn bytes_match_safetensors_serialize_and_read_back() {
         let tensors = sample();
         let expected = with_lib(&tensors);
-        let p = prepare(tensors.iter().map(|(n, t)| (n.clone(), t.shallow_clone())).collect()).unwrap();
+        let p = prepare(
+            tensors
+                .iter()
+                .map(|(n, t)| (n.clone(), t.shallow_clone()))
+                .collect(),
+        )
+        .unwrap();
         let mut buf = Vec::new();
         let sha = p.write_to(&mut buf, |_| Ok(())).unwrap();
-        assert_eq!(buf, expected, "file layout differs from safetensors::serialize");
+        assert_eq!(
+            buf, expected,
+            "file layout differs from safetensors::serialize"
+        );
         assert_eq!(sha, Digest::of(&buf));
         assert_eq!(p.bytes, buf.len() as u64);
         // The safetensors crate parses it.
@@ -433,19 +495,25 @@ mod tests {
             assert_eq!(b.kind(), t.kind());
             assert!(b.equal(t), "{name} differs");
         }
-        assert!(read_data(&mut File::open(&path).unwrap(), &sc, false).unwrap().is_empty());
+        assert!(read_data(&mut File::open(&path).unwrap(), &sc, false)
+            .unwrap()
+            .is_empty());
 
         // One flipped bit in the tensor bytes is caught by the checksum.
         let mut bad = buf.clone();
         *bad.last_mut().unwrap() ^= 1;
         std::fs::write(&path, &bad).unwrap();
-        let err = read_data(&mut File::open(&path).unwrap(), &sc, true).unwrap_err().unwrap_err();
+        let err = read_data(&mut File::open(&path).unwrap(), &sc, true)
+            .unwrap_err()
+            .unwrap_err();
         assert!(err.contains("sha256"), "{err}");
     }
 
     #[test]
     fn non_contiguous_tensors_are_stored_dense() {
-        let t = Tensor::arange(12, (Kind::Float, Device::Cpu)).reshape([3, 4]).transpose(0, 1);
+        let t = Tensor::arange(12, (Kind::Float, Device::Cpu))
+            .reshape([3, 4])
+            .transpose(0, 1);
         assert!(!t.is_contiguous());
         let p = prepare(vec![("x".into(), t.shallow_clone())]).unwrap();
         let mut buf = Vec::new();

@@ -15,7 +15,10 @@ pub(crate) const TMP_SUFFIX: &str = ".tmp";
 pub(crate) fn temp_path(final_path: &Path) -> PathBuf {
     static SEQ: AtomicU64 = AtomicU64::new(0);
     let n = SEQ.fetch_add(1, Ordering::Relaxed);
-    let name = final_path.file_name().map(|s| s.to_string_lossy()).unwrap_or_default();
+    let name = final_path
+        .file_name()
+        .map(|s| s.to_string_lossy())
+        .unwrap_or_default();
     final_path.with_file_name(format!(".{name}.{}.{n}{TMP_SUFFIX}", std::process::id()))
 }
 
@@ -65,12 +68,20 @@ impl EntryLock {
     /// otherwise (the usual lock-then-verify dance).
     pub(crate) fn acquire(path: &Path) -> io::Result<EntryLock> {
         loop {
-            let file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path)?;
+            let file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(path)?;
             file.lock()?;
             let held = file.metadata()?;
             match fs::metadata(path) {
                 Ok(now) if now.dev() == held.dev() && now.ino() == held.ino() => {
-                    return Ok(EntryLock { path: path.to_path_buf(), _file: file });
+                    return Ok(EntryLock {
+                        path: path.to_path_buf(),
+                        _file: file,
+                    });
                 }
                 Ok(_) => continue,
                 Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
@@ -118,7 +129,10 @@ mod tests {
         });
         assert!(err.is_err());
         assert_eq!(fs::read(&p).unwrap(), b"two");
-        let names: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(names.len(), 1, "temp file left behind: {names:?}");
     }
 

@@ -35,8 +35,16 @@ impl RootLock {
             .truncate(false)
             .open(path)
             .map_err(|e| CacheError::io("open the lock file", path, e))?;
-        let lock = RootLock { path: path.to_path_buf(), file };
-        lock.retry(wait, true, root, "cannot open it while it is being cleaned or verified")?;
+        let lock = RootLock {
+            path: path.to_path_buf(),
+            file,
+        };
+        lock.retry(
+            wait,
+            true,
+            root,
+            "cannot open it while it is being cleaned or verified",
+        )?;
         Ok(lock)
     }
 
@@ -50,11 +58,21 @@ impl RootLock {
         let _ = self.file.lock_shared();
     }
 
-    fn retry(&self, wait: Duration, shared: bool, root: &Path, what: &'static str) -> Result<(), CacheError> {
+    fn retry(
+        &self,
+        wait: Duration,
+        shared: bool,
+        root: &Path,
+        what: &'static str,
+    ) -> Result<(), CacheError> {
         let start = Instant::now();
         let mut pause = Duration::from_millis(5);
         loop {
-            let r = if shared { self.file.try_lock_shared() } else { self.file.try_lock() };
+            let r = if shared {
+                self.file.try_lock_shared()
+            } else {
+                self.file.try_lock()
+            };
             match r {
                 Ok(()) => return Ok(()),
                 Err(TryLockError::Error(e)) => return Err(CacheError::io("lock", &self.path, e)),
@@ -66,7 +84,11 @@ impl RootLock {
                     // by unlock + lock): take it back.
                     self.downgrade();
                 }
-                return Err(CacheError::Busy { root: root.to_path_buf(), holders: self.holders(), what });
+                return Err(CacheError::Busy {
+                    root: root.to_path_buf(),
+                    holders: self.holders(),
+                    what,
+                });
             }
             std::thread::sleep(pause.min(wait.saturating_sub(start.elapsed())));
             pause = (pause * 2).min(Duration::from_millis(200));
@@ -81,14 +103,21 @@ impl RootLock {
             Err(_) => return "pid unknown".into(),
         };
         let me = std::process::id();
-        let mut pids = holders_of(ino, &std::fs::read_to_string("/proc/locks").unwrap_or_default());
+        let mut pids = holders_of(
+            ino,
+            &std::fs::read_to_string("/proc/locks").unwrap_or_default(),
+        );
         let mut own = false;
         pids.retain(|&p| {
             own |= p == me;
             p != me
         });
         match (pids.is_empty(), own) {
-            (false, _) => pids.iter().map(|p| format!("pid {p}")).collect::<Vec<_>>().join(", "),
+            (false, _) => pids
+                .iter()
+                .map(|p| format!("pid {p}"))
+                .collect::<Vec<_>>()
+                .join(", "),
             (true, true) => format!("another handle in this process, pid {me}"),
             (true, false) => "pid unknown".into(),
         }
@@ -137,7 +166,10 @@ mod tests {
         let b = RootLock::shared(&p, dir.path(), Duration::ZERO).unwrap();
         let err = a.exclusive(dir.path(), "cannot test").unwrap_err();
         assert!(err.to_string().contains("in use by another run"), "{err}");
-        assert!(err.to_string().contains(&std::process::id().to_string()), "{err}");
+        assert!(
+            err.to_string().contains(&std::process::id().to_string()),
+            "{err}"
+        );
         drop(b);
         a.exclusive(dir.path(), "cannot test").unwrap();
         // While exclusive, nobody can open.

@@ -71,8 +71,12 @@ fn classify(name: &str) -> FileClass {
     if name.ends_with(TMP_SUFFIX) {
         return FileClass::Temp;
     }
-    let Some((stem, ext)) = name.split_once('.') else { return FileClass::Other };
-    let Some(d) = Digest::from_hex(stem) else { return FileClass::Other };
+    let Some((stem, ext)) = name.split_once('.') else {
+        return FileClass::Other;
+    };
+    let Some(d) = Digest::from_hex(stem) else {
+        return FileClass::Other;
+    };
     match ext {
         "json" => FileClass::Sidecar(d),
         "safetensors" => FileClass::Data(d),
@@ -84,9 +88,13 @@ fn classify(name: &str) -> FileClass {
 /// Every file in the object shards with its class and metadata.
 fn scan(objects: &Path) -> Vec<(PathBuf, FileClass, fs::Metadata)> {
     let mut out = Vec::new();
-    let Ok(shards) = fs::read_dir(objects) else { return out };
+    let Ok(shards) = fs::read_dir(objects) else {
+        return out;
+    };
     for shard in shards.flatten() {
-        let Ok(files) = fs::read_dir(shard.path()) else { continue };
+        let Ok(files) = fs::read_dir(shard.path()) else {
+            continue;
+        };
         for f in files.flatten() {
             let Ok(meta) = f.metadata() else { continue };
             if !meta.is_file() {
@@ -100,7 +108,10 @@ fn scan(objects: &Path) -> Vec<(PathBuf, FileClass, fs::Metadata)> {
 }
 
 fn older_than(meta: &fs::Metadata, age: Duration) -> bool {
-    meta.modified().ok().and_then(|m| SystemTime::now().duration_since(m).ok()).is_some_and(|a| a >= age)
+    meta.modified()
+        .ok()
+        .and_then(|m| SystemTime::now().duration_since(m).ok())
+        .is_some_and(|a| a >= age)
 }
 
 impl Store {
@@ -109,8 +120,12 @@ impl Store {
         let files = scan(&self.objects());
         let mut out = Vec::new();
         for (path, class, meta) in &files {
-            let FileClass::Sidecar(id) = class else { continue };
-            let Ok(Some((sc, _))) = read_sidecar(path) else { continue };
+            let FileClass::Sidecar(id) = class else {
+                continue;
+            };
+            let Ok(Some((sc, _))) = read_sidecar(path) else {
+                continue;
+            };
             out.push(EntrySummary {
                 id: *id,
                 key: Digest::from_hex(&sc.key),
@@ -134,7 +149,8 @@ impl Store {
     /// [`CacheError::Busy`] when another process has the cache open.
     pub fn gc(&self, max_bytes: u64) -> Result<GcReport, CacheError> {
         let _g = self.local.write().unwrap_or_else(|p| p.into_inner());
-        self.lock().exclusive(self.root(), "cannot collect garbage while it runs")?;
+        self.lock()
+            .exclusive(self.root(), "cannot collect garbage while it runs")?;
         let report = self.gc_locked(max_bytes);
         self.lock().downgrade();
         Ok(report)
@@ -148,8 +164,14 @@ impl Store {
             match class {
                 FileClass::Sidecar(id) => match read_sidecar(path) {
                     Ok(Some(_)) => {
-                        let data = fs::metadata(self.data_path(id)).map(|m| m.len()).unwrap_or(0);
-                        entries.push((meta.modified().unwrap_or(SystemTime::UNIX_EPOCH), *id, data + meta.len()));
+                        let data = fs::metadata(self.data_path(id))
+                            .map(|m| m.len())
+                            .unwrap_or(0);
+                        entries.push((
+                            meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+                            *id,
+                            data + meta.len(),
+                        ));
                     }
                     _ => {
                         let _ = fs::remove_file(path);
@@ -191,7 +213,8 @@ impl Store {
     /// Takes the cache lock exclusively like [`Store::gc`].
     pub fn verify(&self) -> Result<VerifyReport, CacheError> {
         let _g = self.local.write().unwrap_or_else(|p| p.into_inner());
-        self.lock().exclusive(self.root(), "cannot verify it while it runs")?;
+        self.lock()
+            .exclusive(self.root(), "cannot verify it while it runs")?;
         let report = self.verify_locked();
         self.lock().downgrade();
         Ok(report)
@@ -215,7 +238,9 @@ impl Store {
                 Err(Ok(e)) => Err(format!("cannot read sidecar: {e}")),
                 Err(Err(why)) => Err(why),
                 Ok(Some((sc, _))) if sc.format > FORMAT => continue,
-                Ok(Some((sc, _))) if sc.id != id.hex() => Err("sidecar names another entry".to_string()),
+                Ok(Some((sc, _))) if sc.id != id.hex() => {
+                    Err("sidecar names another entry".to_string())
+                }
                 Ok(Some((sc, _))) => match File::open(self.data_path(&id)) {
                     Err(e) => Err(format!("data file: {e}")),
                     Ok(mut f) => match format::read_data(&mut f, &sc, false) {

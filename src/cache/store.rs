@@ -63,7 +63,8 @@ impl Store {
     pub fn open_timeout(root: &Path, wait: Duration) -> Result<Store, CacheError> {
         for sub in ["objects", "records", "file-digests"] {
             let dir = root.join(sub);
-            fs::create_dir_all(&dir).map_err(|e| CacheError::io("create the cache directory", &dir, e))?;
+            fs::create_dir_all(&dir)
+                .map_err(|e| CacheError::io("create the cache directory", &dir, e))?;
         }
         let tag = root.join("CACHEDIR.TAG");
         if !tag.exists() {
@@ -138,13 +139,18 @@ impl Store {
             return Ok(0);
         }
         let Encoded { tensors, meta } = value.encode();
-        let unsupported = |msg| CacheError::Unsupported { node: info.node.clone(), port: info.port.clone(), msg };
+        let unsupported = |msg| CacheError::Unsupported {
+            node: info.node.clone(),
+            port: info.port.clone(),
+            msg,
+        };
         let prepared = format::prepare(tensors).map_err(unsupported)?;
 
         let dir = self.shard("objects", id);
         fs::create_dir_all(&dir).map_err(|e| CacheError::io("create", &dir, e))?;
         let lock_path = self.entry_lock_path(id);
-        let _entry = EntryLock::acquire(&lock_path).map_err(|e| CacheError::io("lock", &lock_path, e))?;
+        let _entry =
+            EntryLock::acquire(&lock_path).map_err(|e| CacheError::io("lock", &lock_path, e))?;
         if self.contains(id) {
             return Ok(0);
         }
@@ -152,7 +158,7 @@ impl Store {
         let data = self.data_path(id);
         // fsync inside `fill` so that it overlaps the hashing thread.
         let sha = write_atomic(&data, false, |f| prepared.write_to(f, |f| f.sync_all()))
-        .map_err(|e| CacheError::io("write", &data, e))?;
+            .map_err(|e| CacheError::io("write", &data, e))?;
         sync_dir(&dir).map_err(|e| CacheError::io("sync", &dir, e))?;
 
         let sidecar = Sidecar {
@@ -221,7 +227,13 @@ impl Store {
             Err(Ok(e)) => return Err(CacheError::io("read", &data_path, e)),
             Err(Err(why)) => return Ok(self.discard(id, Some(sc_ino), why)),
         };
-        match Value::decode(ty, Encoded { tensors, meta: sidecar.meta }) {
+        match Value::decode(
+            ty,
+            Encoded {
+                tensors,
+                meta: sidecar.meta,
+            },
+        ) {
             Ok(v) => {
                 touch(&sc_path);
                 Ok(Lookup::Hit(v))
@@ -263,8 +275,10 @@ impl Store {
         let dir = self.shard("records", key);
         fs::create_dir_all(&dir).map_err(|e| CacheError::io("create", &dir, e))?;
         let doc = serde_json::json!({ "format": FORMAT, "key": key.hex(), "record": record });
-        let bytes = serde_json::to_vec_pretty(&doc).map_err(|e| CacheError::io("write", &path, e.into()))?;
-        write_atomic(&path, true, |f| f.write_all(&bytes)).map_err(|e| CacheError::io("write", &path, e))?;
+        let bytes = serde_json::to_vec_pretty(&doc)
+            .map_err(|e| CacheError::io("write", &path, e.into()))?;
+        write_atomic(&path, true, |f| f.write_all(&bytes))
+            .map_err(|e| CacheError::io("write", &path, e))?;
         sync_dir(&dir).map_err(|e| CacheError::io("sync", &dir, e))
     }
 
@@ -274,11 +288,14 @@ impl Store {
         let _g = self.shared();
         let path = self.record_path(key);
         let bytes = fs::read(&path).ok()?;
-        let parsed = serde_json::from_slice::<serde_json::Value>(&bytes).ok().and_then(|mut doc| {
-            (doc.get("key")?.as_str()? == key.hex() && doc.get("format")?.as_u64()? == FORMAT as u64)
-                .then(|| doc.get_mut("record").map(serde_json::Value::take))
-                .flatten()
-        });
+        let parsed = serde_json::from_slice::<serde_json::Value>(&bytes)
+            .ok()
+            .and_then(|mut doc| {
+                (doc.get("key")?.as_str()? == key.hex()
+                    && doc.get("format")?.as_u64()? == FORMAT as u64)
+                    .then(|| doc.get_mut("record").map(serde_json::Value::take))
+                    .flatten()
+            });
         if parsed.is_none() {
             let _ = fs::remove_file(&path);
         }
@@ -288,7 +305,9 @@ impl Store {
 
 /// `Ok(None)`: no sidecar. `Err(Ok)`: I/O error to report. `Err(Err)`: unusable sidecar.
 #[allow(clippy::type_complexity)]
-pub(crate) fn read_sidecar(path: &Path) -> Result<Option<(Sidecar, u64)>, Result<io::Error, String>> {
+pub(crate) fn read_sidecar(
+    path: &Path,
+) -> Result<Option<(Sidecar, u64)>, Result<io::Error, String>> {
     let mut f = match File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
@@ -297,16 +316,24 @@ pub(crate) fn read_sidecar(path: &Path) -> Result<Option<(Sidecar, u64)>, Result
     let ino = f.metadata().map_err(Ok)?.ino();
     let mut bytes = Vec::new();
     io::Read::read_to_end(&mut f, &mut bytes).map_err(Ok)?;
-    let sc: Sidecar = serde_json::from_slice(&bytes).map_err(|e| Err(format!("sidecar is not valid: {e}")))?;
+    let sc: Sidecar =
+        serde_json::from_slice(&bytes).map_err(|e| Err(format!("sidecar is not valid: {e}")))?;
     Ok(Some((sc, ino)))
 }
 
 fn check_sidecar(sc: &Sidecar, id: &Digest, ty: PortType) -> Result<(), String> {
     if sc.id != id.hex() {
-        return Err(format!("sidecar belongs to entry {}", sc.id.get(..12).unwrap_or(&sc.id)));
+        return Err(format!(
+            "sidecar belongs to entry {}",
+            sc.id.get(..12).unwrap_or(&sc.id)
+        ));
     }
     if sc.port_type != ty.name() {
-        return Err(format!("entry holds a {} value, {} was asked for", sc.port_type, ty.name()));
+        return Err(format!(
+            "entry holds a {} value, {} was asked for",
+            sc.port_type,
+            ty.name()
+        ));
     }
     Ok(())
 }
@@ -319,5 +346,7 @@ fn touch(path: &Path) {
 }
 
 pub(crate) fn unix_ms(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }

@@ -44,11 +44,26 @@ pub fn cache(a: CacheArgs) -> i32 {
         CacheOp::Ls => {
             let entries = store.list();
             let total: u64 = entries.iter().map(|e| e.bytes).sum();
-            println!("{:<14} {:<14} {:<16} {:<10} {:>10}", "id", "node", "kind", "port", "size");
+            println!(
+                "{:<14} {:<14} {:<16} {:<10} {:>10}",
+                "id", "node", "kind", "port", "size"
+            );
             for e in &entries {
-                println!("{:<14} {:<14} {:<16} {:<10} {:>10}", e.id.short(12), e.node, e.kind, e.port, human_bytes(e.bytes));
+                println!(
+                    "{:<14} {:<14} {:<16} {:<10} {:>10}",
+                    e.id.short(12),
+                    e.node,
+                    e.kind,
+                    e.port,
+                    human_bytes(e.bytes)
+                );
             }
-            println!("{} entries, {} in {}", entries.len(), human_bytes(total), dir.display());
+            println!(
+                "{} entries, {} in {}",
+                entries.len(),
+                human_bytes(total),
+                dir.display()
+            );
             0
         }
         CacheOp::Gc { max_size } => match store.gc(max_size) {
@@ -97,7 +112,10 @@ pub fn cache(a: CacheArgs) -> i32 {
 /// `20G`, `500M`, `1.5GB`, `1024` (bytes); powers of 1024.
 pub fn parse_size(s: &str) -> Result<u64, String> {
     let t = s.trim().to_ascii_uppercase();
-    let t = t.strip_suffix("IB").or_else(|| t.strip_suffix('B')).unwrap_or(&t);
+    let t = t
+        .strip_suffix("IB")
+        .or_else(|| t.strip_suffix('B'))
+        .unwrap_or(&t);
     let (num, mult) = match t.chars().last() {
         Some('K') => (&t[..t.len() - 1], 1u64 << 10),
         Some('M') => (&t[..t.len() - 1], 1 << 20),
@@ -105,8 +123,11 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         Some('T') => (&t[..t.len() - 1], 1 << 40),
         _ => (t, 1),
     };
-    let n: f64 = num.trim().parse().map_err(|_| format!("`{s}` is not a size; write e.g. 20G or 500M"))?;
-    if !(n >= 0.0) {
+    let n: f64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{s}` is not a size; write e.g. 20G or 500M"))?;
+    if n.is_nan() || n < 0.0 {
         return Err(format!("`{s}` is not a size"));
     }
     Ok((n * mult as f64) as u64)

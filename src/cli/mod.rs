@@ -14,7 +14,11 @@ pub const EXIT_INVALID: i32 = 2;
 pub const EXIT_INTERRUPTED: i32 = 130;
 
 #[derive(Parser)]
-#[command(name = "vistaflow", version, about = "VISTA3D segmentation workflows: YAML pipelines on dagrs with content-hash caching")]
+#[command(
+    name = "vistaflow",
+    version,
+    about = "VISTA3D segmentation workflows: YAML pipelines on dagrs with content-hash caching"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

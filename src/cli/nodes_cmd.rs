@@ -20,7 +20,9 @@ pub fn nodes(kind: Option<&str>) -> i32 {
                 0
             }
             None => {
-                let hint = nearest(k, registry.kinds()).map(|n| format!(" (did you mean `{n}`?)")).unwrap_or_default();
+                let hint = nearest(k, registry.kinds())
+                    .map(|n| format!(" (did you mean `{n}`?)"))
+                    .unwrap_or_default();
                 eprintln!("error: unknown node kind `{k}`{hint}; `vistaflow nodes` lists them all");
                 EXIT_INVALID
             }
@@ -36,23 +38,46 @@ pub fn describe(n: &dyn Node) -> String {
         out.push_str("  inputs:\n");
         for p in &s.inputs {
             let req = if p.required { "required" } else { "optional" };
-            out.push_str(&format!("    {:<12} {:<8} {:<9} {}\n", p.name, p.ty.name(), req, p.doc));
+            out.push_str(&format!(
+                "    {:<12} {:<8} {:<9} {}\n",
+                p.name,
+                p.ty.name(),
+                req,
+                p.doc
+            ));
         }
         if !s.exactly_one_input_of.is_empty() {
-            out.push_str(&format!("    (exactly one of: {})\n", s.exactly_one_input_of.join(", ")));
+            out.push_str(&format!(
+                "    (exactly one of: {})\n",
+                s.exactly_one_input_of.join(", ")
+            ));
         }
     }
     if !s.outputs.is_empty() {
         out.push_str("  outputs:\n");
         for p in &s.outputs {
-            out.push_str(&format!("    {:<12} {:<8} {}\n", p.name, p.ty.name(), p.doc));
+            out.push_str(&format!(
+                "    {:<12} {:<8} {}\n",
+                p.name,
+                p.ty.name(),
+                p.doc
+            ));
         }
     }
     if !s.params.is_empty() {
         out.push_str("  params:\n");
         for p in &s.params {
-            let default = p.default.as_ref().map_or("required".to_string(), |d| format!("default {d}"));
-            out.push_str(&format!("    {:<12} {:<16} {:<16} {}\n", p.name, p.ty.describe(), default, p.doc));
+            let default = p
+                .default
+                .as_ref()
+                .map_or("required".to_string(), |d| format!("default {d}"));
+            out.push_str(&format!(
+                "    {:<12} {:<16} {:<16} {}\n",
+                p.name,
+                p.ty.describe(),
+                default,
+                p.doc
+            ));
         }
     }
     out

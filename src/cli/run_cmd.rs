@@ -2,7 +2,9 @@
 
 use super::{PlanArgs, RunArgs, WorkflowArgs, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_INVALID};
 use crate::cache::Store;
-use crate::exec::{self, CachePolicy, Decision, Devices, Engine, NodeStatus, RunOptions, RunReport};
+use crate::exec::{
+    self, CachePolicy, Decision, Devices, Engine, NodeStatus, RunOptions, RunReport,
+};
 use crate::telemetry::{Telemetry, TraceSink};
 use crate::workflow::{self, DeviceSpec, Plan};
 use std::path::Path;
@@ -29,14 +31,19 @@ pub fn validate(a: WorkflowArgs) -> i32 {
 }
 
 fn open_store(plan: &Plan) -> Result<Arc<Store>, i32> {
-    Store::open(&plan.settings.cache).map(Arc::new).map_err(|e| {
-        eprintln!("error: cache {}: {e}", plan.settings.cache.display());
-        EXIT_FAILED
-    })
+    Store::open(&plan.settings.cache)
+        .map(Arc::new)
+        .map_err(|e| {
+            eprintln!("error: cache {}: {e}", plan.settings.cache.display());
+            EXIT_FAILED
+        })
 }
 
 fn policy(c: &super::CacheFlags) -> CachePolicy {
-    CachePolicy { no_cache: c.no_cache, refresh: c.refresh.clone() }
+    CachePolicy {
+        no_cache: c.no_cache,
+        refresh: c.refresh.clone(),
+    }
 }
 
 pub fn plan(a: PlanArgs) -> i32 {
@@ -48,16 +55,31 @@ pub fn plan(a: PlanArgs) -> i32 {
         Ok(s) => s,
         Err(c) => return c,
     };
-    let engine = Engine { store, devices: Arc::new(Devices::cpu_only()), telemetry: Arc::new(Telemetry::new(TraceSink::None).expect("no sink")) };
+    let engine = Engine {
+        store,
+        devices: Arc::new(Devices::cpu_only()),
+        telemetry: Arc::new(Telemetry::new(TraceSink::None).expect("no sink")),
+    };
     match exec::plan_decisions(&engine, &plan, &policy(&a.cache)) {
         Ok((keys, decisions)) => {
-            println!("{} ({} nodes, cache {})", plan.name, plan.nodes.len(), plan.settings.cache.display());
+            println!(
+                "{} ({} nodes, cache {})",
+                plan.name,
+                plan.nodes.len(),
+                plan.settings.cache.display()
+            );
             for (i, n) in plan.nodes.iter().enumerate() {
                 let what = match &decisions[i] {
                     Decision::Cached => "cached".to_string(),
                     Decision::Run(why) => format!("to run ({why})"),
                 };
-                println!("  {:<16} {:<14} {}  {}", n.id, n.kind(), keys.node[i].short(12), what);
+                println!(
+                    "  {:<16} {:<14} {}  {}",
+                    n.id,
+                    n.kind(),
+                    keys.node[i].short(12),
+                    what
+                );
             }
             0
         }
@@ -99,9 +121,21 @@ pub fn run(a: RunArgs) -> i32 {
         Ok(s) => s,
         Err(c) => return c,
     };
-    let engine = Engine { store, devices: Arc::new(Devices::probe(1)), telemetry: telemetry.clone() };
-    let opts = RunOptions { cache: policy(&a.cache), device, keep_going: a.keep_going, progress: !a.quiet };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let engine = Engine {
+        store,
+        devices: Arc::new(Devices::probe(1)),
+        telemetry: telemetry.clone(),
+    };
+    let opts = RunOptions {
+        cache: policy(&a.cache),
+        device,
+        keep_going: a.keep_going,
+        progress: !a.quiet,
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -150,8 +184,12 @@ async fn interrupt_handler(cancel: CancellationToken) {
 /// `traces/` beside the cache folder (`.vistaflow/traces` by default).
 fn default_trace_path(plan: &Plan) -> std::path::PathBuf {
     let dir = plan.settings.cache.parent().unwrap_or(Path::new("."));
-    let secs = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-    dir.join("traces").join(format!("{}-{secs}.jsonl", plan.name))
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    dir.join("traces")
+        .join(format!("{}-{secs}.jsonl", plan.name))
 }
 
 fn print_summary(r: &RunReport) {
@@ -174,7 +212,12 @@ fn print_summary(r: &RunReport) {
             NodeStatus::Cancelled => "cancelled".into(),
         };
         let timing = if n.status == NodeStatus::Ran {
-            format!("{:>8.2}s {:<7} {}", n.duration.as_secs_f64(), n.device, super::cache_cmd::human_bytes(n.output_bytes))
+            format!(
+                "{:>8.2}s {:<7} {}",
+                n.duration.as_secs_f64(),
+                n.device,
+                super::cache_cmd::human_bytes(n.output_bytes)
+            )
         } else {
             String::new()
         };

@@ -8,8 +8,8 @@
 //! by the engine, which is why no dagrs retry or error path is used (traps 2-4).
 
 use dagrs::{
-    async_trait::async_trait, Action, Content, DefaultNode, EnvVar, Graph, InChannels, Node, NodeId,
-    NodeTable, OutChannels, Output,
+    async_trait::async_trait, Action, Content, DefaultNode, EnvVar, Graph, InChannels, Node,
+    NodeId, NodeTable, OutChannels, Output,
 };
 use std::future::Future;
 use std::pin::Pin;
@@ -36,11 +36,22 @@ struct TaskAction<T> {
 
 #[async_trait]
 impl<T: Send + Sync + 'static> Action for TaskAction<T> {
-    async fn run(&self, inputs: &mut InChannels, outputs: &mut OutChannels, _env: Arc<EnvVar>) -> Output {
+    async fn run(
+        &self,
+        inputs: &mut InChannels,
+        outputs: &mut OutChannels,
+        _env: Arc<EnvVar>,
+    ) -> Output {
         let mut got = Vec::with_capacity(self.deps.len());
         for id in &self.deps {
             // A closed channel (a parent that died) arrives as None; `work` decides what it means.
-            got.push(inputs.recv_from(id).await.ok().and_then(|c| c.into_inner::<T>()));
+            got.push(
+                inputs
+                    .recv_from(id)
+                    .await
+                    .ok()
+                    .and_then(|c| c.into_inner::<T>()),
+            );
         }
         let work = self.work.lock().ok().and_then(|mut w| w.take());
         if let Some(work) = work {
@@ -68,20 +79,33 @@ pub async fn run<T: Send + Sync + 'static>(tasks: Vec<Task<T>>) -> Result<(), Gr
     for (i, task) in tasks.into_iter().enumerate() {
         // Tasks come producers first, so every dependency already has its id.
         if let Some(&bad) = task.deps.iter().find(|&&d| d >= i) {
-            return Err(GraphError(format!("task `{}` depends on a later task ({bad})", task.name)));
+            return Err(GraphError(format!(
+                "task `{}` depends on a later task ({bad})",
+                task.name
+            )));
         }
         let deps: Vec<NodeId> = task.deps.iter().map(|&d| ids[d]).collect();
-        let action = TaskAction { deps: deps.clone(), work: Mutex::new(Some(task.work)) };
+        let action = TaskAction {
+            deps: deps.clone(),
+            work: Mutex::new(Some(task.work)),
+        };
         let node = DefaultNode::with_action(task.name.clone(), action, &mut table);
         let id = node.id();
         ids.push(id);
         edges.extend(deps.into_iter().map(|d| (d, id)));
-        graph.add_node(node).map_err(|e| GraphError(e.to_string()))?;
+        graph
+            .add_node(node)
+            .map_err(|e| GraphError(e.to_string()))?;
     }
     for (from, to) in edges {
-        graph.add_edge(from, vec![to]).map_err(|e| GraphError(e.to_string()))?;
+        graph
+            .add_edge(from, vec![to])
+            .map_err(|e| GraphError(e.to_string()))?;
     }
     graph.set_env(EnvVar::new(table));
-    graph.async_start().await.map_err(|e| GraphError(e.to_string()))?;
+    graph
+        .async_start()
+        .await
+        .map_err(|e| GraphError(e.to_string()))?;
     Ok(())
 }

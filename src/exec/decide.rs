@@ -51,7 +51,12 @@ pub struct WrittenFile {
 pub struct UnknownNode(pub String, pub String);
 
 /// Decides every node, producers first.
-pub fn decide(plan: &Plan, keys: &Keys, store: &Store, policy: &CachePolicy) -> Result<Vec<Decision>, UnknownNode> {
+pub fn decide(
+    plan: &Plan,
+    keys: &Keys,
+    store: &Store,
+    policy: &CachePolicy,
+) -> Result<Vec<Decision>, UnknownNode> {
     let refresh = refreshed(plan, &policy.refresh)?;
     Ok(plan
         .nodes
@@ -64,9 +69,19 @@ pub fn decide(plan: &Plan, keys: &Keys, store: &Store, policy: &CachePolicy) -> 
                 Decision::Run("cache: false".into())
             } else if refresh.contains(&i) {
                 Decision::Run("--refresh".into())
-            } else if let Some(port) = n.outputs.iter().find(|o| !store.contains(&keys.output(i, o.name))) {
-                Decision::Run(if n.outputs.len() > 1 { format!("`{}` not in cache", port.name) } else { "not in cache".into() })
-            } else if let Some(why) = files_changed(store, &keys.node[i], n.written_paths().is_empty()) {
+            } else if let Some(port) = n
+                .outputs
+                .iter()
+                .find(|o| !store.contains(&keys.output(i, o.name)))
+            {
+                Decision::Run(if n.outputs.len() > 1 {
+                    format!("`{}` not in cache", port.name)
+                } else {
+                    "not in cache".into()
+                })
+            } else if let Some(why) =
+                files_changed(store, &keys.node[i], n.written_paths().is_empty())
+            {
                 Decision::Run(why)
             } else {
                 Decision::Cached
@@ -81,7 +96,11 @@ fn refreshed(plan: &Plan, ids: &[String]) -> Result<BTreeSet<usize>, UnknownNode
     for id in ids {
         let i = plan.index_of(id).ok_or_else(|| {
             let near = crate::diag::nearest(id, plan.nodes.iter().map(|n| n.id.as_str()));
-            UnknownNode(id.clone(), near.map(|n| format!(" (did you mean `{n}`?)")).unwrap_or_default())
+            UnknownNode(
+                id.clone(),
+                near.map(|n| format!(" (did you mean `{n}`?)"))
+                    .unwrap_or_default(),
+            )
         })?;
         set.insert(i);
     }

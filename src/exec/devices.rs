@@ -29,8 +29,16 @@ impl Devices {
     /// Probes CUDA once. `slots_per_gpu` nodes may hold one GPU at a time (default 1).
     pub fn probe(slots_per_gpu: usize) -> Devices {
         load_cuda_backend();
-        let n = if tch::Cuda::is_available() { tch::Cuda::device_count().max(0) as usize } else { 0 };
-        Devices { gpus: (0..n).map(|_| Arc::new(Semaphore::new(slots_per_gpu.max(1)))).collect() }
+        let n = if tch::Cuda::is_available() {
+            tch::Cuda::device_count().max(0) as usize
+        } else {
+            0
+        };
+        Devices {
+            gpus: (0..n)
+                .map(|_| Arc::new(Semaphore::new(slots_per_gpu.max(1))))
+                .collect(),
+        }
     }
 
     /// A machine with no GPU (tests, `--device cpu`).
@@ -46,7 +54,9 @@ impl Devices {
     pub fn check(&self, spec: DeviceSpec) -> Result<(), DeviceError> {
         match spec {
             DeviceSpec::Cuda(_) if self.gpus.is_empty() => Err(DeviceError::NoCuda(spec)),
-            DeviceSpec::Cuda(Some(n)) if n >= self.gpus.len() => Err(DeviceError::NoSuchGpu(n, self.gpus.len())),
+            DeviceSpec::Cuda(Some(n)) if n >= self.gpus.len() => {
+                Err(DeviceError::NoSuchGpu(n, self.gpus.len()))
+            }
             _ => Ok(()),
         }
     }
@@ -56,15 +66,32 @@ impl Devices {
     pub async fn acquire(&self, spec: DeviceSpec) -> Result<Lease, DeviceError> {
         self.check(spec)?;
         let index = match spec {
-            DeviceSpec::Cpu => return Ok(Lease { device: Device::Cpu, _permit: None }),
-            DeviceSpec::Auto if self.gpus.is_empty() => return Ok(Lease { device: Device::Cpu, _permit: None }),
-            DeviceSpec::Cuda(Some(n)) => n,
-            DeviceSpec::Auto | DeviceSpec::Cuda(None) => {
-                (0..self.gpus.len()).max_by_key(|&i| self.gpus[i].available_permits()).unwrap_or(0)
+            DeviceSpec::Cpu => {
+                return Ok(Lease {
+                    device: Device::Cpu,
+                    _permit: None,
+                })
             }
+            DeviceSpec::Auto if self.gpus.is_empty() => {
+                return Ok(Lease {
+                    device: Device::Cpu,
+                    _permit: None,
+                })
+            }
+            DeviceSpec::Cuda(Some(n)) => n,
+            DeviceSpec::Auto | DeviceSpec::Cuda(None) => (0..self.gpus.len())
+                .max_by_key(|&i| self.gpus[i].available_permits())
+                .unwrap_or(0),
         };
-        let permit = self.gpus[index].clone().acquire_owned().await.expect("device semaphores are never closed");
-        Ok(Lease { device: Device::Cuda(index), _permit: Some(permit) })
+        let permit = self.gpus[index]
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("device semaphores are never closed");
+        Ok(Lease {
+            device: Device::Cuda(index),
+            _permit: Some(permit),
+        })
     }
 }
 
@@ -72,12 +99,16 @@ impl Devices {
 /// it as unused (tch issue 980), so load it by hand. On a CPU-only install it is absent or
 /// lacks its CUDA libraries: then nothing happens and the CPU is used.
 fn load_cuda_backend() {
-    let Some(dir) = option_env!("VISTAFLOW_LIBTORCH_LIB") else { return };
+    let Some(dir) = option_env!("VISTAFLOW_LIBTORCH_LIB") else {
+        return;
+    };
     let path = std::path::Path::new(dir).join("libtorch_cuda.so");
     if !path.exists() {
         return;
     }
-    let Ok(c) = std::ffi::CString::new(path.to_string_lossy().as_bytes()) else { return };
+    let Ok(c) = std::ffi::CString::new(path.to_string_lossy().as_bytes()) else {
+        return;
+    };
     // SAFETY: dlopen with a valid C string; the handle is deliberately never closed.
     unsafe {
         libc::dlopen(c.as_ptr(), libc::RTLD_NOW | libc::RTLD_GLOBAL);

@@ -41,21 +41,31 @@ pub struct SourceError {
 }
 
 /// Computes every key; `digest` gives the content digest of a file or folder.
-pub fn compute(plan: &Plan, mut digest: impl FnMut(&Path) -> std::io::Result<Digest>) -> Result<Keys, SourceError> {
+pub fn compute(
+    plan: &Plan,
+    mut digest: impl FnMut(&Path) -> std::io::Result<Digest>,
+) -> Result<Keys, SourceError> {
     let mut keys: Vec<Digest> = Vec::with_capacity(plan.nodes.len());
     for n in &plan.nodes {
         let spec = n.node.spec();
         let mut h = KeyHasher::new("vistaflow.node.v1");
-        h.field("kind", spec.kind.as_bytes()).field("version", spec.version.as_bytes());
+        h.field("kind", spec.kind.as_bytes())
+            .field("version", spec.version.as_bytes());
         let keyed: serde_json::Map<String, Json> = n
             .params
             .iter()
-            .filter(|(name, _)| spec.param(name).is_none_or(|p| p.ty != ParamType::InputPath))
+            .filter(|(name, _)| {
+                spec.param(name)
+                    .is_none_or(|p| p.ty != ParamType::InputPath)
+            })
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         h.field("params", canonical_json(&Json::Object(keyed)).as_bytes());
         for e in &n.inputs {
-            h.field(&format!("input:{}", e.port), &output_id(&keys[e.from], &e.from_port).0);
+            h.field(
+                &format!("input:{}", e.port),
+                &output_id(&keys[e.from], &e.from_port).0,
+            );
         }
         for (param, path) in n.source_paths() {
             let d = digest(&path).map_err(|source| SourceError {
@@ -84,7 +94,10 @@ pub fn canonical_json(v: &Json) -> String {
                 .collect();
             format!("{{{}}}", body.join(","))
         }
-        Json::Array(a) => format!("[{}]", a.iter().map(canonical_json).collect::<Vec<_>>().join(",")),
+        Json::Array(a) => format!(
+            "[{}]",
+            a.iter().map(canonical_json).collect::<Vec<_>>().join(",")
+        ),
         other => other.to_string(),
     }
 }
@@ -97,7 +110,10 @@ mod tests {
     #[test]
     fn canonical_json_sorts_nested_keys() {
         let a = json!({"b": 1, "a": {"y": [1.5, {"q": 1, "p": 2}], "x": "s"}});
-        assert_eq!(canonical_json(&a), r#"{"a":{"x":"s","y":[1.5,{"p":2,"q":1}]},"b":1}"#);
+        assert_eq!(
+            canonical_json(&a),
+            r#"{"a":{"x":"s","y":[1.5,{"p":2,"q":1}]},"b":1}"#
+        );
     }
 
     #[test]

@@ -48,7 +48,11 @@ pub struct Shared {
 }
 
 /// Runs node `i`; `from_producers` holds the results of the producers that ran in this run.
-pub async fn run_node(sh: Arc<Shared>, i: usize, from_producers: HashMap<usize, Option<Arc<NodeResult>>>) -> NodeResult {
+pub async fn run_node(
+    sh: Arc<Shared>,
+    i: usize,
+    from_producers: HashMap<usize, Option<Arc<NodeResult>>>,
+) -> NodeResult {
     let n = &sh.plan.nodes[i];
     let Some(inputs) = gather_inputs(&sh, n, &from_producers) else {
         sh.record(i, NodeStatus::UpstreamFailed, "", Duration::ZERO, 0);
@@ -65,7 +69,14 @@ pub async fn run_node(sh: Arc<Shared>, i: usize, from_producers: HashMap<usize, 
             KeyValue::new("vistaflow.node.id", n.id.clone()),
             KeyValue::new("vistaflow.node.kind", n.kind()),
             KeyValue::new("vistaflow.node.key", sh.keys.node[i].short(16)),
-            KeyValue::new("vistaflow.cache", if sh.write_cache && n.cache { "miss" } else { "off" }),
+            KeyValue::new(
+                "vistaflow.cache",
+                if sh.write_cache && n.cache {
+                    "miss"
+                } else {
+                    "off"
+                },
+            ),
         ],
     );
     let started = Instant::now();
@@ -76,7 +87,10 @@ pub async fn run_node(sh: Arc<Shared>, i: usize, from_producers: HashMap<usize, 
     match outcome {
         Ok((outputs, device)) => {
             let bytes: u64 = outputs.values().map(Value::nbytes).sum();
-            let voxels: i64 = outputs.values().map(|v| v.volume().data().numel() as i64).sum();
+            let voxels: i64 = outputs
+                .values()
+                .map(|v| v.volume().data().numel() as i64)
+                .sum();
             span.set(vec![
                 KeyValue::new("vistaflow.device", device.clone()),
                 KeyValue::new("vistaflow.duration_ms", elapsed.as_millis() as i64),
@@ -90,7 +104,11 @@ pub async fn run_node(sh: Arc<Shared>, i: usize, from_producers: HashMap<usize, 
         Err(err) => {
             let cancelled = matches!(err, NodeError::Cancelled);
             span.end(Some(redact(&err.to_string(), n)));
-            let status = if cancelled { NodeStatus::Cancelled } else { NodeStatus::Failed(err.to_string()) };
+            let status = if cancelled {
+                NodeStatus::Cancelled
+            } else {
+                NodeStatus::Failed(err.to_string())
+            };
             if !cancelled {
                 sh.note_failure(i);
             }
@@ -100,7 +118,11 @@ pub async fn run_node(sh: Arc<Shared>, i: usize, from_producers: HashMap<usize, 
     }
 }
 
-fn gather_inputs(sh: &Shared, n: &PlannedNode, from_producers: &HashMap<usize, Option<Arc<NodeResult>>>) -> Option<Inputs> {
+fn gather_inputs(
+    sh: &Shared,
+    n: &PlannedNode,
+    from_producers: &HashMap<usize, Option<Arc<NodeResult>>>,
+) -> Option<Inputs> {
     let mut inputs = Inputs::new();
     for e in &n.inputs {
         let v = match from_producers.get(&e.from) {
@@ -115,7 +137,13 @@ fn gather_inputs(sh: &Shared, n: &PlannedNode, from_producers: &HashMap<usize, O
 
 /// Runs the node (again on the CPU after a GPU out-of-memory when it allows), checks and
 /// stores its outputs. Returns the outputs and the device name they were made on.
-async fn execute(sh: &Arc<Shared>, i: usize, inputs: Inputs, span: &SpanHandle, line: &Arc<NodeLine>) -> Result<(Outputs, String), NodeError> {
+async fn execute(
+    sh: &Arc<Shared>,
+    i: usize,
+    inputs: Inputs,
+    span: &SpanHandle,
+    line: &Arc<NodeLine>,
+) -> Result<(Outputs, String), NodeError> {
     let n = &sh.plan.nodes[i];
     let spec = sh.device_override.unwrap_or(n.device);
     let lease = tokio::select! {
@@ -126,9 +154,21 @@ async fn execute(sh: &Arc<Shared>, i: usize, inputs: Inputs, span: &SpanHandle, 
     let first = attempt(sh, i, device, inputs.clone(), line).await;
     drop(lease);
     let outputs = match first {
-        Err(NodeError::OutOfMemory { msg, .. }) if device != Device::Cpu && n.node.spec().fallback == Fallback::Cpu => {
-            span.event("vistaflow.fallback", vec![KeyValue::new("from", device_name(device)), KeyValue::new("to", "cpu"), KeyValue::new("reason", msg.clone())]);
-            sh.display.println(&format!("warning: node `{}` ran out of GPU memory; running it again on the CPU", n.id));
+        Err(NodeError::OutOfMemory { msg, .. })
+            if device != Device::Cpu && n.node.spec().fallback == Fallback::Cpu =>
+        {
+            span.event(
+                "vistaflow.fallback",
+                vec![
+                    KeyValue::new("from", device_name(device)),
+                    KeyValue::new("to", "cpu"),
+                    KeyValue::new("reason", msg.clone()),
+                ],
+            );
+            sh.display.println(&format!(
+                "warning: node `{}` ran out of GPU memory; running it again on the CPU",
+                n.id
+            ));
             device = Device::Cpu;
             attempt(sh, i, device, inputs, line).await?
         }
@@ -148,14 +188,27 @@ async fn execute(sh: &Arc<Shared>, i: usize, inputs: Inputs, span: &SpanHandle, 
 }
 
 /// One try on one device, off the async workers, bounded by the node's timeout.
-async fn attempt(sh: &Arc<Shared>, i: usize, device: Device, inputs: Inputs, line: &Arc<NodeLine>) -> Result<Outputs, NodeError> {
+async fn attempt(
+    sh: &Arc<Shared>,
+    i: usize,
+    device: Device,
+    inputs: Inputs,
+    line: &Arc<NodeLine>,
+) -> Result<Outputs, NodeError> {
     let n = sh.plan.nodes[i].clone();
     let token = sh.tokens[i].clone();
-    let sink: Arc<dyn ProgressSink> = Arc::new(NodeSink { sh: sh.clone(), i, line: line.clone() });
+    let sink: Arc<dyn ProgressSink> = Arc::new(NodeSink {
+        sh: sh.clone(),
+        i,
+        line: line.clone(),
+    });
     let ctx = Ctx::new(device, token.clone(), sink);
     let timeout = n.timeout;
     let job = tokio::task::spawn_blocking(move || {
-        let inputs: Inputs = inputs.into_iter().map(|(k, v)| (k, to_device(v, device))).collect();
+        let inputs: Inputs = inputs
+            .into_iter()
+            .map(|(k, v)| (k, to_device(v, device)))
+            .collect();
         n.node.run(&ctx, inputs, &n.params)
     });
     tokio::select! {
@@ -206,8 +259,22 @@ fn check_outputs(n: &PlannedNode, outputs: &Outputs) -> Result<(), NodeError> {
     for o in &n.outputs {
         match outputs.get(o.name) {
             Some(v) if v.port_type() == o.ty => {}
-            Some(v) => return Err(NodeError::Invalid(format!("bug in node kind `{}`: output `{}` is {} but declared {}", n.kind(), o.name, v.port_type(), o.ty))),
-            None => return Err(NodeError::Invalid(format!("bug in node kind `{}`: declared output `{}` missing", n.kind(), o.name))),
+            Some(v) => {
+                return Err(NodeError::Invalid(format!(
+                    "bug in node kind `{}`: output `{}` is {} but declared {}",
+                    n.kind(),
+                    o.name,
+                    v.port_type(),
+                    o.ty
+                )))
+            }
+            None => {
+                return Err(NodeError::Invalid(format!(
+                    "bug in node kind `{}`: declared output `{}` missing",
+                    n.kind(),
+                    o.name
+                )))
+            }
         }
     }
     Ok(())
@@ -218,19 +285,36 @@ fn check_outputs(n: &PlannedNode, outputs: &Outputs) -> Result<(), NodeError> {
 async fn store_outputs(sh: &Arc<Shared>, i: usize, outputs: &Outputs) {
     let n = &sh.plan.nodes[i];
     let key = sh.keys.node[i];
-    let items: Vec<(String, Value)> = outputs.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    let items: Vec<(String, Value)> = outputs
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     let written = n.written_paths();
     let (store, keys, id, kind) = (sh.store.clone(), sh.keys.clone(), n.id.clone(), n.kind());
     let result = tokio::task::spawn_blocking(move || -> Result<(), String> {
         for (port, value) in &items {
-            let info = EntryInfo { key, kind: kind.to_string(), node: id.clone(), port: port.clone() };
-            store.put(&keys.output(i, port), &info, value).map_err(|e| e.to_string())?;
+            let info = EntryInfo {
+                key,
+                kind: kind.to_string(),
+                node: id.clone(),
+                port: port.clone(),
+            };
+            store
+                .put(&keys.output(i, port), &info, value)
+                .map_err(|e| e.to_string())?;
         }
         if !written.is_empty() {
             let mut files = vec![];
             for (param, path) in written {
-                let d = store.file_digests().digest_file(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-                files.push(WrittenFile { param: param.to_string(), path, sha256: d.hex() });
+                let d = store
+                    .file_digests()
+                    .digest_file(&path)
+                    .map_err(|e| format!("{}: {e}", path.display()))?;
+                files.push(WrittenFile {
+                    param: param.to_string(),
+                    path,
+                    sha256: d.hex(),
+                });
             }
             let record = serde_json::to_value(WrittenFiles { files }).map_err(|e| e.to_string())?;
             store.put_record(&key, &record).map_err(|e| e.to_string())?;
@@ -270,7 +354,16 @@ impl Shared {
             Decision::Run(r) => r.clone(),
             Decision::Cached => String::new(),
         };
-        let report = NodeReport { id: n.id.clone(), kind: n.kind(), key: self.keys.node[i], status, device: device.into(), duration, output_bytes: bytes, reason };
+        let report = NodeReport {
+            id: n.id.clone(),
+            kind: n.kind(),
+            key: self.keys.node[i],
+            status,
+            device: device.into(),
+            duration,
+            output_bytes: bytes,
+            reason,
+        };
         if let Ok(mut slot) = self.reports[i].lock() {
             *slot = Some(report);
         }
@@ -301,7 +394,17 @@ impl ProgressSink for NodeSink {
     }
     fn warn(&self, message: &str) {
         let n = &self.sh.plan.nodes[self.i];
-        self.sh.display.println(&format!("warning: node `{}` ({}): {message}", n.id, n.kind()));
-        self.sh.run_span.event("vistaflow.warning", vec![KeyValue::new("vistaflow.node.id", n.id.clone()), KeyValue::new("message", redact(message, n))]);
+        self.sh.display.println(&format!(
+            "warning: node `{}` ({}): {message}",
+            n.id,
+            n.kind()
+        ));
+        self.sh.run_span.event(
+            "vistaflow.warning",
+            vec![
+                KeyValue::new("vistaflow.node.id", n.id.clone()),
+                KeyValue::new("message", redact(message, n)),
+            ],
+        );
     }
 }

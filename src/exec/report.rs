@@ -48,7 +48,11 @@ impl RunReport {
         self.ids_with(|s| matches!(s, NodeStatus::Cached | NodeStatus::NotNeeded))
     }
     fn ids_with(&self, f: impl Fn(&NodeStatus) -> bool) -> Vec<&str> {
-        self.nodes.iter().filter(|n| f(&n.status)).map(|n| n.id.as_str()).collect()
+        self.nodes
+            .iter()
+            .filter(|n| f(&n.status))
+            .map(|n| n.id.as_str())
+            .collect()
     }
     /// The node that failed first: (id, kind, cause).
     pub fn first_failure(&self) -> Option<(&str, &str, &str)> {

@@ -54,39 +54,65 @@ pub struct Engine {
 }
 
 /// Computes the keys and what each node will do, without running anything.
-pub fn plan_decisions(engine: &Engine, plan: &Plan, policy: &CachePolicy) -> Result<(Keys, Vec<Decision>), RunError> {
+pub fn plan_decisions(
+    engine: &Engine,
+    plan: &Plan,
+    policy: &CachePolicy,
+) -> Result<(Keys, Vec<Decision>), RunError> {
     let digests = engine.store.file_digests();
-    let keys = keys::compute(plan, |p| if p.is_dir() { digests.digest_dir(p) } else { digests.digest_file(p) })?;
+    let keys = keys::compute(plan, |p| {
+        if p.is_dir() {
+            digests.digest_dir(p)
+        } else {
+            digests.digest_file(p)
+        }
+    })?;
     let decisions = decide(plan, &keys, &engine.store, policy)?;
     Ok((keys, decisions))
 }
 
 /// Runs `plan`. Node failures are in the report (`first_failure`); `Err` means the run could
 /// not start or the engine itself failed. `cancel` stops the run (Ctrl-C).
-pub async fn run(engine: &Engine, plan: Arc<Plan>, opts: &RunOptions, cancel: CancellationToken) -> Result<RunReport, RunError> {
+pub async fn run(
+    engine: &Engine,
+    plan: Arc<Plan>,
+    opts: &RunOptions,
+    cancel: CancellationToken,
+) -> Result<RunReport, RunError> {
     let started = Instant::now();
     let run_span = engine.telemetry.span(
         "vistaflow.run",
         None,
-        vec![KeyValue::new("vistaflow.workflow", plan.name.clone()), KeyValue::new("vistaflow.nodes", plan.nodes.len() as i64)],
+        vec![
+            KeyValue::new("vistaflow.workflow", plan.name.clone()),
+            KeyValue::new("vistaflow.nodes", plan.nodes.len() as i64),
+        ],
     );
     for n in &plan.nodes {
         engine
             .devices
             .check(opts.device.unwrap_or(n.device))
-            .map_err(|source| RunError::Device { node: n.id.clone(), source })?;
+            .map_err(|source| RunError::Device {
+                node: n.id.clone(),
+                source,
+            })?;
     }
     let (keys, mut decisions) = {
         let policy = opts.cache.clone();
         let plan2 = plan.clone();
-        let e = Engine { store: engine.store.clone(), devices: engine.devices.clone(), telemetry: engine.telemetry.clone() };
+        let e = Engine {
+            store: engine.store.clone(),
+            devices: engine.devices.clone(),
+            telemetry: engine.telemetry.clone(),
+        };
         tokio::task::spawn_blocking(move || plan_decisions(&e, &plan2, &policy))
             .await
             .map_err(|e| RunError::Internal(e.to_string()))??
     };
     let preloaded = load_cached_inputs(engine, &plan, &keys, &mut decisions).await?;
 
-    let reports: Vec<Mutex<Option<NodeReport>>> = plan.nodes.iter().map(|_| Mutex::new(None)).collect();
+    let reports: Vec<Mutex<Option<NodeReport>>> =
+        plan.nodes.iter().map(|_| Mutex::new(None)).collect();
     let tokens: Vec<CancelToken> = plan.nodes.iter().map(|_| CancelToken::new()).collect();
     let shared = Arc::new(Shared {
         plan: plan.clone(),
@@ -117,12 +143,18 @@ pub async fn run(engine: &Engine, plan: Arc<Plan>, opts: &RunOptions, cancel: Ca
         })
     };
 
-    let to_run: Vec<usize> = (0..plan.nodes.len()).filter(|&i| decisions[i].runs()).collect();
+    let to_run: Vec<usize> = (0..plan.nodes.len())
+        .filter(|&i| decisions[i].runs())
+        .collect();
     let task_of: HashMap<usize, usize> = to_run.iter().enumerate().map(|(t, &i)| (i, t)).collect();
     let tasks: Vec<Task<NodeResult>> = to_run
         .iter()
         .map(|&i| {
-            let mut producers: Vec<usize> = plan.nodes[i].inputs.iter().filter_map(|e| task_of.get(&e.from).map(|_| e.from)).collect();
+            let mut producers: Vec<usize> = plan.nodes[i]
+                .inputs
+                .iter()
+                .filter_map(|e| task_of.get(&e.from).map(|_| e.from))
+                .collect();
             producers.sort_unstable();
             producers.dedup();
             let deps = producers.iter().map(|p| task_of[p]).collect();
@@ -141,12 +173,20 @@ pub async fn run(engine: &Engine, plan: Arc<Plan>, opts: &RunOptions, cancel: Ca
         .collect();
     let graph_result = dagrs_graph::run(tasks).await;
     watcher.abort();
-    let pending = std::mem::take(&mut *shared.pending_stores.lock().map_err(|_| RunError::Internal("poisoned".into()))?);
+    let pending = std::mem::take(
+        &mut *shared
+            .pending_stores
+            .lock()
+            .map_err(|_| RunError::Internal("poisoned".into()))?,
+    );
     for store in pending {
         let _ = store.await;
     }
 
-    let first_failed = *shared.first_failed.lock().map_err(|_| RunError::Internal("poisoned".into()))?;
+    let first_failed = *shared
+        .first_failed
+        .lock()
+        .map_err(|_| RunError::Internal("poisoned".into()))?;
     let nodes = plan
         .nodes
         .iter()
@@ -158,7 +198,9 @@ pub async fn run(engine: &Engine, plan: Arc<Plan>, opts: &RunOptions, cancel: Ca
                 kind: n.kind(),
                 key: keys.node[i],
                 status: match &decisions[i] {
-                    Decision::Cached if shared.preloaded.keys().any(|(p, _)| *p == i) => NodeStatus::Cached,
+                    Decision::Cached if shared.preloaded.keys().any(|(p, _)| *p == i) => {
+                        NodeStatus::Cached
+                    }
                     Decision::Cached => NodeStatus::NotNeeded,
                     Decision::Run(_) if cancel.is_cancelled() => NodeStatus::Cancelled,
                     Decision::Run(_) => NodeStatus::UpstreamFailed,
@@ -170,8 +212,15 @@ pub async fn run(engine: &Engine, plan: Arc<Plan>, opts: &RunOptions, cancel: Ca
             })
         })
         .collect();
-    let report = RunReport { name: plan.name.clone(), nodes, duration: started.elapsed(), first_failed };
-    let failure = report.first_failure().map(|(id, kind, _)| format!("node `{id}` ({kind}) failed"));
+    let report = RunReport {
+        name: plan.name.clone(),
+        nodes,
+        duration: started.elapsed(),
+        first_failed,
+    };
+    let failure = report
+        .first_failure()
+        .map(|(id, kind, _)| format!("node `{id}` ({kind}) failed"));
     run_span.set(vec![
         KeyValue::new("vistaflow.ran", report.ran().len() as i64),
         KeyValue::new("vistaflow.cached", report.cached().len() as i64),
@@ -198,7 +247,9 @@ async fn load_cached_inputs(
             .enumerate()
             .filter(|(i, _)| decisions[*i].runs())
             .flat_map(|(_, n)| n.inputs.iter())
-            .filter(|e| !decisions[e.from].runs() && !loaded.contains_key(&(e.from, e.from_port.clone())))
+            .filter(|e| {
+                !decisions[e.from].runs() && !loaded.contains_key(&(e.from, e.from_port.clone()))
+            })
             .map(|e| (e.from, e.from_port.clone(), e.ty))
             .collect();
         for (from, port, ty) in wanted {

@@ -29,22 +29,41 @@ pub enum TraceSink {
 impl Telemetry {
     pub fn new(sink: TraceSink) -> Result<Telemetry, ExporterError> {
         let exporter = match sink {
-            TraceSink::None => return Ok(Telemetry { provider: None, tracer: None }),
+            TraceSink::None => {
+                return Ok(Telemetry {
+                    provider: None,
+                    tracer: None,
+                })
+            }
             TraceSink::File(p) => OtlpJsonExporter::file(&p)?,
             TraceSink::Otlp(e) => OtlpJsonExporter::http(&e)?,
         };
-        let provider = SdkTracerProvider::builder().with_simple_exporter(exporter).build();
+        let provider = SdkTracerProvider::builder()
+            .with_simple_exporter(exporter)
+            .build();
         let tracer = provider.tracer("vistaflow");
-        Ok(Telemetry { provider: Some(provider), tracer: Some(tracer) })
+        Ok(Telemetry {
+            provider: Some(provider),
+            tracer: Some(tracer),
+        })
     }
 
     /// Starts a span, as a child of `parent` when given.
-    pub fn span(&self, name: &'static str, parent: Option<&SpanHandle>, attrs: Vec<KeyValue>) -> SpanHandle {
-        let Some(tracer) = &self.tracer else { return SpanHandle { cx: None } };
+    pub fn span(
+        &self,
+        name: &'static str,
+        parent: Option<&SpanHandle>,
+        attrs: Vec<KeyValue>,
+    ) -> SpanHandle {
+        let Some(tracer) = &self.tracer else {
+            return SpanHandle { cx: None };
+        };
         let parent_cx = parent.and_then(|p| p.cx.clone()).unwrap_or_default();
         let mut span = tracer.start_with_context(name, &parent_cx);
         span.set_attributes(attrs);
-        SpanHandle { cx: Some(parent_cx.with_span(span)) }
+        SpanHandle {
+            cx: Some(parent_cx.with_span(span)),
+        }
     }
 
     /// Flushes and stops the exporter; call once at the end of the process.

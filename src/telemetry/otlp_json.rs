@@ -48,11 +48,16 @@ fn span(s: &SpanData) -> Json {
 
 /// OTLP JSON writes 64-bit integers as strings.
 fn nanos(t: SystemTime) -> String {
-    t.duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0).to_string()
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0)
+        .to_string()
 }
 
 fn attrs(kvs: &[KeyValue]) -> Vec<Json> {
-    kvs.iter().map(|kv| attr(kv.key.as_str(), &kv.value)).collect()
+    kvs.iter()
+        .map(|kv| attr(kv.key.as_str(), &kv.value))
+        .collect()
 }
 
 fn attr(key: &str, v: &OtelValue) -> Json {

@@ -31,7 +31,11 @@ impl DeviceSpec {
             "auto" => Some(DeviceSpec::Auto),
             "cpu" => Some(DeviceSpec::Cpu),
             "cuda" | "gpu" => Some(DeviceSpec::Cuda(None)),
-            _ => s.strip_prefix("cuda:")?.parse().ok().map(|n| DeviceSpec::Cuda(Some(n))),
+            _ => s
+                .strip_prefix("cuda:")?
+                .parse()
+                .ok()
+                .map(|n| DeviceSpec::Cuda(Some(n))),
         }
     }
 }
@@ -127,19 +131,34 @@ impl Plan {
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     #[error("cannot read workflow {}: {source}", path.display())]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{0}")]
     Invalid(Diagnostics),
 }
 
 /// Reads and checks the workflow at `path`, substituting `vars` into `${NAME}`.
-pub fn load(path: &Path, vars: &BTreeMap<String, String>, registry: &Registry) -> Result<Plan, LoadError> {
-    let text = std::fs::read_to_string(path).map_err(|source| LoadError::Io { path: path.to_path_buf(), source })?;
+pub fn load(
+    path: &Path,
+    vars: &BTreeMap<String, String>,
+    registry: &Registry,
+) -> Result<Plan, LoadError> {
+    let text = std::fs::read_to_string(path).map_err(|source| LoadError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
     load_str(path, &text, vars, registry)
 }
 
 /// As [`load`], with the text given; `path` names the file in messages and anchors relative paths.
-pub fn load_str(path: &Path, text: &str, vars: &BTreeMap<String, String>, registry: &Registry) -> Result<Plan, LoadError> {
+pub fn load_str(
+    path: &Path,
+    text: &str,
+    vars: &BTreeMap<String, String>,
+    registry: &Registry,
+) -> Result<Plan, LoadError> {
     let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
     let dir = abs.parent().map(Path::to_path_buf).unwrap_or_default();
     let mut c = Checker {
@@ -179,7 +198,13 @@ struct Draft {
 }
 
 impl Checker<'_> {
-    fn err_at(&mut self, msg: impl Into<String>, pos: Option<Pos>, width: usize, hint: Option<String>) {
+    fn err_at(
+        &mut self,
+        msg: impl Into<String>,
+        pos: Option<Pos>,
+        width: usize,
+        hint: Option<String>,
+    ) {
         let mut d = Diagnostic::new(msg, pos).width(width);
         d.hint = hint;
         self.diags.push(d);
@@ -197,7 +222,13 @@ impl Checker<'_> {
         self.err_at(msg, self.locs.key_pos(path), width, hint);
     }
 
-    fn unknown_keys(&mut self, map: &serde_yaml::Mapping, path: &str, allowed: &[&str], what: &str) {
+    fn unknown_keys(
+        &mut self,
+        map: &serde_yaml::Mapping,
+        path: &str,
+        allowed: &[&str],
+        what: &str,
+    ) {
         for k in map.keys() {
             let key = k.as_str().unwrap_or("?");
             if !allowed.contains(&key) {
@@ -205,7 +236,11 @@ impl Checker<'_> {
                     Some(n) => format!("did you mean `{n}`?"),
                     None => format!("{what} may have: {}", allowed.join(", ")),
                 };
-                self.bad_key(&join(path, key), format!("unknown field `{key}` in {what}"), Some(hint));
+                self.bad_key(
+                    &join(path, key),
+                    format!("unknown field `{key}` in {what}"),
+                    Some(hint),
+                );
             }
         }
     }
@@ -217,15 +252,23 @@ impl Checker<'_> {
                 format!("duplicate {what} `{}`", d.key),
                 Some(d.second),
                 d.key.len(),
-                Some(format!("first defined at line {}; ids must be unique", d.first.line)),
+                Some(format!(
+                    "first defined at line {}; ids must be unique",
+                    d.first.line
+                )),
             );
             return None;
         }
         let mut doc: Yaml = match serde_yaml::from_str(text) {
             Ok(d) => d,
             Err(e) => {
-                let pos = e.location().map(|l| Pos { line: l.line(), col: l.column() });
-                let line = pos.and_then(|p| text.lines().nth(p.line.saturating_sub(1))).unwrap_or("");
+                let pos = e.location().map(|l| Pos {
+                    line: l.line(),
+                    col: l.column(),
+                });
+                let line = pos
+                    .and_then(|p| text.lines().nth(p.line.saturating_sub(1)))
+                    .unwrap_or("");
                 let hint = if line.contains("${") && line.contains('{') {
                     "inside `{ ... }` put `${NAME}` values in quotes: `path: \"${NAME}\"`"
                 } else {
@@ -237,17 +280,34 @@ impl Checker<'_> {
         };
         substitute(&mut doc, vars, &self.locs, &mut self.diags);
         let Some(top) = doc.as_mapping() else {
-            self.err_at("a workflow must be a mapping with `version`, `name` and `nodes`", Some(Pos { line: 1, col: 1 }), 1, None);
+            self.err_at(
+                "a workflow must be a mapping with `version`, `name` and `nodes`",
+                Some(Pos { line: 1, col: 1 }),
+                1,
+                None,
+            );
             return None;
         };
         self.unknown_keys(top, "", &TOP_KEYS, "a workflow");
         match top.get("version") {
             Some(v) if v.as_u64() == Some(1) => {}
-            Some(_) => self.bad_value("version", "unsupported workflow version", Some("this vistaflow reads `version: 1`".into())),
-            None => self.err_at("missing `version: 1`", Some(Pos { line: 1, col: 1 }), 1, Some("start the file with `version: 1`".into())),
+            Some(_) => self.bad_value(
+                "version",
+                "unsupported workflow version",
+                Some("this vistaflow reads `version: 1`".into()),
+            ),
+            None => self.err_at(
+                "missing `version: 1`",
+                Some(Pos { line: 1, col: 1 }),
+                1,
+                Some("start the file with `version: 1`".into()),
+            ),
         }
         let name = match top.get("name") {
-            None => path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default(),
+            None => path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default(),
             Some(Yaml::String(s)) => s.clone(),
             Some(_) => {
                 self.bad_value("name", "`name` must be a string", None);
@@ -257,7 +317,12 @@ impl Checker<'_> {
         let settings = self.settings(top.get("settings"));
         let Some(nodes) = top.get("nodes").and_then(Yaml::as_mapping) else {
             let pos = self.locs.key_pos("nodes").or(Some(Pos { line: 1, col: 1 }));
-            self.err_at("a workflow needs `nodes:`, a mapping of node id -> { kind, inputs, params }", pos, 1, None);
+            self.err_at(
+                "a workflow needs `nodes:`, a mapping of node id -> { kind, inputs, params }",
+                pos,
+                1,
+                None,
+            );
             return None;
         };
         let drafts: Vec<Draft> = nodes
@@ -269,7 +334,12 @@ impl Checker<'_> {
         }
         let planned = self.resolve_edges(drafts)?;
         let order = self.topological_order(&planned)?;
-        Some(Plan { name, file: path.to_path_buf(), settings, nodes: reorder(planned, &order) })
+        Some(Plan {
+            name,
+            file: path.to_path_buf(),
+            settings,
+            nodes: reorder(planned, &order),
+        })
     }
 
     fn settings(&mut self, v: Option<&Yaml>) -> Settings {
@@ -280,7 +350,11 @@ impl Checker<'_> {
         };
         let Some(v) = v else { return s };
         let Some(m) = v.as_mapping() else {
-            self.bad_value("settings", "`settings` must be a mapping", Some("e.g. `settings: { cache: .vistaflow/cache, device: auto }`".into()));
+            self.bad_value(
+                "settings",
+                "`settings` must be a mapping",
+                Some("e.g. `settings: { cache: .vistaflow/cache, device: auto }`".into()),
+            );
             return s;
         };
         self.unknown_keys(m, "settings", &SETTINGS_KEYS, "settings");
@@ -306,7 +380,11 @@ impl Checker<'_> {
     fn device(&mut self, v: &Yaml, path: &str) -> Option<DeviceSpec> {
         let d = v.as_str().and_then(DeviceSpec::parse);
         if d.is_none() {
-            self.bad_value(path, "unknown device", Some("use auto, cpu, cuda or cuda:N".into()));
+            self.bad_value(
+                path,
+                "unknown device",
+                Some("use auto, cpu, cuda or cuda:N".into()),
+            );
         }
         d
     }
@@ -318,7 +396,11 @@ impl Checker<'_> {
             _ => None,
         };
         if d.is_none() {
-            self.bad_value(path, "not a duration", Some("write e.g. `90s`, `10m` or `2h`".into()));
+            self.bad_value(
+                path,
+                "not a duration",
+                Some("write e.g. `90s`, `10m` or `2h`".into()),
+            );
         }
         d
     }
@@ -326,17 +408,33 @@ impl Checker<'_> {
     /// First pass over one node: kind, params, device, cache, timeout; inputs kept as text.
     fn draft(&mut self, id: &str, v: &Yaml, settings: &Settings) -> Option<Draft> {
         let path = join("nodes", id);
-        if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
-            self.bad_key(&path, format!("invalid node id `{id}`"), Some("ids use letters, digits, `_` and `-`".into()));
+        if id.is_empty()
+            || !id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            self.bad_key(
+                &path,
+                format!("invalid node id `{id}`"),
+                Some("ids use letters, digits, `_` and `-`".into()),
+            );
         }
         let Some(m) = v.as_mapping() else {
-            self.bad_value(&path, format!("node `{id}` must be a mapping"), Some("e.g. `ct: { kind: load_nifti, params: { path: ct.nii.gz } }`".into()));
+            self.bad_value(
+                &path,
+                format!("node `{id}` must be a mapping"),
+                Some("e.g. `ct: { kind: load_nifti, params: { path: ct.nii.gz } }`".into()),
+            );
             return None;
         };
         self.unknown_keys(m, &path, &NODE_KEYS, "a node");
         let kind_path = join(&path, "kind");
         let Some(kind) = m.get("kind").and_then(Yaml::as_str) else {
-            self.bad_key(&path, format!("node `{id}` has no `kind`"), Some("`vistaflow nodes` lists the kinds".into()));
+            self.bad_key(
+                &path,
+                format!("node `{id}` has no `kind`"),
+                Some("`vistaflow nodes` lists the kinds".into()),
+            );
             return None;
         };
         let Some(node) = self.registry.get(kind).cloned() else {
@@ -344,7 +442,11 @@ impl Checker<'_> {
                 Some(n) => format!("did you mean `{n}`? `vistaflow nodes` lists every kind"),
                 None => "`vistaflow nodes` lists every kind".to_string(),
             };
-            self.bad_value(&kind_path, format!("unknown node kind `{kind}`"), Some(hint));
+            self.bad_value(
+                &kind_path,
+                format!("unknown node kind `{kind}`"),
+                Some(hint),
+            );
             return None;
         };
         let params = self.params(&node, m.get("params"), &join(&path, "params"), id)?;
@@ -356,14 +458,24 @@ impl Checker<'_> {
                     let port = k.as_str().unwrap_or("").to_string();
                     match v.as_str() {
                         Some(s) => inputs.push((port, s.to_string())),
-                        None => self.bad_value(&join(&join(&path, "inputs"), &port), "an input must be `node.port`", Some("e.g. `image: ct.image`".into())),
+                        None => self.bad_value(
+                            &join(&join(&path, "inputs"), &port),
+                            "an input must be `node.port`",
+                            Some("e.g. `image: ct.image`".into()),
+                        ),
                     }
                 }
             }
-            Some(_) => self.bad_value(&join(&path, "inputs"), "`inputs` must be a mapping of port: node.port", None),
+            Some(_) => self.bad_value(
+                &join(&path, "inputs"),
+                "`inputs` must be a mapping of port: node.port",
+                None,
+            ),
         }
         let device = match m.get("device") {
-            Some(d) => self.device(d, &join(&path, "device")).unwrap_or(settings.device),
+            Some(d) => self
+                .device(d, &join(&path, "device"))
+                .unwrap_or(settings.device),
             None => settings.device,
         };
         let cache = match m.get("cache") {
@@ -375,13 +487,29 @@ impl Checker<'_> {
             }
         };
         let timeout = match m.get("timeout") {
-            Some(t) => self.duration(t, &join(&path, "timeout")).unwrap_or(settings.timeout),
+            Some(t) => self
+                .duration(t, &join(&path, "timeout"))
+                .unwrap_or(settings.timeout),
             None => settings.timeout,
         };
-        Some(Draft { id: id.to_string(), node, params, inputs, device, cache, timeout })
+        Some(Draft {
+            id: id.to_string(),
+            node,
+            params,
+            inputs,
+            device,
+            cache,
+            timeout,
+        })
     }
 
-    fn params(&mut self, node: &Arc<dyn Node>, v: Option<&Yaml>, path: &str, id: &str) -> Option<Params> {
+    fn params(
+        &mut self,
+        node: &Arc<dyn Node>,
+        v: Option<&Yaml>,
+        path: &str,
+        id: &str,
+    ) -> Option<Params> {
         let spec = node.spec();
         let given = match v {
             None => serde_yaml::Mapping::new(),
@@ -400,9 +528,17 @@ impl Checker<'_> {
                 let names = spec.params.iter().map(|p| p.name);
                 let hint = match nearest(name, names.clone()) {
                     Some(n) => format!("did you mean `{n}`?"),
-                    None => format!("`{}` takes: {}", spec.kind, names.collect::<Vec<_>>().join(", ")),
+                    None => format!(
+                        "`{}` takes: {}",
+                        spec.kind,
+                        names.collect::<Vec<_>>().join(", ")
+                    ),
                 };
-                self.bad_key(&ppath, format!("unknown param `{name}` for `{}`", spec.kind), Some(hint));
+                self.bad_key(
+                    &ppath,
+                    format!("unknown param `{name}` for `{}`", spec.kind),
+                    Some(hint),
+                );
                 ok = false;
                 continue;
             };
@@ -415,7 +551,11 @@ impl Checker<'_> {
                 }
             };
             if let Err(e) = ps.ty.check(&json) {
-                self.bad_value(&ppath, format!("param `{name}` of `{}`: {e}", spec.kind), Some(ps.doc.to_string()));
+                self.bad_value(
+                    &ppath,
+                    format!("param `{name}` of `{}`: {e}", spec.kind),
+                    Some(ps.doc.to_string()),
+                );
                 ok = false;
                 continue;
             }
@@ -432,7 +572,10 @@ impl Checker<'_> {
                 None => {
                     self.bad_key(
                         &join("nodes", id),
-                        format!("node `{id}` ({}) is missing required param `{}`", spec.kind, ps.name),
+                        format!(
+                            "node `{id}` ({}) is missing required param `{}`",
+                            spec.kind, ps.name
+                        ),
                         Some(format!("add `params: {{ {}: ... }}` - {}", ps.name, ps.doc)),
                     );
                     ok = false;
@@ -447,11 +590,17 @@ impl Checker<'_> {
         match ty {
             ParamType::Float => v.as_f64().map_or(v, Json::from),
             ParamType::Floats { .. } => match v {
-                Json::Array(a) => Json::Array(a.into_iter().map(|x| x.as_f64().map_or(x, Json::from)).collect()),
+                Json::Array(a) => Json::Array(
+                    a.into_iter()
+                        .map(|x| x.as_f64().map_or(x, Json::from))
+                        .collect(),
+                ),
                 other => other,
             },
             ParamType::InputPath | ParamType::OutputPath => match v.as_str() {
-                Some(p) => Json::String(normalize(&self.dir.join(p)).to_string_lossy().into_owned()),
+                Some(p) => {
+                    Json::String(normalize(&self.dir.join(p)).to_string_lossy().into_owned())
+                }
                 None => v,
             },
             _ => v,
@@ -460,8 +609,13 @@ impl Checker<'_> {
 
     /// Second pass: resolves `node.port` inputs and checks port types and required inputs.
     fn resolve_edges(&mut self, drafts: Vec<Draft>) -> Option<Vec<PlannedNode>> {
-        let index: HashMap<&str, usize> = drafts.iter().enumerate().map(|(i, d)| (d.id.as_str(), i)).collect();
-        let outputs: Vec<Vec<PortSpec>> = drafts.iter().map(|d| d.node.outputs(&d.params)).collect();
+        let index: HashMap<&str, usize> = drafts
+            .iter()
+            .enumerate()
+            .map(|(i, d)| (d.id.as_str(), i))
+            .collect();
+        let outputs: Vec<Vec<PortSpec>> =
+            drafts.iter().map(|d| d.node.outputs(&d.params)).collect();
         let mut planned = vec![];
         let mut ok = true;
         for d in &drafts {
@@ -475,23 +629,44 @@ impl Checker<'_> {
                     let names = spec.inputs.iter().map(|p| p.name);
                     let hint = match nearest(port, names.clone()) {
                         Some(n) => format!("did you mean `{n}`?"),
-                        None if spec.inputs.is_empty() => format!("`{}` takes no inputs", spec.kind),
-                        None => format!("`{}` has inputs: {}", spec.kind, names.collect::<Vec<_>>().join(", ")),
+                        None if spec.inputs.is_empty() => {
+                            format!("`{}` takes no inputs", spec.kind)
+                        }
+                        None => format!(
+                            "`{}` has inputs: {}",
+                            spec.kind,
+                            names.collect::<Vec<_>>().join(", ")
+                        ),
                     };
-                    self.bad_key(&ppath, format!("unknown input port `{port}` for `{}`", spec.kind), Some(hint));
+                    self.bad_key(
+                        &ppath,
+                        format!("unknown input port `{port}` for `{}`", spec.kind),
+                        Some(hint),
+                    );
                     ok = false;
                     ports_known = false;
                     continue;
                 };
                 let Some((from_id, from_port)) = src.split_once('.') else {
-                    self.bad_value(&ppath, format!("input `{port}` must name `node.port`, found `{src}`"), Some("e.g. `image: ct.image`".into()));
+                    self.bad_value(
+                        &ppath,
+                        format!("input `{port}` must name `node.port`, found `{src}`"),
+                        Some("e.g. `image: ct.image`".into()),
+                    );
                     ok = false;
                     continue;
                 };
                 let Some(&from) = index.get(from_id) else {
                     let hint = match nearest(from_id, index.keys().copied()) {
                         Some(n) => format!("did you mean `{n}`?"),
-                        None => format!("nodes in this workflow: {}", drafts.iter().map(|d| d.id.as_str()).collect::<Vec<_>>().join(", ")),
+                        None => format!(
+                            "nodes in this workflow: {}",
+                            drafts
+                                .iter()
+                                .map(|d| d.id.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
                     };
                     self.bad_value(&ppath, format!("unknown node `{from_id}`"), Some(hint));
                     ok = false;
@@ -500,11 +675,22 @@ impl Checker<'_> {
                 let Some(out) = outputs[from].iter().find(|o| o.name == from_port) else {
                     let names: Vec<&str> = outputs[from].iter().map(|o| o.name).collect();
                     let hint = if names.is_empty() {
-                        format!("`{from_id}` ({}) has no outputs", drafts[from].node.spec().kind)
+                        format!(
+                            "`{from_id}` ({}) has no outputs",
+                            drafts[from].node.spec().kind
+                        )
                     } else {
-                        format!("`{from_id}` ({}) has outputs: {}", drafts[from].node.spec().kind, names.join(", "))
+                        format!(
+                            "`{from_id}` ({}) has outputs: {}",
+                            drafts[from].node.spec().kind,
+                            names.join(", ")
+                        )
                     };
-                    self.bad_value(&ppath, format!("node `{from_id}` has no output `{from_port}`"), Some(hint));
+                    self.bad_value(
+                        &ppath,
+                        format!("node `{from_id}` has no output `{from_port}`"),
+                        Some(hint),
+                    );
                     ok = false;
                     continue;
                 };
@@ -516,22 +702,39 @@ impl Checker<'_> {
                     };
                     self.bad_value(
                         &ppath,
-                        format!("port type mismatch: `{src}` is {} but input `{port}` of `{}` takes {}", out.ty, spec.kind, ps.ty),
+                        format!(
+                            "port type mismatch: `{src}` is {} but input `{port}` of `{}` takes {}",
+                            out.ty, spec.kind, ps.ty
+                        ),
                         Some(hint),
                     );
                     ok = false;
                     continue;
                 }
-                edges.push(InputEdge { port: port.clone(), from, from_port: from_port.to_string(), ty: out.ty });
+                edges.push(InputEdge {
+                    port: port.clone(),
+                    from,
+                    from_port: from_port.to_string(),
+                    ty: out.ty,
+                });
             }
             let connected: Vec<&str> = d.inputs.iter().map(|(p, _)| p.as_str()).collect();
             // With a misspelt port, "missing input" would only repeat the same mistake.
-            let required = spec.inputs.iter().filter(|p| ports_known && p.required && !connected.contains(&p.name));
+            let required = spec
+                .inputs
+                .iter()
+                .filter(|p| ports_known && p.required && !connected.contains(&p.name));
             for ps in required {
                 self.bad_key(
                     &join("nodes", &d.id),
-                    format!("node `{}` ({}) is missing input `{}`", d.id, spec.kind, ps.name),
-                    Some(format!("add `inputs: {{ {}: NODE.PORT }}` ({})", ps.name, ps.ty)),
+                    format!(
+                        "node `{}` ({}) is missing input `{}`",
+                        d.id, spec.kind, ps.name
+                    ),
+                    Some(format!(
+                        "add `inputs: {{ {}: NODE.PORT }}` ({})",
+                        ps.name, ps.ty
+                    )),
                 );
                 ok = false;
             }
@@ -540,7 +743,12 @@ impl Checker<'_> {
             if ports_known && !group.is_empty() && n != 1 {
                 self.bad_key(
                     &join("nodes", &d.id),
-                    format!("node `{}` ({}) needs exactly one of the inputs {}, got {n}", d.id, spec.kind, group.join(", ")),
+                    format!(
+                        "node `{}` ({}) needs exactly one of the inputs {}, got {n}",
+                        d.id,
+                        spec.kind,
+                        group.join(", ")
+                    ),
                     None,
                 );
                 ok = false;
@@ -571,7 +779,8 @@ impl Checker<'_> {
             }
         }
         let mut order = vec![];
-        let mut ready: std::collections::BTreeSet<usize> = (0..n).filter(|&i| indegree[i] == 0).collect();
+        let mut ready: std::collections::BTreeSet<usize> =
+            (0..n).filter(|&i| indegree[i] == 0).collect();
         while let Some(i) = ready.pop_first() {
             order.push(i);
             for &c in &children[i] {
@@ -589,13 +798,26 @@ impl Checker<'_> {
         let mut seen = vec![];
         while !seen.contains(&at) {
             seen.push(at);
-            at = nodes[at].inputs.iter().map(|e| e.from).find(|&f| indegree[f] > 0).expect("a left-over node has a left-over producer");
+            at = nodes[at]
+                .inputs
+                .iter()
+                .map(|e| e.from)
+                .find(|&f| indegree[f] > 0)
+                .expect("a left-over node has a left-over producer");
         }
         let start = seen.iter().position(|&x| x == at).unwrap_or(0);
-        let mut cycle: Vec<&str> = seen[start..].iter().rev().map(|&i| nodes[i].id.as_str()).collect();
+        let mut cycle: Vec<&str> = seen[start..]
+            .iter()
+            .rev()
+            .map(|&i| nodes[i].id.as_str())
+            .collect();
         cycle.push(cycle[0]);
         let path = join(&join("nodes", &nodes[at].id), "inputs");
-        self.bad_key(&path, format!("cycle: {}", cycle.join(" -> ")), Some("a workflow must be acyclic: remove one of these inputs".into()));
+        self.bad_key(
+            &path,
+            format!("cycle: {}", cycle.join(" -> ")),
+            Some("a workflow must be acyclic: remove one of these inputs".into()),
+        );
         None
     }
 }
@@ -644,11 +866,15 @@ fn yaml_to_json(v: &Yaml) -> Result<Json, String> {
                 Json::from(u)
             } else {
                 let f = n.as_f64().unwrap_or(f64::NAN);
-                serde_json::Number::from_f64(f).map(Json::Number).ok_or("numbers must be finite")?
+                serde_json::Number::from_f64(f)
+                    .map(Json::Number)
+                    .ok_or("numbers must be finite")?
             }
         }
         Yaml::String(s) => Json::String(s.clone()),
-        Yaml::Sequence(items) => Json::Array(items.iter().map(yaml_to_json).collect::<Result<_, _>>()?),
+        Yaml::Sequence(items) => {
+            Json::Array(items.iter().map(yaml_to_json).collect::<Result<_, _>>()?)
+        }
         Yaml::Mapping(m) => {
             let mut out = serde_json::Map::new();
             for (k, v) in m {

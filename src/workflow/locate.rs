@@ -39,7 +39,10 @@ impl Locations {
         let mut parser = Parser::new_from_str(text);
         let mut stack: Vec<Frame> = vec![];
         while let Ok((event, mark)) = parser.next_token() {
-            let pos = Pos { line: mark.line(), col: mark.col() + 1 };
+            let pos = Pos {
+                line: mark.line(),
+                col: mark.col() + 1,
+            };
             match event {
                 Event::StreamEnd => break,
                 Event::Scalar(s, ..) => {
@@ -52,7 +55,13 @@ impl Locations {
                 Event::MappingStart(..) | Event::SequenceStart(..) => {
                     let is_map = matches!(event, Event::MappingStart(..));
                     let path = out.value(&mut stack, pos, 1, None);
-                    stack.push(Frame { path, is_map, key: None, index: 0, seen: HashMap::new() });
+                    stack.push(Frame {
+                        path,
+                        is_map,
+                        key: None,
+                        index: 0,
+                        seen: HashMap::new(),
+                    });
                 }
                 Event::MappingEnd | Event::SequenceEnd => {
                     stack.pop();
@@ -65,9 +74,22 @@ impl Locations {
 
     /// Records a value event; inside a mapping a scalar alternates between key and value.
     /// Returns the path of the value (for collections, the frame to push).
-    fn value(&mut self, stack: &mut [Frame], pos: Pos, len: usize, scalar: Option<String>) -> String {
+    fn value(
+        &mut self,
+        stack: &mut [Frame],
+        pos: Pos,
+        len: usize,
+        scalar: Option<String>,
+    ) -> String {
         let Some(top) = stack.last_mut() else {
-            self.map.insert(String::new(), Loc { key: None, value: Some(pos), value_len: len });
+            self.map.insert(
+                String::new(),
+                Loc {
+                    key: None,
+                    value: Some(pos),
+                    value_len: len,
+                },
+            );
             return String::new();
         };
         if top.is_map {
@@ -101,7 +123,14 @@ impl Locations {
         } else {
             let path = join(&top.path, &top.index.to_string());
             top.index += 1;
-            self.map.insert(path.clone(), Loc { key: None, value: Some(pos), value_len: len });
+            self.map.insert(
+                path.clone(),
+                Loc {
+                    key: None,
+                    value: Some(pos),
+                    value_len: len,
+                },
+            );
             path
         }
     }
@@ -113,13 +142,17 @@ impl Locations {
     /// Position of the key at `path`, else of its value, else of the nearest ancestor.
     pub fn key_pos(&self, path: &str) -> Option<Pos> {
         let l = self.get(path);
-        l.key.or(l.value).or_else(|| parent(path).and_then(|p| self.key_pos(p)))
+        l.key
+            .or(l.value)
+            .or_else(|| parent(path).and_then(|p| self.key_pos(p)))
     }
 
     /// Position of the value at `path`, else of its key, else of the nearest ancestor.
     pub fn value_pos(&self, path: &str) -> Option<Pos> {
         let l = self.get(path);
-        l.value.or(l.key).or_else(|| parent(path).and_then(|p| self.value_pos(p)))
+        l.value
+            .or(l.key)
+            .or_else(|| parent(path).and_then(|p| self.value_pos(p)))
     }
 }
 
@@ -162,10 +195,22 @@ mod tests {
         assert_eq!(l.get("version").value, Some(Pos { line: 1, col: 10 }));
         assert_eq!(l.get("nodes.ct.kind").value, Some(Pos { line: 3, col: 17 }));
         assert_eq!(l.get("nodes.ct.kind").value_len, 10);
-        assert_eq!(l.get("nodes.ct.params.path").value, Some(Pos { line: 3, col: 45 }));
-        assert_eq!(l.get("nodes.out.inputs.image").value, Some(Pos { line: 6, col: 22 }));
-        assert_eq!(l.get("nodes.out.list.1").value, Some(Pos { line: 7, col: 15 }));
-        assert_eq!(l.key_pos("nodes.out.params.path"), Some(Pos { line: 4, col: 3 }));
+        assert_eq!(
+            l.get("nodes.ct.params.path").value,
+            Some(Pos { line: 3, col: 45 })
+        );
+        assert_eq!(
+            l.get("nodes.out.inputs.image").value,
+            Some(Pos { line: 6, col: 22 })
+        );
+        assert_eq!(
+            l.get("nodes.out.list.1").value,
+            Some(Pos { line: 7, col: 15 })
+        );
+        assert_eq!(
+            l.key_pos("nodes.out.params.path"),
+            Some(Pos { line: 4, col: 3 })
+        );
     }
 
     #[test]

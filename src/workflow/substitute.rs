@@ -16,7 +16,13 @@ pub fn substitute(
     walk(doc, "", vars, locs, diags);
 }
 
-fn walk(v: &mut Value, path: &str, vars: &BTreeMap<String, String>, locs: &Locations, diags: &mut Diagnostics) {
+fn walk(
+    v: &mut Value,
+    path: &str,
+    vars: &BTreeMap<String, String>,
+    locs: &Locations,
+    diags: &mut Diagnostics,
+) {
     match v {
         Value::String(s) if s.contains("${") => match expand(s, vars) {
             Ok(Expanded::Whole(text)) => {
@@ -54,7 +60,11 @@ fn expand(s: &str, vars: &BTreeMap<String, String>) -> Result<Expanded, String> 
     let trimmed = s.trim();
     if let Some(name) = trimmed.strip_prefix("${").and_then(|r| r.strip_suffix('}')) {
         if !name.contains(['{', '}', '$']) {
-            return vars.get(name).cloned().map(Expanded::Whole).ok_or_else(|| name.to_string());
+            return vars
+                .get(name)
+                .cloned()
+                .map(Expanded::Whole)
+                .ok_or_else(|| name.to_string());
         }
     }
     let mut out = String::new();
@@ -86,12 +96,16 @@ mod tests {
     use super::*;
 
     fn vars() -> BTreeMap<String, String> {
-        [("SUBJ", "s01"), ("SP", "[1.5, 1.5, 2]")].iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+        [("SUBJ", "s01"), ("SP", "[1.5, 1.5, 2]")]
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
     }
 
     #[test]
     fn splices_and_types() {
-        let mut doc: Value = serde_yaml::from_str("a: data/${SUBJ}/ct.nii\nb: ${SP}\nc: cost $${X}\n").unwrap();
+        let mut doc: Value =
+            serde_yaml::from_str("a: data/${SUBJ}/ct.nii\nb: ${SP}\nc: cost $${X}\n").unwrap();
         let mut d = Diagnostics::new("w".as_ref(), "");
         substitute(&mut doc, &vars(), &Locations::default(), &mut d);
         assert!(d.is_empty());

@@ -33,7 +33,12 @@ impl Scale {
                 outputs: vec![PortSpec::output("image", PortType::Image, "out")],
                 params: vec![
                     ParamSpec::optional("factor", ParamType::Float, json!(2.0), "multiplier"),
-                    ParamSpec::optional("sleep_ms", ParamType::Int, json!(0), "pause first (polls cancel)"),
+                    ParamSpec::optional(
+                        "sleep_ms",
+                        ParamType::Int,
+                        json!(0),
+                        "pause first (polls cancel)",
+                    ),
                     ParamSpec::optional("fail", ParamType::Bool, json!(false), "fail instead"),
                 ],
                 fallback: Fallback::Cpu,
@@ -56,7 +61,9 @@ impl Node for Scale {
         if params["fail"].as_bool() == Some(true) {
             return Err(NodeError::Invalid("asked to fail".into()));
         }
-        let Some(Value::Image(v)) = inputs.get("image") else { return Err(NodeError::Invalid("no image".into())) };
+        let Some(Value::Image(v)) = inputs.get("image") else {
+            return Err(NodeError::Invalid("no image".into()));
+        };
         let f = params["factor"].as_f64().unwrap_or(1.0);
         let out = Volume::new(v.data() * f, *v.geometry()).map_err(NodeError::Invalid)?;
         Ok(Outputs::from([("image".to_string(), Value::Image(out))]))
@@ -84,13 +91,30 @@ pub fn load(path: &Path, registry: &Registry) -> Plan {
 /// Runs a plan on the CPU with no trace, returning the report.
 pub fn run(plan: Plan, opts: RunOptions) -> RunReport {
     let store = Arc::new(Store::open(&plan.settings.cache).expect("cache opens"));
-    let engine = Engine { store, devices: Arc::new(Devices::cpu_only()), telemetry: Arc::new(Telemetry::new(TraceSink::None).unwrap()) };
-    runtime().block_on(exec::run(&engine, Arc::new(plan), &opts, CancellationToken::new())).expect("run starts")
+    let engine = Engine {
+        store,
+        devices: Arc::new(Devices::cpu_only()),
+        telemetry: Arc::new(Telemetry::new(TraceSink::None).unwrap()),
+    };
+    runtime()
+        .block_on(exec::run(
+            &engine,
+            Arc::new(plan),
+            &opts,
+            CancellationToken::new(),
+        ))
+        .expect("run starts")
 }
 
 pub fn runtime() -> &'static tokio::runtime::Runtime {
     static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
-    RT.get_or_init(|| tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap())
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap()
+    })
 }
 
 /// Where fetched real data lives; `None` (and a printed reason) when it was never fetched.
@@ -106,17 +130,33 @@ pub fn data_dir() -> Option<std::path::PathBuf> {
 
 /// The oracle python (nibabel), from VISTAFLOW_PYTHON or scripts/setup-python.sh's venv.
 pub fn python() -> std::path::PathBuf {
-    let p = std::env::var_os("VISTAFLOW_PYTHON").map(std::path::PathBuf::from).unwrap_or_else(|| {
-        std::path::PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache/vistaflow/venv/bin/python")
-    });
-    assert!(p.exists(), "{} not found: run scripts/setup-python.sh (or set VISTAFLOW_PYTHON)", p.display());
+    let p = std::env::var_os("VISTAFLOW_PYTHON")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::PathBuf::from(std::env::var_os("HOME").unwrap())
+                .join(".cache/vistaflow/venv/bin/python")
+        });
+    assert!(
+        p.exists(),
+        "{} not found: run scripts/setup-python.sh (or set VISTAFLOW_PYTHON)",
+        p.display()
+    );
     p
 }
 
 /// What nibabel reads from a NIfTI file: affine, shape, dtype, sha256 of the data bytes.
 pub fn nibabel(path: &Path) -> serde_json::Value {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/oracles/nifti_readback.py");
-    let out = std::process::Command::new(python()).arg(script).arg(path).output().expect("python runs");
-    assert!(out.status.success(), "nibabel failed on {}: {}", path.display(), String::from_utf8_lossy(&out.stderr));
+    let out = std::process::Command::new(python())
+        .arg(script)
+        .arg(path)
+        .output()
+        .expect("python runs");
+    assert!(
+        out.status.success(),
+        "nibabel failed on {}: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).expect("readback prints JSON")
 }

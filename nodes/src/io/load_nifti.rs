@@ -23,12 +23,17 @@ impl Node for LoadNifti {
         SPEC.get_or_init(|| NodeSpec {
             kind: "load_nifti",
             version: "1",
-            summary: "Reads a NIfTI-1 or NIfTI-2 file (.nii, .nii.gz) with its affine, as nibabel does",
+            summary:
+                "Reads a NIfTI-1 or NIfTI-2 file (.nii, .nii.gz) with its affine, as nibabel does",
             inputs: vec![],
             exactly_one_input_of: vec![],
             outputs: vec![
                 PortSpec::output("image", PortType::Image, "the image (when labels: false)"),
-                PortSpec::output("labels", PortType::Labels, "the label map (when labels: true)"),
+                PortSpec::output(
+                    "labels",
+                    PortType::Labels,
+                    "the label map (when labels: true)",
+                ),
             ],
             params: vec![
                 ParamSpec::required("path", ParamType::InputPath, "the .nii or .nii.gz file"),
@@ -44,9 +49,17 @@ impl Node for LoadNifti {
     }
 
     fn outputs(&self, params: &Params) -> Vec<PortSpec> {
-        let labels = params.get("labels").and_then(|v| v.as_bool()).unwrap_or(false);
+        let labels = params
+            .get("labels")
+            .and_then(|v| v.as_bool())
+            .unwrap_or(false);
         let want = if labels { "labels" } else { "image" };
-        self.spec().outputs.iter().filter(|p| p.name == want).cloned().collect()
+        self.spec()
+            .outputs
+            .iter()
+            .filter(|p| p.name == want)
+            .cloned()
+            .collect()
     }
 
     fn run(&self, ctx: &Ctx, _inputs: Inputs, params: &Params) -> Result<Outputs, NodeError> {

@@ -17,7 +17,10 @@ pub enum EncodeError {
     #[error("stored value has no tensor named `{0}`")]
     MissingTensor(&'static str),
     #[error("stored metadata is not a {ty} value: {source}")]
-    BadMeta { ty: PortType, source: serde_json::Error },
+    BadMeta {
+        ty: PortType,
+        source: serde_json::Error,
+    },
     #[error("stored {ty} value is invalid: {msg}")]
     Invalid { ty: PortType, msg: String },
 }
@@ -45,15 +48,18 @@ impl Value {
             classes,
         };
         Encoded {
-            tensors: vec![("data".to_string(), vol.data().to_device(Device::Cpu).contiguous())],
+            tensors: vec![(
+                "data".to_string(),
+                vol.data().to_device(Device::Cpu).contiguous(),
+            )],
             meta: serde_json::to_value(meta).expect("volume metadata is always JSON"),
         }
     }
 
     /// Rebuilds a value of type `ty` from [`Value::encode`]'s parts.
     pub fn decode(ty: PortType, parts: Encoded) -> Result<Value, EncodeError> {
-        let meta: VolumeMeta =
-            serde_json::from_value(parts.meta).map_err(|source| EncodeError::BadMeta { ty, source })?;
+        let meta: VolumeMeta = serde_json::from_value(parts.meta)
+            .map_err(|source| EncodeError::BadMeta { ty, source })?;
         let data = parts
             .tensors
             .into_iter()
@@ -61,7 +67,13 @@ impl Value {
             .map(|(_, t)| t)
             .ok_or(EncodeError::MissingTensor("data"))?;
         let invalid = |msg: String| EncodeError::Invalid { ty, msg };
-        let mut vol = Volume::new(data, Geometry { affine_lps: meta.affine_lps }).map_err(invalid)?;
+        let mut vol = Volume::new(
+            data,
+            Geometry {
+                affine_lps: meta.affine_lps,
+            },
+        )
+        .map_err(invalid)?;
         vol.meta = meta.meta;
         match ty {
             PortType::Image => Ok(Value::Image(vol)),

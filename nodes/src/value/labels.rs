@@ -18,9 +18,7 @@ impl LabelMap {
     pub fn new(volume: Volume, classes: ClassTable) -> Result<Self, String> {
         use tch::Kind::*;
         match volume.kind() {
-            Uint8 | Int8 | Int16 | Int | Int64 => {
-                Ok(LabelMap { volume, classes })
-            }
+            Uint8 | Int8 | Int16 | Int | Int64 => Ok(LabelMap { volume, classes }),
             k => Err(format!(
                 "a label map needs an integer dtype, got {k:?}; load it with `labels: true` only \
                  if the file holds class ids"

@@ -17,7 +17,9 @@ pub struct Geometry {
 impl Geometry {
     /// Converts a RAS affine (NIfTI, nibabel) into this LPS geometry.
     pub fn from_ras(affine_ras: [[f64; 4]; 4]) -> Self {
-        Geometry { affine_lps: flip_xy(affine_ras) }
+        Geometry {
+            affine_lps: flip_xy(affine_ras),
+        }
     }
 
     /// The voxel -> RAS mm affine, as NIfTI stores it.
@@ -85,7 +87,11 @@ impl Volume {
                 data.size()
             ));
         }
-        Ok(Volume { data, geometry, meta: BTreeMap::new() })
+        Ok(Volume {
+            data,
+            geometry,
+            meta: BTreeMap::new(),
+        })
     }
 
     pub fn with_meta(mut self, key: &str, value: impl Into<String>) -> Self {

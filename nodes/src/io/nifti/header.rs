@@ -61,7 +61,10 @@ pub struct Header {
 /// Looks at the first 4 bytes (`sizeof_hdr`): which format and byte order, or `None` when the
 /// file is not NIfTI at all.
 pub fn sniff(first4: [u8; 4]) -> Option<(Version, bool)> {
-    for (big_endian, v) in [(false, i32::from_le_bytes(first4)), (true, i32::from_be_bytes(first4))] {
+    for (big_endian, v) in [
+        (false, i32::from_le_bytes(first4)),
+        (true, i32::from_be_bytes(first4)),
+    ] {
         match v {
             348 => return Some((Version::Nifti1, big_endian)),
             540 => return Some((Version::Nifti2, big_endian)),
@@ -82,7 +85,11 @@ impl Header {
         if h.big_endian != big_endian {
             // The crate takes the byte order from dim[0], sizeof_hdr gave the other one.
             let raw = [bytes[40], bytes[41]];
-            let d0 = if big_endian { i16::from_be_bytes(raw) } else { i16::from_le_bytes(raw) };
+            let d0 = if big_endian {
+                i16::from_be_bytes(raw)
+            } else {
+                i16::from_le_bytes(raw)
+            };
             return Err(format!(
                 "dim[0] (the number of dimensions) is {d0}; it must be 1 to 7, so the header is corrupt"
             ));
@@ -173,9 +180,11 @@ fn parse_nifti1(bytes: &[u8]) -> Result<Header, String> {
         e => format!("cannot parse the NIfTI-1 header: {e}"),
     })?;
     if n.magic == *nifti::header::MAGIC_CODE_NI1 {
-        return Err("this is the header of a .hdr/.img pair (magic \"ni1\"); vistaflow reads \
+        return Err(
+            "this is the header of a .hdr/.img pair (magic \"ni1\"); vistaflow reads \
                     single-file NIfTI (.nii, .nii.gz) only: convert it, e.g. with nibabel"
-            .into());
+                .into(),
+        );
     }
     let mut dim = [0i64; 8];
     for (d, &v) in dim.iter_mut().zip(&n.dim) {
@@ -237,9 +246,11 @@ fn parse_nifti2(bytes: &[u8], big: bool) -> Result<Header, String> {
     let r = Fields { b: bytes, big };
     let magic = &bytes[4..12];
     if &magic[..3] == b"ni2" {
-        return Err("this is the header of a NIfTI-2 .hdr/.img pair (magic \"ni2\"); vistaflow \
+        return Err(
+            "this is the header of a NIfTI-2 .hdr/.img pair (magic \"ni2\"); vistaflow \
                     reads single-file NIfTI (.nii, .nii.gz) only"
-            .into());
+                .into(),
+        );
     }
     if magic != b"n+2\0\r\n\x1a\n" {
         return Err(format!(

@@ -22,8 +22,11 @@ pub fn read(path: &Path, labels: bool, ctx: &Ctx) -> Result<Value, NodeError> {
         .fill_buf()
         .map_err(|e| err(format!("cannot read: {}", io_msg(&e))))?
         .starts_with(&[0x1f, 0x8b]);
-    let inner: Box<dyn Read> =
-        if gz { Box::new(MultiGzDecoder::new(buffered)) } else { Box::new(buffered) };
+    let inner: Box<dyn Read> = if gz {
+        Box::new(MultiGzDecoder::new(buffered))
+    } else {
+        Box::new(buffered)
+    };
     let mut src = Stream { inner, gz, pos: 0 };
 
     // Header.
@@ -35,16 +38,19 @@ pub fn read(path: &Path, labels: bool, ctx: &Ctx) -> Result<Value, NodeError> {
             src.what()
         )));
     }
-    let (version, big_endian) = sniff(first4).ok_or_else(|| {
-        err(format!(
+    let (version, big_endian) =
+        sniff(first4).ok_or_else(|| {
+            err(format!(
             "not a NIfTI file: its first 4 bytes (sizeof_hdr) are {first4:02x?}, which is neither \
              348 (NIfTI-1) nor 540 (NIfTI-2) in either byte order{}",
             if gz { "" } else { " (and it is not gzip-compressed)" }
         ))
-    })?;
+        })?;
     let mut hbytes = vec![0u8; version.header_size()];
     hbytes[..4].copy_from_slice(&first4);
-    let n = 4 + src.fill(&mut hbytes[4..]).map_err(|e| err(src.describe(&e)))?;
+    let n = 4 + src
+        .fill(&mut hbytes[4..])
+        .map_err(|e| err(src.describe(&e)))?;
     if n < hbytes.len() {
         return Err(err(format!(
             "truncated: {} ends after {n} bytes, inside the {}-byte header; the file is \
@@ -57,9 +63,15 @@ pub fn read(path: &Path, labels: bool, ctx: &Ctx) -> Result<Value, NodeError> {
     let layout = Layout::of(&h).map_err(err)?;
     let (affine_ras, from) = best_affine(&h).map_err(err)?;
     let offset = h.data_offset().map_err(err)?;
-    let nbytes = layout.numel.checked_mul(layout.dtype.size() as u64).ok_or_else(|| {
-        err(format!("the header's shape {:?} is impossibly large; the header is corrupt", layout.shape))
-    })?;
+    let nbytes = layout
+        .numel
+        .checked_mul(layout.dtype.size() as u64)
+        .ok_or_else(|| {
+            err(format!(
+                "the header's shape {:?} is impossibly large; the header is corrupt",
+                layout.shape
+            ))
+        })?;
     let needed = offset.saturating_add(nbytes);
     if let (false, Some(len)) = (gz, file_len) {
         if len < needed {
@@ -69,16 +81,25 @@ pub fn read(path: &Path, labels: bool, ctx: &Ctx) -> Result<Value, NodeError> {
 
     // Skip extensions up to vox_offset.
     let skip = offset - hbytes.len() as u64;
-    let skipped = io::copy(&mut (&mut src).take(skip), &mut io::sink())
-        .map_err(|e| err(src.describe(&e)))?;
+    let skipped =
+        io::copy(&mut (&mut src).take(skip), &mut io::sink()).map_err(|e| err(src.describe(&e)))?;
     if skipped < skip {
         return Err(err(short_msg(&layout, offset, nbytes, src.pos, gz)));
     }
 
     // Voxels, straight into the tensor.
-    let size = usize::try_from(nbytes).map_err(|_| err("the volume is too large for memory".into()))?;
-    let raw = Tensor::f_empty(layout.tensor_shape.as_slice(), (layout.dtype.storage_kind(), Device::Cpu))
-        .map_err(|e| err(format!("cannot allocate {} MB for the voxels: {e}", nbytes >> 20)))?;
+    let size =
+        usize::try_from(nbytes).map_err(|_| err("the volume is too large for memory".into()))?;
+    let raw = Tensor::f_empty(
+        layout.tensor_shape.as_slice(),
+        (layout.dtype.storage_kind(), Device::Cpu),
+    )
+    .map_err(|e| {
+        err(format!(
+            "cannot allocate {} MB for the voxels: {e}",
+            nbytes >> 20
+        ))
+    })?;
     {
         // SAFETY: `raw` was just allocated above on the CPU by `empty`, so it is contiguous,
         // owns exactly numel * element size = `size` bytes starting at `data_ptr`, and no other
@@ -90,7 +111,13 @@ pub fn read(path: &Path, labels: bool, ctx: &Ctx) -> Result<Value, NodeError> {
             ReadError::Cancelled => NodeError::Cancelled,
         })?;
         if got < size {
-            return Err(err(short_msg(&layout, offset, nbytes, offset + got as u64, gz)));
+            return Err(err(short_msg(
+                &layout,
+                offset,
+                nbytes,
+                offset + got as u64,
+                gz,
+            )));
         }
         if h.big_endian != cfg!(target_endian = "big") {
             swap_bytes(dst, layout.dtype.size());
@@ -118,7 +145,9 @@ pub fn read(path: &Path, labels: bool, ctx: &Ctx) -> Result<Value, NodeError> {
         .with_meta(META_SOURCE_FORMAT, h.version.name())
         .with_meta(META_XFORM_CODE, code.to_string());
     if labels {
-        Ok(Value::Labels(LabelMap::new(vol, ClassTable::new()).map_err(err)?))
+        Ok(Value::Labels(
+            LabelMap::new(vol, ClassTable::new()).map_err(err)?,
+        ))
     } else {
         Ok(Value::Image(vol))
     }
@@ -146,12 +175,23 @@ impl Layout {
         }
         let at = |ax: usize| shape.get(ax).copied().unwrap_or(1);
         let (i, j, k, t) = (at(0), at(1), at(2), at(3));
-        let tensor_shape = if t > 1 { vec![t, k, j, i] } else { vec![k, j, i] };
+        let tensor_shape = if t > 1 {
+            vec![t, k, j, i]
+        } else {
+            vec![k, j, i]
+        };
         let numel = tensor_shape
             .iter()
             .try_fold(1u64, |acc, &d| acc.checked_mul(d as u64))
-            .ok_or_else(|| format!("the shape {shape:?} is impossibly large; the header is corrupt"))?;
-        Ok(Layout { dtype, shape, tensor_shape, numel })
+            .ok_or_else(|| {
+                format!("the shape {shape:?} is impossibly large; the header is corrupt")
+            })?;
+        Ok(Layout {
+            dtype,
+            shape,
+            tensor_shape,
+            numel,
+        })
     }
 }
 
@@ -288,14 +328,28 @@ fn scaling(h: &Header) -> Result<Option<(f64, f64)>, String> {
              refuses it too); fix the header"
         ));
     }
-    Ok(if slope == 1.0 && inter == 0.0 { None } else { Some((slope, inter)) })
+    Ok(if slope == 1.0 && inter == 0.0 {
+        None
+    } else {
+        Some((slope, inter))
+    })
 }
 
 /// `raw * slope + inter` in float64 (as nibabel), stored as float32 (float64 for float64
 /// files); in chunks so that the float64 temporaries stay small.
-fn scale_image(data: Tensor, dtype: DataType, scaling: Option<(f64, f64)>) -> Result<Tensor, NodeError> {
-    let Some((slope, inter)) = scaling else { return Ok(data) };
-    let out_kind = if dtype == DataType::Float64 { Kind::Double } else { Kind::Float };
+fn scale_image(
+    data: Tensor,
+    dtype: DataType,
+    scaling: Option<(f64, f64)>,
+) -> Result<Tensor, NodeError> {
+    let Some((slope, inter)) = scaling else {
+        return Ok(data);
+    };
+    let out_kind = if dtype == DataType::Float64 {
+        Kind::Double
+    } else {
+        Kind::Float
+    };
     let shape = data.size();
     let flat = data.f_reshape([-1])?;
     let numel = flat.size()[0];
@@ -321,16 +375,38 @@ fn to_labels(data: Tensor, dtype: DataType, scaling: Option<(f64, f64)>) -> Resu
     let t = |e: tch::TchError| format!("libtorch: {e}");
     let mut v = data.f_to_kind(Kind::Double).map_err(t)?;
     if let Some((slope, inter)) = scaling {
-        v = v.f_mul_scalar(slope).map_err(t)?.f_add_scalar(inter).map_err(t)?;
+        v = v
+            .f_mul_scalar(slope)
+            .map_err(t)?
+            .f_add_scalar(inter)
+            .map_err(t)?;
     }
-    let bad = v.f_frac().map_err(t)?.f_ne(0.0).map_err(t)?.f_logical_or(&v.f_isfinite().map_err(t)?.f_logical_not().map_err(t)?).map_err(t)?;
-    let nbad = bad.f_sum(Kind::Int64).map_err(t)?.f_int64_value(&[]).map_err(t)?;
+    let bad = v
+        .f_frac()
+        .map_err(t)?
+        .f_ne(0.0)
+        .map_err(t)?
+        .f_logical_or(&v.f_isfinite().map_err(t)?.f_logical_not().map_err(t)?)
+        .map_err(t)?;
+    let nbad = bad
+        .f_sum(Kind::Int64)
+        .map_err(t)?
+        .f_int64_value(&[])
+        .map_err(t)?;
     if nbad > 0 {
-        let example = v.f_masked_select(&bad).map_err(t)?.f_double_value(&[0]).map_err(t)?;
+        let example = v
+            .f_masked_select(&bad)
+            .map_err(t)?
+            .f_double_value(&[0])
+            .map_err(t)?;
         return Err(format!(
             "labels: true, but {nbad} voxels are not whole numbers (e.g. {example}{}); this looks \
              like an image, not a label map: load it with labels: false",
-            if scaling.is_some() { " after scl_slope/scl_inter" } else { "" }
+            if scaling.is_some() {
+                " after scl_slope/scl_inter"
+            } else {
+                ""
+            }
         ));
     }
     let min = v.f_min().map_err(t)?.f_double_value(&[]).map_err(t)?;

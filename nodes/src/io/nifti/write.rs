@@ -28,7 +28,9 @@ pub fn write(path: &Path, value: &Value, ctx: &Ctx) -> Result<(), NodeError> {
     } else if name.ends_with(".nii") {
         false
     } else {
-        return Err(err("a NIfTI file name must end in .nii.gz (compressed) or .nii (raw)".into()));
+        return Err(err(
+            "a NIfTI file name must end in .nii.gz (compressed) or .nii (raw)".into(),
+        ));
     };
     let vol = value.volume();
     let (data, dtype) = storable(vol).map_err(err)?;
@@ -38,8 +40,13 @@ pub fn write(path: &Path, value: &Value, ctx: &Ctx) -> Result<(), NodeError> {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    fs::create_dir_all(dir)
-        .map_err(|e| err(format!("cannot create the folder {}: {}", dir.display(), io_msg(&e))))?;
+    fs::create_dir_all(dir).map_err(|e| {
+        err(format!(
+            "cannot create the folder {}: {}",
+            dir.display(),
+            io_msg(&e)
+        ))
+    })?;
     let mut builder = tempfile::Builder::new();
     let prefix = format!(".{name}.");
     builder.prefix(&prefix).suffix(".partial");
@@ -49,7 +56,11 @@ pub fn write(path: &Path, value: &Value, ctx: &Ctx) -> Result<(), NodeError> {
         builder.permissions(fs::Permissions::from_mode(0o644));
     }
     let tmp = builder.tempfile_in(dir).map_err(|e| {
-        err(format!("cannot create a file in the folder {}: {}", dir.display(), io_msg(&e)))
+        err(format!(
+            "cannot create a file in the folder {}: {}",
+            dir.display(),
+            io_msg(&e)
+        ))
     })?;
     let werr = |e: io::Error| err(format!("cannot write: {}", io_msg(&e)));
 
@@ -64,7 +75,12 @@ pub fn write(path: &Path, value: &Value, ctx: &Ctx) -> Result<(), NodeError> {
         file.flush().map_err(werr)?;
     }
     tmp.as_file().sync_all().map_err(werr)?;
-    tmp.persist(path).map_err(|e| err(format!("cannot rename the finished file into place: {}", io_msg(&e.error))))?;
+    tmp.persist(path).map_err(|e| {
+        err(format!(
+            "cannot rename the finished file into place: {}",
+            io_msg(&e.error)
+        ))
+    })?;
     // Make the rename itself durable; best effort (not every file system allows it).
     if let Ok(d) = fs::File::open(dir) {
         let _ = d.sync_all();
@@ -76,15 +92,24 @@ pub fn write(path: &Path, value: &Value, ctx: &Ctx) -> Result<(), NodeError> {
 fn storable(vol: &Volume) -> Result<(Tensor, DataType), String> {
     let t = |e: tch::TchError| format!("libtorch: {e}");
     let data = vol.data();
-    let (data, dtype) = match DataType::for_kind(data.kind()) {
-        Some(d) => (data.shallow_clone(), d),
-        None => match data.kind() {
-            Kind::Bool => (data.f_to_kind(Kind::Uint8).map_err(t)?, DataType::Uint8),
-            Kind::Half | Kind::BFloat16 => (data.f_to_kind(Kind::Float).map_err(t)?, DataType::Float32),
-            k => return Err(format!("cannot write voxels of kind {k:?} as NIfTI; convert the volume to a real type")),
-        },
-    };
-    let data = data.f_to_device(Device::Cpu).map_err(t)?.f_contiguous().map_err(t)?;
+    let (data, dtype) =
+        match DataType::for_kind(data.kind()) {
+            Some(d) => (data.shallow_clone(), d),
+            None => match data.kind() {
+                Kind::Bool => (data.f_to_kind(Kind::Uint8).map_err(t)?, DataType::Uint8),
+                Kind::Half | Kind::BFloat16 => {
+                    (data.f_to_kind(Kind::Float).map_err(t)?, DataType::Float32)
+                }
+                k => return Err(format!(
+                    "cannot write voxels of kind {k:?} as NIfTI; convert the volume to a real type"
+                )),
+            },
+        };
+    let data = data
+        .f_to_device(Device::Cpu)
+        .map_err(t)?
+        .f_contiguous()
+        .map_err(t)?;
     Ok((data, dtype))
 }
 
@@ -130,7 +155,11 @@ fn header_bytes(vol: &Volume, size: &[i64], dtype: DataType) -> Result<Vec<u8>, 
         }
         None => {
             for ax in 0..3 {
-                pixdim[ax + 1] = if spacing[ax] > 0.0 { spacing[ax] as f32 } else { 1.0 };
+                pixdim[ax + 1] = if spacing[ax] > 0.0 {
+                    spacing[ax] as f32
+                } else {
+                    1.0
+                };
             }
         }
     }
@@ -178,7 +207,8 @@ fn write_body(
     while s < numel {
         ctx.check_cancelled()?;
         let n = per_chunk.min(numel - s);
-        flat.f_narrow(0, s as i64, n as i64)?.f_copy_data_u8(&mut buf[..n * esize], n)?;
+        flat.f_narrow(0, s as i64, n as i64)?
+            .f_copy_data_u8(&mut buf[..n * esize], n)?;
         w.write_all(&buf[..n * esize]).map_err(werr)?;
         s += n;
         if total >= PROGRESS_MIN_BYTES {
