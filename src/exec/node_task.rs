@@ -155,7 +155,7 @@ async fn execute(
     drop(lease);
     let outputs = match first {
         Err(NodeError::OutOfMemory { msg, .. })
-            if device != Device::Cpu && n.node.spec().fallback == Fallback::Cpu =>
+            if fallback_to_cpu(device, n.node.spec().fallback) =>
         {
             span.event(
                 "vistaflow.fallback",
@@ -228,6 +228,11 @@ async fn attempt(
             Err(NodeError::Cancelled)
         }
     }
+}
+
+/// Whether an out-of-memory error on `device` is retried on the CPU.
+fn fallback_to_cpu(device: Device, fallback: Fallback) -> bool {
+    device != Device::Cpu && fallback == Fallback::Cpu
 }
 
 fn to_device(v: Value, device: Device) -> Value {
@@ -406,5 +411,42 @@ impl ProgressSink for NodeSink {
                 KeyValue::new("message", redact(message, n)),
             ],
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_gpu_oom_with_a_declared_fallback_goes_to_cpu() {
+        assert!(fallback_to_cpu(Device::Cuda(0), Fallback::Cpu));
+        assert!(!fallback_to_cpu(Device::Cuda(1), Fallback::None));
+        assert!(
+            !fallback_to_cpu(Device::Cpu, Fallback::Cpu),
+            "no retry on the device that failed"
+        );
+    }
+
+    #[test]
+    fn torch_oom_is_recognised() {
+        let e: NodeError =
+            tch::TchError::Torch("CUDA out of memory. Tried to allocate 2.00 GiB".into()).into();
+        assert!(matches!(e, NodeError::OutOfMemory { .. }));
+        let e: NodeError = tch::TchError::Torch("shape mismatch".into()).into();
+        assert!(matches!(e, NodeError::Torch(_)));
+    }
+
+    #[test]
+    fn redaction_hides_paths() {
+        let plan = crate::workflow::load_str(
+            std::path::Path::new("/w/wf.yaml"),
+            "version: 1\nnodes:\n  ct: { kind: load_nifti, params: { path: DOE_JOHN/ct.nii } }\n",
+            &Default::default(),
+            &vistaflow_nodes::Registry::builtin(),
+        )
+        .unwrap();
+        let msg = redact("/w/DOE_JOHN/ct.nii: truncated file", &plan.nodes[0]);
+        assert_eq!(msg, "<path>: truncated file");
     }
 }

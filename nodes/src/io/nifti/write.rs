@@ -92,19 +92,20 @@ pub fn write(path: &Path, value: &Value, ctx: &Ctx) -> Result<(), NodeError> {
 fn storable(vol: &Volume) -> Result<(Tensor, DataType), String> {
     let t = |e: tch::TchError| format!("libtorch: {e}");
     let data = vol.data();
-    let (data, dtype) =
-        match DataType::for_kind(data.kind()) {
-            Some(d) => (data.shallow_clone(), d),
-            None => match data.kind() {
-                Kind::Bool => (data.f_to_kind(Kind::Uint8).map_err(t)?, DataType::Uint8),
-                Kind::Half | Kind::BFloat16 => {
-                    (data.f_to_kind(Kind::Float).map_err(t)?, DataType::Float32)
-                }
-                k => return Err(format!(
+    let (data, dtype) = match DataType::for_kind(data.kind()) {
+        Some(d) => (data.shallow_clone(), d),
+        None => match data.kind() {
+            Kind::Bool => (data.f_to_kind(Kind::Uint8).map_err(t)?, DataType::Uint8),
+            Kind::Half | Kind::BFloat16 => {
+                (data.f_to_kind(Kind::Float).map_err(t)?, DataType::Float32)
+            }
+            k => {
+                return Err(format!(
                     "cannot write voxels of kind {k:?} as NIfTI; convert the volume to a real type"
-                )),
-            },
-        };
+                ))
+            }
+        },
+    };
     let data = data
         .f_to_device(Device::Cpu)
         .map_err(t)?
