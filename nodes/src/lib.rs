@@ -8,6 +8,7 @@ pub mod io;
 pub mod node;
 pub mod params;
 pub mod registry;
+pub mod spatial;
 pub mod value;
 
 pub use node::{CancelToken, Ctx, Inputs, Node, NodeError, NodeSpec, Outputs, ProgressSink};

@@ -32,6 +32,8 @@ struct VolumeMeta {
     meta: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     classes: Option<ClassTable>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    identity: Option<serde_json::Value>,
 }
 
 impl Value {
@@ -46,6 +48,7 @@ impl Value {
             affine_lps: vol.geometry().affine_lps,
             meta: vol.meta.clone(),
             classes,
+            identity: vol.identity.as_deref().cloned(),
         };
         Encoded {
             tensors: vec![(
@@ -75,6 +78,7 @@ impl Value {
         )
         .map_err(invalid)?;
         vol.meta = meta.meta;
+        vol.identity = meta.identity.map(std::sync::Arc::new);
         match ty {
             PortType::Image => Ok(Value::Image(vol)),
             PortType::Labels => {

@@ -1,6 +1,7 @@
 //! [`Volume`]: a tensor plus the geometry that places it in the patient.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use tch::{Device, Kind, Tensor};
 
 /// Where a volume's voxels are in the patient.
@@ -64,12 +65,28 @@ fn flip_xy(mut a: [[f64; 4]; 4]) -> [[f64; 4]; 4] {
 /// Tensors are shared between values, never mutated in place: a node that wants to change
 /// voxels makes a new tensor. That contract is what makes sharing a `Volume` between threads
 /// sound (see the `Sync` impl below).
-#[derive(Debug)]
 pub struct Volume {
     data: Tensor,
     geometry: Geometry,
-    /// Small non-identifying facts about the source (modality, units, description).
+    /// Small non-identifying facts about the source (modality, units). Shown and logged.
     pub meta: BTreeMap<String, String>,
+    /// Identifying attributes of the source (e.g. DICOM study/series/frame-of-reference UIDs
+    /// and the patient module) kept only so that exports such as DICOM SEG can reference it.
+    /// Never logged, traced or shown: `Debug` prints only whether it is present.
+    pub identity: Option<Arc<serde_json::Value>>,
+}
+
+impl std::fmt::Debug for Volume {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Volume")
+            .field("shape", &self.data.size())
+            .field("kind", &self.data.kind())
+            .field("device", &self.data.device())
+            .field("geometry", &self.geometry)
+            .field("meta", &self.meta)
+            .field("identity", &self.identity.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
 }
 
 // SAFETY: tch marks `Tensor` Send but not Sync because `&Tensor` could in principle reach an
@@ -91,6 +108,7 @@ impl Volume {
             data,
             geometry,
             meta: BTreeMap::new(),
+            identity: None,
         })
     }
 
@@ -132,6 +150,7 @@ impl Volume {
             data: self.data.to_device(device),
             geometry: self.geometry,
             meta: self.meta.clone(),
+            identity: self.identity.clone(),
         }
     }
 }
@@ -142,6 +161,7 @@ impl Clone for Volume {
             data: self.data.shallow_clone(),
             geometry: self.geometry,
             meta: self.meta.clone(),
+            identity: self.identity.clone(),
         }
     }
 }
@@ -151,6 +171,7 @@ impl PartialEq for Volume {
     fn eq(&self, other: &Self) -> bool {
         self.geometry == other.geometry
             && self.meta == other.meta
+            && self.identity == other.identity
             && self.data.kind() == other.data.kind()
             && self.data.size() == other.data.size()
             && self.data.equal(&other.data)

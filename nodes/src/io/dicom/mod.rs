@@ -1,0 +1,1 @@
+//! DICOM series loading (`load_dicom`).

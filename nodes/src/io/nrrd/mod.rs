@@ -1,0 +1,1 @@
+//! NRRD reading and writing (`load_nrrd`, `save_nrrd`).

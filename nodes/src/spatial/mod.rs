@@ -1,0 +1,1 @@
+//! Spatial nodes: `resample`, `crop_foreground`.
