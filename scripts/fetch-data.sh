@@ -5,6 +5,8 @@
 #   data/totalsegmentator/   TotalSegmentator 2.18.0 sdist tests/reference_files/ (CT, MR,
 #                            segmentations as NIfTI, and the example_ct_dicom/ series)
 #   data/nibabel/            NIfTI files from nibabel's own test data (NIfTI-2, 4D, ...)
+#   data/pyradiomics/        pyradiomics 3.0.1 sdist data/{lung1,lung2,brain1,brain2,breast1}_
+#                            {image,label}.nrrd (gzip NRRD: CT, MR, masks)
 #   /usr/share/mricron/templates/{ch2,ch2bet,aal}.nii.gz   Colin27 via apt (mricron-data),
 #                            skipped with a message when apt is unavailable
 #
@@ -92,6 +94,50 @@ elif command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
 else
   echo "fetch-data: skipped Colin27 (mricron-data): apt-get unavailable or not root; tests that need it will say so"
 fi
+
+# --- pyradiomics 3.0.1 sample NRRD files (lung CT, brain MR, breast; image + label) ---------
+# The sdist is the only package that ships them. pip must build its metadata to download an
+# sdist, and pyradiomics' setup.py imports numpy and versioneer and needs wheel's bdist_wheel:
+# that happens in a throwaway venv under data/.downloads, never in the system interpreter.
+PR_VERSION=3.0.1
+PR_FILES=(lung1 lung2 brain1 brain2 breast1)
+PR="$DATA/pyradiomics"
+if [ -f "$PR/.complete" ]; then
+  echo "fetch-data: pyradiomics $PR_VERSION sample NRRD files already in $PR"
+else
+  sdist="$DL/pyradiomics-$PR_VERSION.tar.gz"
+  if [ ! -f "$sdist" ]; then
+    echo "fetch-data: downloading the pyradiomics $PR_VERSION sdist (about 35 MB)"
+    bvenv="$DL/pyradiomics-build-venv"
+    if [ ! -x "$bvenv/bin/python" ]; then
+      "$PY" -m venv "$bvenv" \
+        || fail "'$PY -m venv' failed; install python3-venv (apt-get install python3-venv) or set PYTHON"
+    fi
+    "$bvenv/bin/python" -m pip install --quiet --disable-pip-version-check numpy setuptools versioneer wheel \
+      || fail "pip install of numpy setuptools versioneer wheel (needed to download the pyradiomics sdist) failed (is PyPI reachable?)"
+    if ! "$bvenv/bin/python" -m pip download --quiet --disable-pip-version-check --no-deps \
+         --no-binary pyradiomics --no-build-isolation "pyradiomics==$PR_VERSION" -d "$DL"; then
+      echo "fetch-data: retrying the pyradiomics download with --no-binary :all: (build isolation on)"
+      "$bvenv/bin/python" -m pip download --quiet --disable-pip-version-check --no-deps \
+        --no-binary :all: "pyradiomics==$PR_VERSION" -d "$DL" \
+        || fail "pip download of pyradiomics==$PR_VERSION failed both ways (is PyPI reachable?)"
+    fi
+  fi
+  [ -f "$sdist" ] || fail "pip did not leave $sdist"
+  tmp="$PR.partial"
+  rm -rf "$tmp"
+  mkdir -p "$tmp"
+  members=()
+  for f in "${PR_FILES[@]}"; do
+    members+=("pyradiomics-$PR_VERSION/data/${f}_image.nrrd" "pyradiomics-$PR_VERSION/data/${f}_label.nrrd")
+  done
+  tar -xzf "$sdist" -C "$tmp" --strip-components=2 "${members[@]}" \
+    || fail "could not extract the data/*.nrrd files from $sdist (corrupt download? delete it and rerun)"
+  touch "$tmp/.complete"
+  rm -rf "$PR"
+  mv "$tmp" "$PR"
+fi
+echo "  pyradiomics: $PR: $(find "$PR" -name '*.nrrd' | wc -l) NRRD files, $(du -sh "$PR" | cut -f1)"
 
 echo "fetch-data: fetched:"
 for d in "$TS" "$NB"; do

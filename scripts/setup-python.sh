@@ -17,6 +17,8 @@ PY="${PYTHON:-python3}"
 PACKAGES=(
   "numpy==2.2.6"
   "nibabel==5.3.2"
+  "pynrrd==1.1.3"  # NRRD oracle (scripts/oracles/nrrd_*.py)
+  "SimpleITK==2.5.7"  # NRRD oracle: ITK's reader/writer
 )
 
 want="$(printf '%s\n' "${PACKAGES[@]}")"
