@@ -270,3 +270,31 @@ fn valid_workflow_has_canonical_params_and_order() {
         "defaults filled in"
     );
 }
+
+#[test]
+fn output_types_follow_input_types() {
+    let head = format!("{HEAD}  seg: {{ kind: load_nifti, params: {{ path: s.nii, labels: true }} }}\n  p: {{ kind: pass, inputs: {{ value: seg.labels }} }}\n");
+    // `pass` fed labels has a `labels` output, typed labels, and no `image`.
+    let out = errors(&format!("{head}  o: {{ kind: save_nifti, inputs: {{ image: p.labels }}, params: {{ path: o.nii }} }}\n"));
+    assert_has(&out, &["port type mismatch: `p.labels` is labels but input `image` of `save_nifti` takes image", "connect it to input `labels` instead"]);
+    let out = errors(&format!("{head}  o: {{ kind: save_nifti, inputs: {{ image: p.image }}, params: {{ path: o.nii }} }}\n"));
+    assert_has(
+        &out,
+        &["node `p` has no output `image`", "has outputs: labels"],
+    );
+    let ok = format!("{head}  o: {{ kind: save_nifti, inputs: {{ labels: p.labels }}, params: {{ path: o.nii }} }}\n");
+    let plan = load_str(
+        Path::new("wf.yaml"),
+        &ok,
+        &BTreeMap::new(),
+        &common::registry(),
+    )
+    .unwrap();
+    assert_eq!(
+        plan.nodes[1].outputs[0].ty,
+        vistaflow_nodes::PortType::Labels
+    );
+    // A port that takes several types says so.
+    let out = errors(&format!("{HEAD}  p: {{ kind: pass }}\n"));
+    assert_has(&out, &["missing input `value`", "(image|labels)"]);
+}

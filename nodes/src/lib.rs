@@ -11,7 +11,9 @@ pub mod registry;
 pub mod spatial;
 pub mod value;
 
-pub use node::{CancelToken, Ctx, Inputs, Node, NodeError, NodeSpec, Outputs, ProgressSink};
+pub use node::{
+    CancelToken, Ctx, InputTypes, Inputs, Node, NodeError, NodeSpec, Outputs, ProgressSink,
+};
 pub use params::{ParamSpec, ParamType};
 pub use registry::Registry;
 pub use value::{ClassTable, Encoded, Geometry, LabelMap, PortType, Value, Volume};

@@ -10,6 +10,8 @@ use tch::Device;
 
 /// Values arriving on a node's input ports, by port name.
 pub type Inputs = BTreeMap<String, Value>;
+/// The types of the values connected to a node's input ports, known before anything runs.
+pub type InputTypes = BTreeMap<String, PortType>;
 /// Values a node produces, by output port name.
 pub type Outputs = BTreeMap<String, Value>;
 
@@ -17,7 +19,10 @@ pub type Outputs = BTreeMap<String, Value>;
 #[derive(Clone, Debug)]
 pub struct PortSpec {
     pub name: &'static str,
+    /// An output's type; an input's first accepted type.
     pub ty: PortType,
+    /// Inputs only: every type the port takes (`[ty]` unless built with `any_of`).
+    pub accepts: Vec<PortType>,
     /// Inputs only: must be connected.
     pub required: bool,
     pub doc: &'static str,
@@ -28,6 +33,7 @@ impl PortSpec {
         PortSpec {
             name,
             ty,
+            accepts: vec![ty],
             required: true,
             doc,
         }
@@ -36,6 +42,7 @@ impl PortSpec {
         PortSpec {
             name,
             ty,
+            accepts: vec![ty],
             required: false,
             doc,
         }
@@ -44,9 +51,24 @@ impl PortSpec {
         PortSpec {
             name,
             ty,
+            accepts: vec![ty],
             required: false,
             doc,
         }
+    }
+    /// An input taking any of `types` (e.g. an image or a label map to resample).
+    pub fn any_of(mut self, types: &[PortType]) -> Self {
+        self.accepts = types.to_vec();
+        self.ty = types[0];
+        self
+    }
+    /// The accepted types as written in messages: `image|labels`.
+    pub fn accepts_text(&self) -> String {
+        self.accepts
+            .iter()
+            .map(|t| t.name())
+            .collect::<Vec<_>>()
+            .join("|")
     }
 }
 
@@ -95,8 +117,9 @@ impl NodeSpec {
 pub trait Node: Send + Sync {
     fn spec(&self) -> &NodeSpec;
 
-    /// The outputs this node has with these (checked) params; by default all of the spec's.
-    fn outputs(&self, _params: &Params) -> Vec<PortSpec> {
+    /// The outputs this node has with these (checked) params and the types connected to its
+    /// inputs (e.g. a resampled label map stays a label map); by default all of the spec's.
+    fn outputs(&self, _params: &Params, _inputs: &InputTypes) -> Vec<PortSpec> {
         self.spec().outputs.clone()
     }
 

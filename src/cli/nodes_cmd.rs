@@ -39,9 +39,9 @@ pub fn describe(n: &dyn Node) -> String {
         for p in &s.inputs {
             let req = if p.required { "required" } else { "optional" };
             out.push_str(&format!(
-                "    {:<12} {:<8} {:<9} {}\n",
+                "    {:<12} {:<13} {:<9} {}\n",
                 p.name,
-                p.ty.name(),
+                p.accepts_text(),
                 req,
                 p.doc
             ));
@@ -57,7 +57,7 @@ pub fn describe(n: &dyn Node) -> String {
         out.push_str("  outputs:\n");
         for p in &s.outputs {
             out.push_str(&format!(
-                "    {:<12} {:<8} {}\n",
+                "    {:<12} {:<13} {}\n",
                 p.name,
                 p.ty.name(),
                 p.doc

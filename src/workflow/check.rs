@@ -332,13 +332,14 @@ impl Checker<'_> {
         if drafts.len() != nodes.len() {
             return None;
         }
-        let planned = self.resolve_edges(drafts)?;
-        let order = self.topological_order(&planned)?;
+        let links = self.link(&drafts)?;
+        let order = self.topological_order(&drafts, &links)?;
+        let nodes = self.type_edges(drafts, links, &order)?;
         Some(Plan {
             name,
             file: path.to_path_buf(),
             settings,
-            nodes: reorder(planned, &order),
+            nodes,
         })
     }
 
@@ -607,25 +608,24 @@ impl Checker<'_> {
         }
     }
 
-    /// Second pass: resolves `node.port` inputs and checks port types and required inputs.
-    fn resolve_edges(&mut self, drafts: Vec<Draft>) -> Option<Vec<PlannedNode>> {
+    /// Second pass: resolves each `port: node.port` to a producer, checking that the port
+    /// exists on this kind and the node exists. Types come later, in dependency order.
+    fn link(&mut self, drafts: &[Draft]) -> Option<Vec<Vec<Link>>> {
         let index: HashMap<&str, usize> = drafts
             .iter()
             .enumerate()
             .map(|(i, d)| (d.id.as_str(), i))
             .collect();
-        let outputs: Vec<Vec<PortSpec>> =
-            drafts.iter().map(|d| d.node.outputs(&d.params)).collect();
-        let mut planned = vec![];
+        let mut all = vec![];
         let mut ok = true;
-        for d in &drafts {
+        for d in drafts {
             let spec = d.node.spec();
             let ipath = join(&join("nodes", &d.id), "inputs");
-            let mut edges = vec![];
+            let mut links = vec![];
             let mut ports_known = true;
             for (port, src) in &d.inputs {
                 let ppath = join(&ipath, port);
-                let Some(ps) = spec.input(port) else {
+                if spec.input(port).is_none() {
                     let names = spec.inputs.iter().map(|p| p.name);
                     let hint = match nearest(port, names.clone()) {
                         Some(n) => format!("did you mean `{n}`?"),
@@ -646,7 +646,7 @@ impl Checker<'_> {
                     ok = false;
                     ports_known = false;
                     continue;
-                };
+                }
                 let Some((from_id, from_port)) = src.split_once('.') else {
                     self.bad_value(
                         &ppath,
@@ -672,50 +672,10 @@ impl Checker<'_> {
                     ok = false;
                     continue;
                 };
-                let Some(out) = outputs[from].iter().find(|o| o.name == from_port) else {
-                    let names: Vec<&str> = outputs[from].iter().map(|o| o.name).collect();
-                    let hint = if names.is_empty() {
-                        format!(
-                            "`{from_id}` ({}) has no outputs",
-                            drafts[from].node.spec().kind
-                        )
-                    } else {
-                        format!(
-                            "`{from_id}` ({}) has outputs: {}",
-                            drafts[from].node.spec().kind,
-                            names.join(", ")
-                        )
-                    };
-                    self.bad_value(
-                        &ppath,
-                        format!("node `{from_id}` has no output `{from_port}`"),
-                        Some(hint),
-                    );
-                    ok = false;
-                    continue;
-                };
-                if out.ty != ps.ty {
-                    let other = spec.inputs.iter().find(|p| p.ty == out.ty).map(|p| p.name);
-                    let hint = match other {
-                        Some(o) => format!("connect it to input `{o}` instead"),
-                        None => format!("`{}` needs {} here", spec.kind, ps.ty),
-                    };
-                    self.bad_value(
-                        &ppath,
-                        format!(
-                            "port type mismatch: `{src}` is {} but input `{port}` of `{}` takes {}",
-                            out.ty, spec.kind, ps.ty
-                        ),
-                        Some(hint),
-                    );
-                    ok = false;
-                    continue;
-                }
-                edges.push(InputEdge {
+                links.push(Link {
                     port: port.clone(),
                     from,
                     from_port: from_port.to_string(),
-                    ty: out.ty,
                 });
             }
             let connected: Vec<&str> = d.inputs.iter().map(|(p, _)| p.as_str()).collect();
@@ -733,7 +693,8 @@ impl Checker<'_> {
                     ),
                     Some(format!(
                         "add `inputs: {{ {}: NODE.PORT }}` ({})",
-                        ps.name, ps.ty
+                        ps.name,
+                        ps.accepts_text()
                     )),
                 );
                 ok = false;
@@ -753,29 +714,19 @@ impl Checker<'_> {
                 );
                 ok = false;
             }
-            edges.sort_by(|a, b| a.port.cmp(&b.port));
-            planned.push(PlannedNode {
-                id: d.id.clone(),
-                node: d.node.clone(),
-                params: d.params.clone(),
-                inputs: edges,
-                outputs: outputs[planned.len()].clone(),
-                device: d.device,
-                cache: d.cache,
-                timeout: d.timeout,
-            });
+            all.push(links);
         }
-        ok.then_some(planned)
+        ok.then_some(all)
     }
 
     /// Kahn's order (file order among equals), or a located `cycle` error.
-    fn topological_order(&mut self, nodes: &[PlannedNode]) -> Option<Vec<usize>> {
-        let n = nodes.len();
-        let mut indegree: Vec<usize> = nodes.iter().map(|p| p.inputs.len()).collect();
+    fn topological_order(&mut self, drafts: &[Draft], links: &[Vec<Link>]) -> Option<Vec<usize>> {
+        let n = drafts.len();
+        let mut indegree: Vec<usize> = links.iter().map(Vec::len).collect();
         let mut children = vec![vec![]; n];
-        for (i, p) in nodes.iter().enumerate() {
-            for e in &p.inputs {
-                children[e.from].push(i);
+        for (i, ls) in links.iter().enumerate() {
+            for l in ls {
+                children[l.from].push(i);
             }
         }
         let mut order = vec![];
@@ -798,10 +749,9 @@ impl Checker<'_> {
         let mut seen = vec![];
         while !seen.contains(&at) {
             seen.push(at);
-            at = nodes[at]
-                .inputs
+            at = links[at]
                 .iter()
-                .map(|e| e.from)
+                .map(|l| l.from)
                 .find(|&f| indegree[f] > 0)
                 .expect("a left-over node has a left-over producer");
         }
@@ -809,10 +759,10 @@ impl Checker<'_> {
         let mut cycle: Vec<&str> = seen[start..]
             .iter()
             .rev()
-            .map(|&i| nodes[i].id.as_str())
+            .map(|&i| drafts[i].id.as_str())
             .collect();
         cycle.push(cycle[0]);
-        let path = join(&join("nodes", &nodes[at].id), "inputs");
+        let path = join(&join("nodes", &drafts[at].id), "inputs");
         self.bad_key(
             &path,
             format!("cycle: {}", cycle.join(" -> ")),
@@ -820,24 +770,104 @@ impl Checker<'_> {
         );
         None
     }
+
+    /// Third pass, producers first: each node's outputs follow from its params and the types
+    /// connected to it, so a port's type is checked against what actually arrives.
+    fn type_edges(
+        &mut self,
+        drafts: Vec<Draft>,
+        links: Vec<Vec<Link>>,
+        order: &[usize],
+    ) -> Option<Vec<PlannedNode>> {
+        let mut position = vec![0; drafts.len()];
+        for (new, &old) in order.iter().enumerate() {
+            position[old] = new;
+        }
+        let mut planned: Vec<PlannedNode> = vec![];
+        let mut ok = true;
+        for &i in order {
+            let d = &drafts[i];
+            let spec = d.node.spec();
+            let ipath = join(&join("nodes", &d.id), "inputs");
+            let mut edges = vec![];
+            for l in &links[i] {
+                let ppath = join(&ipath, &l.port);
+                let producer = &planned[position[l.from]];
+                let src = format!("{}.{}", producer.id, l.from_port);
+                let Some(out) = producer.outputs.iter().find(|o| o.name == l.from_port) else {
+                    let names: Vec<&str> = producer.outputs.iter().map(|o| o.name).collect();
+                    let hint = if names.is_empty() {
+                        format!("`{}` ({}) has no outputs", producer.id, producer.kind())
+                    } else {
+                        format!(
+                            "`{}` ({}) has outputs: {}",
+                            producer.id,
+                            producer.kind(),
+                            names.join(", ")
+                        )
+                    };
+                    self.bad_value(
+                        &ppath,
+                        format!("node `{}` has no output `{}`", producer.id, l.from_port),
+                        Some(hint),
+                    );
+                    ok = false;
+                    continue;
+                };
+                let ps = spec.input(&l.port).expect("ports checked in link()");
+                if !ps.accepts.contains(&out.ty) {
+                    let other = spec
+                        .inputs
+                        .iter()
+                        .find(|p| p.accepts.contains(&out.ty))
+                        .map(|p| p.name);
+                    let hint = match other {
+                        Some(o) => format!("connect it to input `{o}` instead"),
+                        None => format!("`{}` needs {} here", spec.kind, ps.accepts_text()),
+                    };
+                    self.bad_value(
+                        &ppath,
+                        format!(
+                            "port type mismatch: `{src}` is {} but input `{}` of `{}` takes {}",
+                            out.ty,
+                            l.port,
+                            spec.kind,
+                            ps.accepts_text()
+                        ),
+                        Some(hint),
+                    );
+                    ok = false;
+                    continue;
+                }
+                edges.push(InputEdge {
+                    port: l.port.clone(),
+                    from: position[l.from],
+                    from_port: l.from_port.clone(),
+                    ty: out.ty,
+                });
+            }
+            edges.sort_by(|a, b| a.port.cmp(&b.port));
+            let types = edges.iter().map(|e| (e.port.clone(), e.ty)).collect();
+            planned.push(PlannedNode {
+                id: d.id.clone(),
+                node: d.node.clone(),
+                params: d.params.clone(),
+                outputs: d.node.outputs(&d.params, &types),
+                inputs: edges,
+                device: d.device,
+                cache: d.cache,
+                timeout: d.timeout,
+            });
+        }
+        ok.then_some(planned)
+    }
 }
 
-fn reorder(nodes: Vec<PlannedNode>, order: &[usize]) -> Vec<PlannedNode> {
-    let mut new_index = vec![0; nodes.len()];
-    for (new, &old) in order.iter().enumerate() {
-        new_index[old] = new;
-    }
-    let mut slots: Vec<Option<PlannedNode>> = nodes.into_iter().map(Some).collect();
-    order
-        .iter()
-        .map(|&old| {
-            let mut p = slots[old].take().expect("each node once");
-            for e in &mut p.inputs {
-                e.from = new_index[e.from];
-            }
-            p
-        })
-        .collect()
+/// An input connection before types are checked: `port` fed by output `from_port` of node `from`.
+struct Link {
+    port: String,
+    from: usize,
+    from_port: String,
 }
 
 /// Removes `.` and `..` components without touching the file system.

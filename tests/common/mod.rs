@@ -70,7 +70,56 @@ impl Node for Scale {
     }
 }
 
-/// The built-in registry plus `scale`.
+/// `pass`: hands on an image or a label map unchanged; its output port is named after (and
+/// typed as) whatever arrives, as `resample` does.
+pub struct Pass {
+    pub spec: NodeSpec,
+}
+
+impl Pass {
+    pub fn new() -> Self {
+        Pass {
+            spec: NodeSpec {
+                kind: "pass",
+                version: "1",
+                summary: "hands its input on",
+                inputs: vec![PortSpec::input("value", PortType::Image, "in")
+                    .any_of(&[PortType::Image, PortType::Labels])],
+                exactly_one_input_of: vec![],
+                outputs: vec![
+                    PortSpec::output("image", PortType::Image, "when an image arrives"),
+                    PortSpec::output("labels", PortType::Labels, "when labels arrive"),
+                ],
+                params: vec![],
+                fallback: Fallback::None,
+            },
+        }
+    }
+}
+
+impl Node for Pass {
+    fn spec(&self) -> &NodeSpec {
+        &self.spec
+    }
+    fn outputs(&self, _: &Params, inputs: &vistaflow_nodes::InputTypes) -> Vec<PortSpec> {
+        let want = inputs.get("value").copied().unwrap_or(PortType::Image);
+        self.spec
+            .outputs
+            .iter()
+            .filter(|o| o.ty == want)
+            .cloned()
+            .collect()
+    }
+    fn run(&self, _: &Ctx, inputs: Inputs, _: &Params) -> Result<Outputs, NodeError> {
+        let v = inputs
+            .into_values()
+            .next()
+            .ok_or_else(|| NodeError::Invalid("no input".into()))?;
+        Ok(Outputs::from([(v.port_type().name().to_string(), v)]))
+    }
+}
+
+/// The built-in registry plus `scale` and `pass`.
 pub fn registry() -> Registry {
     registry_with_scale_version("1")
 }
@@ -78,6 +127,7 @@ pub fn registry() -> Registry {
 pub fn registry_with_scale_version(v: &'static str) -> Registry {
     let mut r = Registry::builtin();
     r.register(Arc::new(Scale::new(v)));
+    r.register(Arc::new(Pass::new()));
     r
 }
 

@@ -1,6 +1,8 @@
 //! `load_nifti`: a NIfTI-1/NIfTI-2 file (.nii or .nii.gz) as an image or a label map.
 
-use crate::node::{Ctx, Fallback, Inputs, Node, NodeError, NodeSpec, Outputs, PortSpec};
+use crate::node::{
+    Ctx, Fallback, InputTypes, Inputs, Node, NodeError, NodeSpec, Outputs, PortSpec,
+};
 use crate::params::{self, ParamSpec, ParamType, Params};
 use crate::value::PortType;
 use serde::Deserialize;
@@ -48,7 +50,7 @@ impl Node for LoadNifti {
         })
     }
 
-    fn outputs(&self, params: &Params) -> Vec<PortSpec> {
+    fn outputs(&self, params: &Params, _inputs: &InputTypes) -> Vec<PortSpec> {
         let labels = params
             .get("labels")
             .and_then(|v| v.as_bool())
