@@ -7,6 +7,11 @@
 #   data/nibabel/            NIfTI files from nibabel's own test data (NIfTI-2, 4D, ...)
 #   data/pyradiomics/        pyradiomics 3.0.1 sdist data/{lung1,lung2,brain1,brain2,breast1}_
 #                            {image,label}.nrrd (gzip NRRD: CT, MR, masks)
+#   data/pydicom/            pydicom 3.0.2 test_files/ (all, 3 MB) and a selection of
+#                            pydicom-data 1.0.0's data_store/data/ (DICOM CT/MR in many transfer
+#                            syntaxes, Enhanced CT/MR, broken files); see PYDICOM_STORE_FILES
+#   dcm2niix                 the DICOM -> NIfTI oracle, via apt (skipped with a message when apt
+#                            is unavailable; the golden values are committed, so tests do not need it)
 #   /usr/share/mricron/templates/{ch2,ch2bet,aal}.nii.gz   Colin27 via apt (mricron-data),
 #                            skipped with a message when apt is unavailable
 #
@@ -22,6 +27,15 @@ TS_VERSION=2.18.0
 NIBABEL_VERSION=5.3.2
 # nibabel test files we use (all NIfTI); keep in sync with scripts/oracles/nifti_golden.py.
 NIBABEL_FILES=(anatomical.nii example4d.nii.gz example_nifti2.nii.gz functional.nii standard.nii.gz)
+PYDICOM_VERSION=3.0.2
+PYDICOM_DATA_VERSION=1.0.0
+# pydicom-data files we use (the package is 56 MB; these are ~10 MB); keep in sync with
+# scripts/oracles/dicom_golden.py.
+PYDICOM_STORE_FILES=(693_J2KR.dcm 693_UNCI.dcm 693_UNCR.dcm MR2_J2KI.dcm MR2_J2KR.dcm MR2_UNCI.dcm
+  MR2_UNCR.dcm JPEG-LL.dcm eCT_Supplemental.dcm emri_small.dcm emri_small_RLE.dcm
+  emri_small_big_endian.dcm emri_small_jpeg_2k_lossless.dcm emri_small_jpeg_2k_lossless_too_short.dcm
+  emri_small_jpeg_ls_lossless.dcm MR-SIEMENS-DICOM-WithOverlays.dcm explicit_VR-UN.dcm
+  bad_sequence.dcm)
 
 fail() { echo "fetch-data: error: $*" >&2; exit 1; }
 mkdir -p "$DATA"
@@ -79,6 +93,60 @@ PYEOF
   touch "$tmp/.complete"
   rm -rf "$NB"
   mv "$tmp" "$NB"
+fi
+
+# --- pydicom's test files -------------------------------------------------------------------
+PD="$DATA/pydicom"
+if [ -f "$PD/.complete" ]; then
+  echo "fetch-data: pydicom $PYDICOM_VERSION / pydicom-data $PYDICOM_DATA_VERSION test files already in $PD"
+else
+  for spec in "pydicom==$PYDICOM_VERSION" "pydicom-data==$PYDICOM_DATA_VERSION"; do
+    name="${spec%%==*}"; ver="${spec##*==}"
+    if ! ls "$DL"/"${name//-/_}"-"$ver"-*.whl >/dev/null 2>&1; then
+      echo "fetch-data: downloading the $spec wheel for its test data"
+      "$PY" -m pip download --quiet --disable-pip-version-check --no-deps --only-binary :all: \
+        "$spec" -d "$DL" || fail "pip download of $spec failed (is PyPI reachable?)"
+    fi
+  done
+  pd_wheel="$(ls "$DL"/pydicom-"$PYDICOM_VERSION"-*.whl 2>/dev/null | head -1 || true)"
+  pdd_wheel="$(ls "$DL"/pydicom_data-"$PYDICOM_DATA_VERSION"-*.whl 2>/dev/null | head -1 || true)"
+  [ -n "$pd_wheel" ] && [ -n "$pdd_wheel" ] || fail "pip left no pydicom/pydicom-data wheel in $DL"
+  tmp="$PD.partial"
+  rm -rf "$tmp"
+  mkdir -p "$tmp"
+  "$PY" - "$pd_wheel" "$pdd_wheel" "$tmp" "${PYDICOM_STORE_FILES[@]}" <<'PYEOF' || fail "could not extract pydicom test files"
+import sys, zipfile, os
+pd_wheel, pdd_wheel, out, names = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
+prefix = "pydicom/data/test_files/"
+with zipfile.ZipFile(pd_wheel) as z:
+    for n in z.namelist():
+        if n.startswith(prefix) and not n.endswith("/"):
+            dst = os.path.join(out, "test_files", n[len(prefix):])
+            os.makedirs(os.path.dirname(dst), exist_ok=True)
+            with open(dst, "wb") as f:
+                f.write(z.read(n))
+os.makedirs(os.path.join(out, "data_store"), exist_ok=True)
+with zipfile.ZipFile(pdd_wheel) as z:
+    for n in names:
+        with open(os.path.join(out, "data_store", n), "wb") as f:
+            f.write(z.read("data_store/data/" + n))
+PYEOF
+  touch "$tmp/.complete"
+  rm -rf "$PD"
+  mv "$tmp" "$PD"
+fi
+
+# --- dcm2niix (DICOM oracle for scripts/oracles/dicom_golden.py) via apt ----------------------
+if command -v dcm2niix >/dev/null 2>&1; then
+  echo "fetch-data: dcm2niix already installed"
+elif command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  echo "fetch-data: installing dcm2niix with apt-get"
+  if ! { apt-get install -y -qq dcm2niix >/dev/null 2>&1 \
+         || { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq dcm2niix >/dev/null 2>&1; }; }; then
+    fail "apt-get install dcm2niix failed (run 'apt-get update' and retry, or see apt's output)"
+  fi
+else
+  echo "fetch-data: skipped dcm2niix: apt-get unavailable or not root (only scripts/oracles/dicom_golden.py needs it)"
 fi
 
 # --- Colin27 (mricron-data) via apt -----------------------------------------------------------
@@ -140,7 +208,7 @@ fi
 echo "  pyradiomics: $PR: $(find "$PR" -name '*.nrrd' | wc -l) NRRD files, $(du -sh "$PR" | cut -f1)"
 
 echo "fetch-data: fetched:"
-for d in "$TS" "$NB"; do
+for d in "$TS" "$NB" "$PD"; do
   n="$(find "$d" -type f ! -name .complete | wc -l)"
   sz="$(du -sh "$d" | cut -f1)"
   echo "  $d: $n files, $sz"

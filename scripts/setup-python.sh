@@ -19,6 +19,7 @@ PACKAGES=(
   "nibabel==5.3.2"
   "pynrrd==1.1.3"  # NRRD oracle (scripts/oracles/nrrd_*.py)
   "SimpleITK==2.5.7"  # NRRD oracle: ITK's reader/writer
+  "pydicom==3.0.2"  # DICOM oracle (scripts/oracles/dicom_*.py)
 )
 
 want="$(printf '%s\n' "${PACKAGES[@]}")"

@@ -1,0 +1,378 @@
+//! Reading one file's header (everything before the pixel data) into an [`Instance`]: what
+//! grouping, sorting and decoding need, and the identifying attributes kept for exports.
+
+use super::attrs::{self, float, floats_n, int, text, texts, Obj};
+use super::enhanced;
+use dicom_dictionary_std::tags;
+use dicom_object::file::ReadPreamble;
+use dicom_object::OpenFileOptions;
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+/// Where one frame lies and how its stored values become output values.
+#[derive(Clone, Copy, Debug)]
+pub struct FrameGeom {
+    /// ImagePositionPatient: the centre of the first transmitted pixel, LPS mm.
+    pub position: [f64; 3],
+    /// ImageOrientationPatient[0..3]: the direction of increasing column index `i`.
+    pub row_dir: [f64; 3],
+    /// ImageOrientationPatient[3..6]: the direction of increasing row index `j`.
+    pub col_dir: [f64; 3],
+    /// PixelSpacing: `[between rows (along j), between columns (along i)]`, mm.
+    pub spacing: [f64; 2],
+    /// SliceThickness, mm (used only for a one-slice volume).
+    pub thickness: Option<f64>,
+    pub slope: f64,
+    pub intercept: f64,
+}
+
+/// Identifying attributes of one file, kept only for `Volume::identity`.
+#[derive(Clone, Debug, Default)]
+pub struct Ids {
+    pub sop_instance_uid: Option<String>,
+    pub sop_class_uid: Option<String>,
+    pub study_instance_uid: Option<String>,
+    pub series_instance_uid: Option<String>,
+    pub frame_of_reference_uid: Option<String>,
+    /// Patient and study module attributes, by DICOM keyword.
+    pub module: Vec<(&'static str, String)>,
+}
+
+/// One DICOM file holding a grey-level cross-sectional image (one or more frames).
+#[derive(Clone, Debug)]
+pub struct Instance {
+    pub path: PathBuf,
+    pub transfer_syntax: String,
+    pub modality: String,
+    /// SeriesInstanceUID, or a key built from other attributes where it is empty.
+    pub series_key: String,
+    pub series_number: Option<i64>,
+    pub description: Option<String>,
+    pub rescale_type: Option<String>,
+    pub rows: u32,
+    pub cols: u32,
+    /// Multi-frame with per-frame functional groups (Enhanced CT/MR).
+    pub enhanced: bool,
+    /// `(frame index in the file, geometry)`.
+    pub frames: Vec<(u32, FrameGeom)>,
+    pub ids: Ids,
+}
+
+/// What a file turned out to be.
+pub enum Probe {
+    Image(Instance),
+    /// A DICOM file that is not a grey-level cross-sectional image (DICOMDIR, SR, SEG, RT,
+    /// colour, projection images without patient geometry); the reason, without values.
+    Other(String),
+    /// No `DICM` magic: not a DICOM Part 10 file.
+    NotDicom,
+    /// A DICOM file that cannot be read; the problem, without values.
+    Broken(String),
+}
+
+/// Whether `path` starts like a DICOM Part 10 file: `Some(true)` with the 128-byte preamble,
+/// `Some(false)` with `DICM` at offset 0, `None` otherwise.
+fn sniff(path: &Path) -> std::io::Result<Option<bool>> {
+    let mut f = File::open(path)?;
+    let mut buf = [0u8; 132];
+    let mut n = 0;
+    while n < buf.len() {
+        let m = f.read(&mut buf[n..])?;
+        if m == 0 {
+            break;
+        }
+        n += m;
+    }
+    if n >= 132 && &buf[128..132] == b"DICM" {
+        Ok(Some(true))
+    } else if n >= 4 && &buf[0..4] == b"DICM" {
+        Ok(Some(false))
+    } else {
+        Ok(None)
+    }
+}
+
+/// Opens `path` with `ReadPreamble` chosen from the magic bytes; `read_all` reads the pixel
+/// data too. Errors are in words, without values.
+pub fn open(path: &Path, read_all: bool) -> Result<dicom_object::DefaultDicomObject, Probe> {
+    let preamble = match sniff(path) {
+        Ok(Some(true)) => ReadPreamble::Always,
+        Ok(Some(false)) => ReadPreamble::Never,
+        Ok(None) => return Err(Probe::NotDicom),
+        Err(e) => return Err(Probe::Broken(format!("cannot read: {e}"))),
+    };
+    let mut opts = OpenFileOptions::new().read_preamble(preamble);
+    if !read_all {
+        opts = opts.read_until(tags::PIXEL_DATA);
+    }
+    opts.open_file(path)
+        .map_err(|e| Probe::Broken(format!("not a readable DICOM file: {}", error_chain(&e))))
+}
+
+/// An error and its sources on one line.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(c) = src {
+        let m = c.to_string();
+        if !s.contains(&m) {
+            s.push_str(": ");
+            s.push_str(&m);
+        }
+        src = c.source();
+    }
+    s
+}
+
+/// Reads the header of `path`.
+pub fn probe(path: &Path) -> Probe {
+    let obj = match open(path, false) {
+        Ok(o) => o,
+        Err(p) => return p,
+    };
+    match instance(path, &obj) {
+        Ok(p) => p,
+        Err(msg) => Probe::Broken(msg),
+    }
+}
+
+const DICOMDIR_CLASS: &str = "1.2.840.10008.1.3.10";
+
+fn instance(path: &Path, file: &dicom_object::DefaultDicomObject) -> Result<Probe, String> {
+    let meta = file.meta();
+    let obj: &Obj = file;
+    let clean = |s: &str| s.trim_end_matches(['\0', ' ']).to_string();
+    let meta_class = clean(&meta.media_storage_sop_class_uid);
+    if meta_class == DICOMDIR_CLASS {
+        return Ok(Probe::Other(
+            "a DICOMDIR (the folder is searched instead)".into(),
+        ));
+    }
+    let modality = text(obj, attrs::MODALITY).unwrap_or_default();
+    if matches!(
+        modality.as_str(),
+        "SEG" | "RTSTRUCT" | "RTPLAN" | "RTDOSE" | "RTIMAGE" | "SR" | "PR" | "KO" | "REG"
+    ) {
+        return Ok(Probe::Other(format!(
+            "modality {modality} is not an image volume"
+        )));
+    }
+    let (Some(rows), Some(cols)) = (int(obj, attrs::ROWS)?, int(obj, attrs::COLUMNS)?) else {
+        return Ok(Probe::Other("no image (Rows/Columns absent)".into()));
+    };
+    if rows <= 0 || cols <= 0 || rows > 65535 || cols > 65535 {
+        return Err(format!("Rows/Columns out of range ({rows} x {cols})"));
+    }
+    let spp = int(obj, attrs::SAMPLES_PER_PIXEL)?.unwrap_or(1);
+    let photometric = text(obj, attrs::PHOTOMETRIC_INTERPRETATION).unwrap_or_default();
+    if spp != 1 || !(photometric.is_empty() || photometric.starts_with("MONOCHROME")) {
+        return Ok(Probe::Other(format!(
+            "a colour image ({photometric}, {spp} samples per pixel); only grey-level volumes \
+             are loaded"
+        )));
+    }
+    let nframes = match int(obj, attrs::NUMBER_OF_FRAMES)? {
+        None => 1,
+        Some(n) if n >= 1 => n as u32,
+        Some(n) => return Err(format!("NumberOfFrames is {n}")),
+    };
+    let enhanced = obj
+        .get(tags::PER_FRAME_FUNCTIONAL_GROUPS_SEQUENCE)
+        .is_some();
+    let frames: Vec<(u32, FrameGeom)> = if enhanced {
+        let geoms = enhanced::frame_geoms(obj, nframes)?;
+        match geoms {
+            Some(g) => g
+                .into_iter()
+                .enumerate()
+                .map(|(i, g)| (i as u32, g))
+                .collect(),
+            None => {
+                return Ok(Probe::Other(
+                    "a multi-frame image without plane position/orientation per frame".into(),
+                ))
+            }
+        }
+    } else {
+        if nframes > 1 {
+            return Ok(Probe::Other(format!(
+                "a {nframes}-frame image without per-frame functional groups (cine or \
+                 projection frames, not slices)"
+            )));
+        }
+        match plain_geom(obj)? {
+            Some(g) => vec![(0, g)],
+            None => {
+                return Ok(Probe::Other(
+                    "no patient geometry (ImagePositionPatient, ImageOrientationPatient or \
+                     PixelSpacing absent)"
+                        .into(),
+                ))
+            }
+        }
+    };
+
+    let series_uid = text(obj, attrs::SERIES_INSTANCE_UID);
+    let description = text(obj, attrs::SERIES_DESCRIPTION);
+    let series_number = int(obj, attrs::SERIES_NUMBER).ok().flatten();
+    let for_uid = text(obj, attrs::FRAME_OF_REFERENCE_UID);
+    let study_uid = text(obj, attrs::STUDY_INSTANCE_UID);
+    let series_key = match &series_uid {
+        Some(uid) => format!("uid|{uid}"),
+        // Where the UID is empty (anonymised data), instances of one series still share
+        // these; orientation, spacing and size are added when stacks are formed.
+        None => format!(
+            "attrs|{}|{}|{modality}|{:?}|{}|{}|{}|{}|{}|{}",
+            for_uid.as_deref().unwrap_or(""),
+            study_uid.as_deref().unwrap_or(""),
+            series_number,
+            description.as_deref().unwrap_or(""),
+            texts(obj, attrs::IMAGE_TYPE).join("\\"),
+            texts(obj, attrs::CONVOLUTION_KERNEL).join("\\"),
+            text(obj, attrs::SLICE_THICKNESS).unwrap_or_default(),
+            text(obj, attrs::ECHO_TIME).unwrap_or_default(),
+            text(obj, attrs::ECHO_NUMBERS).unwrap_or_default(),
+        ),
+    };
+    let mut module = Vec::new();
+    for a in [
+        attrs::PATIENT_NAME,
+        attrs::PATIENT_ID,
+        attrs::PATIENT_BIRTH_DATE,
+        attrs::PATIENT_SEX,
+        attrs::STUDY_DATE,
+        attrs::STUDY_TIME,
+        attrs::STUDY_ID,
+        attrs::ACCESSION_NUMBER,
+        attrs::REFERRING_PHYSICIAN_NAME,
+        attrs::STUDY_DESCRIPTION,
+        attrs::SERIES_DESCRIPTION,
+        attrs::MANUFACTURER,
+        attrs::POSITION_REFERENCE_INDICATOR,
+    ] {
+        if let Some(v) = text(obj, a) {
+            module.push((a.1, v));
+        }
+    }
+    if let Some(n) = series_number {
+        module.push(("SeriesNumber", n.to_string()));
+    }
+    let ids = Ids {
+        sop_instance_uid: text(obj, attrs::SOP_INSTANCE_UID).or_else(|| {
+            Some(clean(&meta.media_storage_sop_instance_uid)).filter(|s| !s.is_empty())
+        }),
+        sop_class_uid: text(obj, attrs::SOP_CLASS_UID)
+            .or_else(|| Some(meta_class).filter(|s| !s.is_empty())),
+        study_instance_uid: study_uid,
+        series_instance_uid: series_uid,
+        frame_of_reference_uid: for_uid,
+        module,
+    };
+    Ok(Probe::Image(Instance {
+        path: path.to_path_buf(),
+        transfer_syntax: clean(&meta.transfer_syntax),
+        modality,
+        series_key,
+        series_number,
+        description,
+        rescale_type: text(obj, attrs::RESCALE_TYPE),
+        rows: rows as u32,
+        cols: cols as u32,
+        enhanced,
+        frames,
+        ids,
+    }))
+}
+
+/// Geometry of a single-frame image from its root attributes; `Ok(None)` when absent.
+fn plain_geom(obj: &Obj) -> Result<Option<FrameGeom>, String> {
+    let ipp = floats_n(obj, attrs::IMAGE_POSITION_PATIENT, 3)?;
+    let iop = floats_n(obj, attrs::IMAGE_ORIENTATION_PATIENT, 6)?;
+    let ps = floats_n(obj, attrs::PIXEL_SPACING, 2)?;
+    let (Some(ipp), Some(iop), Some(ps)) = (ipp, iop, ps) else {
+        return Ok(None);
+    };
+    let (slope, intercept) = rescale(obj)?;
+    build_geom(
+        &ipp,
+        &iop,
+        &ps,
+        float(obj, attrs::SLICE_THICKNESS)?,
+        slope,
+        intercept,
+    )
+    .map(Some)
+}
+
+/// RescaleSlope/RescaleIntercept of a data set (1 and 0 when absent).
+pub fn rescale(obj: &Obj) -> Result<(f64, f64), String> {
+    let slope = float(obj, attrs::RESCALE_SLOPE)?.unwrap_or(1.0);
+    let intercept = float(obj, attrs::RESCALE_INTERCEPT)?.unwrap_or(0.0);
+    if slope == 0.0 {
+        return Err("RescaleSlope is 0".into());
+    }
+    Ok((slope, intercept))
+}
+
+/// Checks and normalises the orientation (unit, orthogonal within 1e-3).
+pub fn build_geom(
+    ipp: &[f64],
+    iop: &[f64],
+    ps: &[f64],
+    thickness: Option<f64>,
+    slope: f64,
+    intercept: f64,
+) -> Result<FrameGeom, String> {
+    let mut r = [iop[0], iop[1], iop[2]];
+    let mut c = [iop[3], iop[4], iop[5]];
+    let (nr, nc) = (norm(r), norm(c));
+    if (nr - 1.0).abs() > 1e-2 || (nc - 1.0).abs() > 1e-2 {
+        return Err(format!(
+            "ImageOrientationPatient is not two unit vectors (lengths {nr:.4} and {nc:.4})"
+        ));
+    }
+    let d = dot(r, c) / (nr * nc);
+    if d.abs() > 1e-3 {
+        return Err(format!(
+            "ImageOrientationPatient's row and column directions are not orthogonal (cosine {d:.4})"
+        ));
+    }
+    for v in r.iter_mut() {
+        *v /= nr;
+    }
+    for v in c.iter_mut() {
+        *v /= nc;
+    }
+    if !(ps[0] > 0.0 && ps[1] > 0.0) {
+        return Err(format!(
+            "PixelSpacing is not positive ({} \\ {})",
+            ps[0], ps[1]
+        ));
+    }
+    Ok(FrameGeom {
+        position: [ipp[0], ipp[1], ipp[2]],
+        row_dir: r,
+        col_dir: c,
+        spacing: [ps[0], ps[1]],
+        thickness: thickness.filter(|t| *t > 0.0),
+        slope,
+        intercept,
+    })
+}
+
+pub fn dot(a: [f64; 3], b: [f64; 3]) -> f64 {
+    a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
+}
+
+pub fn norm(a: [f64; 3]) -> f64 {
+    dot(a, a).sqrt()
+}
+
+pub fn cross(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {
+    [
+        a[1] * b[2] - a[2] * b[1],
+        a[2] * b[0] - a[0] * b[2],
+        a[0] * b[1] - a[1] * b[0],
+    ]
+}
