@@ -1,0 +1,137 @@
+//! The `load_nrrd` and `save_nrrd` nodes.
+
+use crate::node::{
+    Ctx, Fallback, InputTypes, Inputs, Node, NodeError, NodeSpec, Outputs, PortSpec,
+};
+use crate::params::{self, ParamSpec, ParamType, Params};
+use crate::value::PortType;
+use serde::Deserialize;
+use serde_json::json;
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+/// `load_nrrd`: a NRRD file as an image (port `image`) or a label map (port `labels`).
+pub struct LoadNrrd;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoadParams {
+    path: PathBuf,
+    labels: bool,
+}
+
+impl Node for LoadNrrd {
+    fn spec(&self) -> &NodeSpec {
+        static SPEC: OnceLock<NodeSpec> = OnceLock::new();
+        SPEC.get_or_init(|| NodeSpec {
+            kind: "load_nrrd",
+            version: "1",
+            summary: "Reads a NRRD file (.nrrd, .seg.nrrd, or .nhdr with its data file; raw or \
+                      gzip) with its space directions and origin, in LPS",
+            inputs: vec![],
+            exactly_one_input_of: vec![],
+            outputs: vec![
+                PortSpec::output("image", PortType::Image, "the image (when labels: false)"),
+                PortSpec::output(
+                    "labels",
+                    PortType::Labels,
+                    "the label map (when labels: true)",
+                ),
+            ],
+            params: vec![
+                ParamSpec::required(
+                    "path",
+                    ParamType::InputPath,
+                    "the .nrrd file, or the .nhdr header of a detached one",
+                ),
+                ParamSpec::optional(
+                    "labels",
+                    ParamType::Bool,
+                    json!(false),
+                    "read as a label map (integer class ids; Slicer segment names become the \
+                     class table) on port `labels`",
+                ),
+            ],
+            fallback: Fallback::None,
+        })
+    }
+
+    fn outputs(&self, params: &Params, _inputs: &InputTypes) -> Vec<PortSpec> {
+        let labels = params
+            .get("labels")
+            .and_then(|v| v.as_bool())
+            .unwrap_or(false);
+        let want = if labels { "labels" } else { "image" };
+        self.spec()
+            .outputs
+            .iter()
+            .filter(|p| p.name == want)
+            .cloned()
+            .collect()
+    }
+
+    fn run(&self, ctx: &Ctx, _inputs: Inputs, params: &Params) -> Result<Outputs, NodeError> {
+        let p: LoadParams = params::parse(params)?;
+        let value = super::read(&p.path, p.labels, ctx)?;
+        let port = if p.labels { "labels" } else { "image" };
+        Ok(Outputs::from([(port.to_string(), value)]))
+    }
+}
+
+/// `save_nrrd`: writes an image or a label map as NRRD.
+pub struct SaveNrrd;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SaveParams {
+    path: PathBuf,
+    compress: bool,
+}
+
+impl Node for SaveNrrd {
+    fn spec(&self) -> &NodeSpec {
+        static SPEC: OnceLock<NodeSpec> = OnceLock::new();
+        SPEC.get_or_init(|| NodeSpec {
+            kind: "save_nrrd",
+            version: "1",
+            summary: "Writes an image or label map as NRRD in LPS (.nrrd, or .nhdr with a \
+                      .raw.gz/.raw data file)",
+            inputs: vec![
+                PortSpec::optional_input("image", PortType::Image, "an image to write"),
+                PortSpec::optional_input("labels", PortType::Labels, "a label map to write"),
+            ],
+            exactly_one_input_of: vec!["image", "labels"],
+            outputs: vec![],
+            params: vec![
+                ParamSpec::required(
+                    "path",
+                    ParamType::OutputPath,
+                    "file to write: .nrrd (attached) or .nhdr (detached data file beside it)",
+                ),
+                ParamSpec::optional(
+                    "compress",
+                    ParamType::Bool,
+                    json!(true),
+                    "gzip encoding (false: raw)",
+                ),
+            ],
+            fallback: Fallback::None,
+        })
+    }
+
+    fn run(&self, ctx: &Ctx, inputs: Inputs, params: &Params) -> Result<Outputs, NodeError> {
+        let p: SaveParams = params::parse(params)?;
+        if inputs.len() != 1 {
+            return Err(NodeError::Invalid(format!(
+                "save_nrrd needs exactly one of `image` or `labels`, got {}",
+                inputs.len()
+            )));
+        }
+        let value = inputs
+            .into_values()
+            .next()
+            .ok_or_else(|| NodeError::Invalid("save_nrrd needs `image` or `labels`".into()))?;
+        super::write(&p.path, &value, p.compress, ctx)?;
+        Ok(Outputs::new())
+    }
+}
