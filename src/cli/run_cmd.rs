@@ -55,12 +55,7 @@ pub fn plan(a: PlanArgs) -> i32 {
         Ok(s) => s,
         Err(c) => return c,
     };
-    let engine = Engine {
-        store,
-        devices: Arc::new(Devices::cpu_only()),
-        telemetry: Arc::new(Telemetry::new(TraceSink::None).expect("no sink")),
-    };
-    match exec::plan_decisions(&engine, &plan, &policy(&a.cache)) {
+    match exec::plan_decisions(&store, &plan, &policy(&a.cache)) {
         Ok((keys, decisions)) => {
             println!(
                 "{} ({} nodes, cache {})",

@@ -55,11 +55,11 @@ pub struct Engine {
 
 /// Computes the keys and what each node will do, without running anything.
 pub fn plan_decisions(
-    engine: &Engine,
+    store: &Store,
     plan: &Plan,
     policy: &CachePolicy,
 ) -> Result<(Keys, Vec<Decision>), RunError> {
-    let digests = engine.store.file_digests();
+    let digests = store.file_digests();
     let keys = keys::compute(plan, |p| {
         if p.is_dir() {
             digests.digest_dir(p)
@@ -67,7 +67,7 @@ pub fn plan_decisions(
             digests.digest_file(p)
         }
     })?;
-    let decisions = decide(plan, &keys, &engine.store, policy)?;
+    let decisions = decide(plan, &keys, store, policy)?;
     Ok((keys, decisions))
 }
 
@@ -98,14 +98,8 @@ pub async fn run(
             })?;
     }
     let (keys, mut decisions) = {
-        let policy = opts.cache.clone();
-        let plan2 = plan.clone();
-        let e = Engine {
-            store: engine.store.clone(),
-            devices: engine.devices.clone(),
-            telemetry: engine.telemetry.clone(),
-        };
-        tokio::task::spawn_blocking(move || plan_decisions(&e, &plan2, &policy))
+        let (policy, plan, store) = (opts.cache.clone(), plan.clone(), engine.store.clone());
+        tokio::task::spawn_blocking(move || plan_decisions(&store, &plan, &policy))
             .await
             .map_err(|e| RunError::Internal(e.to_string()))??
     };
