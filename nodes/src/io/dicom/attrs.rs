@@ -4,7 +4,8 @@
 //! Values are never put into messages: they may identify the patient.
 
 use dicom_core::header::HasLength;
-use dicom_core::Tag;
+use dicom_core::value::PrimitiveValue;
+use dicom_core::{Tag, VR};
 use dicom_dictionary_std::tags;
 use dicom_object::InMemDicomObject;
 
@@ -69,8 +70,29 @@ attrs! {
     POSITION_REFERENCE_INDICATOR = POSITION_REFERENCE_INDICATOR, "PositionReferenceIndicator";
 }
 
+/// The raw bytes of an element stored with VR UN (explicit VR files whose writer did not
+/// know the attribute); the dictionary VR is not applied by the parser, so text attributes
+/// are read from these bytes.
+fn un_bytes(obj: &Obj, a: Attr) -> Option<&[u8]> {
+    let e = obj.get(a.0)?;
+    match (e.vr(), e.value().primitive()) {
+        (VR::UN, Some(PrimitiveValue::U8(b))) => Some(b),
+        _ => None,
+    }
+}
+
+fn un_text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b)
+        .trim_matches(|c: char| c.is_whitespace() || c == '\0')
+        .to_string()
+}
+
 /// The value as trimmed text; `None` when absent, empty or not text.
 pub fn text(obj: &Obj, a: Attr) -> Option<String> {
+    if let Some(b) = un_bytes(obj, a) {
+        let s = un_text(b);
+        return (!s.is_empty()).then_some(s);
+    }
     let e = obj.get(a.0)?;
     let s = e.to_str().ok()?;
     let s = s.trim_matches(|c: char| c.is_whitespace() || c == '\0');
@@ -87,6 +109,18 @@ pub fn texts(obj: &Obj, a: Attr) -> Vec<String> {
 
 /// Numbers; `Ok(None)` when absent or empty, `Err` when present but not numbers.
 pub fn floats(obj: &Obj, a: Attr) -> Result<Option<Vec<f64>>, String> {
+    if let Some(b) = un_bytes(obj, a) {
+        let s = un_text(b);
+        if s.is_empty() {
+            return Ok(None);
+        }
+        return s
+            .split('\\')
+            .map(|x| x.trim().parse::<f64>().ok().filter(|v| v.is_finite()))
+            .collect::<Option<Vec<f64>>>()
+            .map(Some)
+            .ok_or_else(|| format!("{} (VR UN) is not a list of numbers", a.1));
+    }
     let Some(e) = obj.get(a.0) else {
         return Ok(None);
     };
@@ -118,6 +152,20 @@ pub fn float(obj: &Obj, a: Attr) -> Result<Option<f64>, String> {
 
 /// One integer, or `Ok(None)` when absent/empty.
 pub fn int(obj: &Obj, a: Attr) -> Result<Option<i64>, String> {
+    if let Some(b) = un_bytes(obj, a) {
+        // Binary (US/UL, little endian) or text (IS), by length and content.
+        return match b.len() {
+            0 => Ok(None),
+            2 => Ok(Some(u16::from_le_bytes([b[0], b[1]]) as i64)),
+            4 if !b.iter().all(|c| c.is_ascii_digit() || *c == b' ') => {
+                Ok(Some(u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as i64))
+            }
+            _ => un_text(b)
+                .parse::<i64>()
+                .map(Some)
+                .map_err(|_| format!("{} (VR UN) is not an integer", a.1)),
+        };
+    }
     let Some(e) = obj.get(a.0) else {
         return Ok(None);
     };

@@ -57,7 +57,12 @@ pub fn decode_file(
         DicomValue::PixelSequence(_) => {
             for job in jobs {
                 let px = file.decode_pixel_data_frame(job.frame).map_err(|e| {
-                    format!("cannot decode frame {}: {}", job.frame + 1, error_chain(&e))
+                    format!(
+                        "cannot decode frame {} (transfer syntax {}): {}",
+                        job.frame + 1,
+                        inst.transfer_syntax,
+                        error_chain(&e)
+                    )
                 })?;
                 let bytes = px.data();
                 let dfmt = Format {
