@@ -264,3 +264,297 @@ fn agrees_with_dcm2niix_and_simpleitk() {
     eprintln!("{compared} oracle comparisons agreed");
     assert!(failures.is_empty(), "{} failure(s):\n{}", failures.len(), failures.join("\n"));
 }
+
+/// Inverse of an affine's 3x3 part times (world - origin).
+fn to_voxel(a: &[[f64; 4]; 4], w: [f64; 3]) -> [f64; 3] {
+    let m = [[a[0][0], a[0][1], a[0][2]], [a[1][0], a[1][1], a[1][2]], [a[2][0], a[2][1], a[2][2]]];
+    let det = m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1])
+        - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0])
+        + m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0]);
+    let d = [w[0] - a[0][3], w[1] - a[1][3], w[2] - a[2][3]];
+    let mut inv = [[0.0; 3]; 3];
+    for r in 0..3 {
+        for c in 0..3 {
+            let (r1, r2) = ((c + 1) % 3, (c + 2) % 3);
+            let (c1, c2) = ((r + 1) % 3, (r + 2) % 3);
+            inv[r][c] = (m[r1][c1] * m[r2][c2] - m[r1][c2] * m[r2][c1]) / det;
+        }
+    }
+    [0, 1, 2].map(|r| inv[r][0] * d[0] + inv[r][1] * d[1] + inv[r][2] * d[2])
+}
+
+#[test]
+fn totalsegmentator_series_facts_and_liver_overlay() {
+    let Some(data) = data_dir() else { return };
+    let t0 = Instant::now();
+    let vol = load(&need(data.join(TS)));
+    eprintln!("loaded the 20-slice JPEG 2000 series in {:.3} s", t0.elapsed().as_secs_f64());
+    assert_eq!(vol.spatial_shape(), [20, 512, 512]);
+    assert_eq!(vol.kind(), Kind::Float);
+    let sp = vol.geometry().spacing();
+    assert!((sp[0] - 0.9765625).abs() < 1e-9 && (sp[1] - 0.9765625).abs() < 1e-9, "{sp:?}");
+    // InstanceNumber rises while z falls: k must still run along +z (the normal), 2 mm apart.
+    let a = vol.geometry().affine_lps;
+    assert!((a[2][2] - 2.0).abs() < 1e-6, "k steps {a:?}");
+    assert_eq!(vol.meta.get("modality").map(String::as_str), Some("CT"));
+    assert_eq!(vol.meta.get("units").map(String::as_str), Some("HU"));
+    let id = vol.identity.as_ref().expect("identity kept");
+    assert_eq!(id["instances"].as_array().unwrap().len(), 20);
+    assert!(id["frame_of_reference_uid"].is_string());
+    // Identifying values stay out of Debug.
+    let dbg = format!("{vol:?}");
+    assert!(!dbg.contains(id["frame_of_reference_uid"].as_str().unwrap()), "{dbg}");
+
+    // The organ segmentation (y flipped in its sform only) overlays through the affines.
+    let seg = match nifti::read(&need(data.join("totalsegmentator/example_seg_dicom.nii.gz")), true, &Ctx::cpu()).unwrap() {
+        Value::Labels(l) => l.volume,
+        _ => unreachable!(),
+    };
+    let sa = seg.geometry().affine_lps;
+    let liver = seg.data().eq(5).nonzero(); // [n, 3] as (k, j, i)
+    let idx = Vec::<i64>::try_from(liver.flatten(0, -1)).unwrap();
+    assert!(idx.len() > 3000, "the liver label has {} voxels", idx.len() / 3);
+    let [nk, nj, ni] = vol.spatial_shape();
+    let hu = f32s(vol.data());
+    let (mut sum, mut n, mut outside) = (0.0f64, 0usize, 0usize);
+    for v in idx.chunks(3) {
+        let w = apply(&sa, [v[2] as f64, v[1] as f64, v[0] as f64]);
+        let p = to_voxel(&a, w).map(|x| x.round() as i64);
+        if p[0] < 0 || p[1] < 0 || p[2] < 0 || p[0] >= ni || p[1] >= nj || p[2] >= nk {
+            outside += 1;
+            continue;
+        }
+        sum += hu[((p[2] * nj + p[1]) * ni + p[0]) as usize] as f64;
+        n += 1;
+    }
+    let mean = sum / n as f64;
+    eprintln!("liver: {n} voxels inside the series ({outside} outside), mean {mean:.1} HU");
+    assert!(outside * 100 <= n, "{outside} liver voxels fall outside the series");
+    assert!((40.0..=140.0).contains(&mean), "mean HU inside the liver is {mean:.1}");
+    // The same mean through a y-flipped reading would land outside the liver.
+}
+
+/// Copies the files of `src` (recursively flattened) into `dst`, skipping names in `skip`.
+fn copy_series(src: &Path, dst: &Path, skip: &[usize]) -> Vec<PathBuf> {
+    std::fs::create_dir_all(dst).unwrap();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(src).unwrap().map(|e| e.unwrap().path()).collect();
+    files.sort();
+    let mut out = vec![];
+    for (i, f) in files.iter().enumerate() {
+        if skip.contains(&i) {
+            continue;
+        }
+        let to = dst.join(f.file_name().unwrap());
+        std::fs::copy(f, &to).unwrap();
+        out.push(to);
+    }
+    out
+}
+
+/// Rewrites `file` with `edit` applied (dicom-object round trip; pixel data kept as is).
+fn edit(file: &Path, f: impl FnOnce(&mut dicom_object::DefaultDicomObject)) {
+    let mut obj = dicom_object::open_file(file).unwrap();
+    f(&mut obj);
+    obj.write_to_file(file).unwrap();
+}
+
+#[test]
+fn two_series_are_listed_and_chosen_by_params() {
+    let Some(data) = data_dir() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let ts = need(data.join(TS));
+    copy_series(&ts, &tmp.path().join("a"), &[]);
+    for f in copy_series(&ts, &tmp.path().join("b"), &[]) {
+        edit(&f, |o| {
+            o.put_str(tags::SERIES_DESCRIPTION, VR::LO, "second recon");
+            o.put_str(tags::SERIES_NUMBER, VR::IS, "7");
+        });
+    }
+    let msg = load_error(tmp.path(), json!({}), tmp.path());
+    eprintln!("{msg}");
+    assert!(msg.contains("2 series are equally good candidates"), "{msg}");
+    assert!(msg.contains("#1 CT, 20 slices, 512x512") && msg.contains("#2 CT, 20 slices"), "{msg}");
+    assert!(msg.contains("series_number") && msg.contains("description"), "{msg}");
+    assert!(!msg.contains("second recon") && !msg.contains("CT Body"), "descriptions leak: {msg}");
+    let (v, _) = run(tmp.path(), json!({ "series_number": 7 }));
+    assert_eq!(v.unwrap().spatial_shape(), [20, 512, 512]);
+    let (v, _) = run(tmp.path(), json!({ "description": "^CT Body" }));
+    assert_eq!(v.unwrap().spatial_shape(), [20, 512, 512]);
+    let msg = load_error(tmp.path(), json!({ "modality": "MR" }), tmp.path());
+    assert!(msg.contains("no series matches modality MR"), "{msg}");
+    // A real folder: single slices of several orientations in one series.
+    let ct2n = need(data.join("pydicom/test_files/dicomdirtests/98892001/CT2N"));
+    let msg = load_error(&ct2n, json!({}), &ct2n);
+    assert!(msg.contains("sagittal") && msg.contains("coronal"), "{msg}");
+    // With a bigger series beside a smaller one, the bigger is taken and the other named.
+    let tmp2 = tempfile::tempdir().unwrap();
+    copy_series(&ts, &tmp2.path().join("a"), &[]);
+    copy_series(&need(data.join("pydicom/test_files/dicomdirtests/98892001/CT5N")), &tmp2.path().join("b"), &[]);
+    let (v, warnings) = run(tmp2.path(), json!({}));
+    assert_eq!(v.unwrap().spatial_shape(), [20, 512, 512]);
+    assert!(warnings.iter().any(|w| w.contains("1 other series left out") && w.contains("5 slices")), "{warnings:?}");
+}
+
+#[test]
+fn missing_slice_is_an_error_with_numbers_or_resampled() {
+    let Some(data) = data_dir() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let ts = need(data.join(TS));
+    copy_series(&ts, tmp.path(), &[9]);
+    let msg = load_error(tmp.path(), json!({}), tmp.path());
+    eprintln!("{msg}");
+    assert!(msg.contains("uneven slice spacing") && msg.contains("expected step is 2.000 mm"), "{msg}");
+    assert!(msg.contains("4.000 mm between slices") && msg.contains("1 slice(s) missing"), "{msg}");
+    assert!(msg.contains("allow_irregular"), "{msg}");
+    let (v, warnings) = run(tmp.path(), json!({ "allow_irregular": true }));
+    let v = v.unwrap();
+    assert_eq!(v.spatial_shape(), [20, 512, 512]);
+    assert!(warnings.iter().any(|w| w.contains("19 slices became 20")), "{warnings:?}");
+    let full = load(&ts);
+    assert!((v.geometry().affine_lps[2][2] - 2.0).abs() < 1e-9);
+    // Every slice but the missing one is exactly the original; that one is the mean of its
+    // neighbours. File 9 (sorted by name) is slice k = 19 - 9 = 10 (InstanceNumber runs
+    // against z).
+    let (a, b) = (f32s(v.data()), f32s(full.data()));
+    let plane = 512 * 512;
+    let mut differing = vec![];
+    for k in 0..20 {
+        if a[k * plane..(k + 1) * plane] != b[k * plane..(k + 1) * plane] {
+            differing.push(k);
+        }
+    }
+    assert_eq!(differing.len(), 1, "slices differing from the full series: {differing:?}");
+    let k = differing[0];
+    for p in (0..plane).step_by(997) {
+        let want = 0.5 * b[(k - 1) * plane + p] + 0.5 * b[(k + 1) * plane + p];
+        assert!((a[k * plane + p] - want).abs() < 1e-3);
+    }
+}
+
+#[test]
+fn gantry_tilt_and_duplicate_positions_are_errors() {
+    let Some(data) = data_dir() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let files = copy_series(&need(data.join(TS)), tmp.path(), &[]);
+    for f in &files {
+        edit(f, |o| {
+            let ipp = o.element(tags::IMAGE_POSITION_PATIENT).unwrap().to_multi_float64().unwrap();
+            // Shift y with z: a 10 degree tilt.
+            let y = ipp[1] + ipp[2] * 10f64.to_radians().tan();
+            o.put_str(tags::IMAGE_POSITION_PATIENT, VR::DS, format!("{}\\{}\\{}", ipp[0], y, ipp[2]));
+        });
+    }
+    let msg = load_error(tmp.path(), json!({}), tmp.path());
+    eprintln!("{msg}");
+    assert!(msg.contains("gantry tilt") && msg.contains("10.000 degrees"), "{msg}");
+
+    let tmp = tempfile::tempdir().unwrap();
+    let files = copy_series(&need(data.join(TS)), tmp.path(), &[]);
+    std::fs::copy(&files[3], tmp.path().join("copy-of-slice")).unwrap();
+    let msg = load_error(tmp.path(), json!({}), tmp.path());
+    assert!(msg.contains("share a position"), "{msg}");
+}
+
+#[test]
+fn non_dicom_files_are_skipped_and_empty_folders_refused() {
+    let Some(data) = data_dir() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    copy_series(&need(data.join(TS)), &tmp.path().join("series"), &[]);
+    std::fs::write(tmp.path().join("README.txt"), "notes").unwrap();
+    std::fs::copy(need(data.join("pydicom/test_files/dicomdirtests/DICOMDIR")), tmp.path().join("DICOMDIR")).unwrap();
+    let (v, warnings) = run(tmp.path(), json!({}));
+    assert_eq!(v.unwrap().spatial_shape(), [20, 512, 512]);
+    assert!(warnings.iter().any(|w| w.contains("skipped 1 file(s) that are not DICOM")), "{warnings:?}");
+    assert!(warnings.iter().any(|w| w.contains("skipped 1 DICOM file(s) that are not image volumes")), "{warnings:?}");
+
+    let empty = tempfile::tempdir().unwrap();
+    let msg = load_error(empty.path(), json!({}), empty.path());
+    assert!(msg.contains("the folder is empty"), "{msg}");
+    std::fs::write(empty.path().join("a.txt"), "x").unwrap();
+    let msg = load_error(empty.path(), json!({}), empty.path());
+    assert!(msg.contains("no DICOM image volume found among 1 file(s): 1 not DICOM"), "{msg}");
+    let missing = empty.path().join("nope");
+    let msg = load_error(&missing, json!({}), &missing);
+    assert!(msg.contains("no such file or folder"), "{msg}");
+}
+
+/// Every broken or non-volume file of pydicom's test set: a File error naming it, never a
+/// panic; and beside a good series, a skip with a warning.
+#[test]
+fn broken_files_are_clear_errors() {
+    let Some(data) = data_dir() else { return };
+    let tf = data.join("pydicom/test_files");
+    let ds = data.join("pydicom/data_store");
+    let cases: &[(PathBuf, &str)] = &[
+        (tf.join("MR_truncated.dcm"), "truncated: the file ends inside a data element"),
+        (tf.join("badVR.dcm"), "RTDOSE is not an image volume"),
+        (tf.join("meta_missing_tsyntax.dcm"), "not a readable DICOM file"),
+        (tf.join("no_meta.dcm"), "not a DICOM file"),
+        (tf.join("ExplVR_LitEndNoMeta.dcm"), "not a DICOM file"),
+        (tf.join("rtplan_truncated.dcm"), "truncated"),
+        (tf.join("UN_sequence.dcm"), "value bytes for element tagged (0008,1115)"),
+        (tf.join("liver_1frame.dcm"), "SEG is not an image volume"),
+        (tf.join("SC_rgb_small_odd.dcm"), "colour image"),
+        (tf.join("SC_rgb_jpeg.dcm"), "value bytes for element tagged (0008,0008)"),
+        (tf.join("zipMR.gz"), "not a DICOM file"),
+        (ds.join("emri_small.dcm"), "without per-frame functional groups"),
+        (ds.join("emri_small_jpeg_2k_lossless_too_short.dcm"), "without per-frame functional groups"),
+        (tf.join("MR_small_jpeg_ls_lossless.dcm"), "JPEG-LS is not supported"),
+        (tf.join("JPEGLSNearLossless_16.dcm"), ""),
+    ];
+    for (file, want) in cases {
+        let file = need(file.clone());
+        let got = std::panic::catch_unwind(|| run(&file, json!({})).0);
+        let msg = match got {
+            Err(_) => panic!("{}: panicked", file.display()),
+            Ok(Err(NodeError::File { path, msg })) => {
+                assert_eq!(path, file, "names the wrong file: {msg}");
+                msg
+            }
+            Ok(Err(e)) => panic!("{}: expected a File error, got {e:?}", file.display()),
+            Ok(Ok(v)) => panic!("{}: expected an error, loaded {v:?}", file.display()),
+        };
+        eprintln!("{}: {msg}", file.file_name().unwrap().to_string_lossy());
+        assert!(msg.contains(want), "{}: {msg}", file.display());
+    }
+    // Beside a good series: skipped, with the problem in a warning; a truncated slice of the
+    // chosen series itself is an error naming it.
+    let tmp = tempfile::tempdir().unwrap();
+    copy_series(&need(data.join(TS)), tmp.path(), &[]);
+    std::fs::copy(tf.join("meta_missing_tsyntax.dcm"), tmp.path().join("broken.dcm")).unwrap();
+    let (v, warnings) = run(tmp.path(), json!({}));
+    assert_eq!(v.unwrap().spatial_shape(), [20, 512, 512]);
+    assert!(warnings.iter().any(|w| w.contains("broken.dcm") && w.contains("unreadable")), "{warnings:?}");
+    let tmp = tempfile::tempdir().unwrap();
+    let files = copy_series(&need(data.join(TS)), tmp.path(), &[]);
+    let bytes = std::fs::read(&files[5]).unwrap();
+    std::fs::write(&files[5], &bytes[..bytes.len() - 20000]).unwrap();
+    let r = std::panic::catch_unwind(|| run(tmp.path(), json!({})).0).expect("no panic");
+    match r {
+        Err(NodeError::File { path, msg }) => {
+            eprintln!("truncated slice: {msg}");
+            assert!(path == files[5] || msg.contains(&files[5].display().to_string()), "{}: {msg}", path.display());
+        }
+        other => panic!("expected an error naming the truncated file, got {other:?}"),
+    }
+}
+
+/// Timing of a folder given in VISTAFLOW_DICOM_BENCH (scripts/bench-dicom.sh): best of 3.
+#[test]
+#[ignore]
+fn timing() {
+    let Some(dir) = std::env::var_os("VISTAFLOW_DICOM_BENCH") else {
+        eprintln!("set VISTAFLOW_DICOM_BENCH to a series folder (scripts/bench-dicom.sh does)");
+        return;
+    };
+    let dir = PathBuf::from(dir);
+    let mut best = f64::INFINITY;
+    let mut shape = [0; 3];
+    for _ in 0..3 {
+        let t = Instant::now();
+        let v = load(&dir);
+        best = best.min(t.elapsed().as_secs_f64());
+        shape = v.spatial_shape();
+    }
+    println!("load_dicom {} {:?}: {best:.3} s (best of 3)", dir.display(), shape);
+}

@@ -106,8 +106,16 @@ pub fn open(path: &Path, read_all: bool) -> Result<dicom_object::DefaultDicomObj
     if !read_all {
         opts = opts.read_until(tags::PIXEL_DATA);
     }
-    opts.open_file(path)
-        .map_err(|e| Probe::Broken(format!("not a readable DICOM file: {}", error_chain(&e))))
+    opts.open_file(path).map_err(|e| {
+        let chain = error_chain(&e);
+        Probe::Broken(if chain.contains("failed to fill whole buffer") {
+            format!(
+                "truncated: the file ends inside a data element (an interrupted copy?): {chain}"
+            )
+        } else {
+            format!("not a readable DICOM file: {chain}")
+        })
+    })
 }
 
 /// An error and its sources on one line.

@@ -58,10 +58,16 @@ pub fn decode_file(
             for job in jobs {
                 let px = file.decode_pixel_data_frame(job.frame).map_err(|e| {
                     format!(
-                        "cannot decode frame {} (transfer syntax {}): {}",
+                        "cannot decode frame {} (transfer syntax {}): {}{}",
                         job.frame + 1,
                         inst.transfer_syntax,
-                        error_chain(&e)
+                        error_chain(&e),
+                        if inst.transfer_syntax.starts_with("1.2.840.10008.1.2.4.8") {
+                            "; JPEG-LS is not supported by this build: convert the series \
+                             first (e.g. `gdcmconv --raw` or `dcmdjpls`)"
+                        } else {
+                            ""
+                        }
                     )
                 })?;
                 let bytes = px.data();
