@@ -20,6 +20,9 @@ impl Registry {
         let mut r = Registry::empty();
         r.register(Arc::new(crate::io::LoadNifti));
         r.register(Arc::new(crate::io::SaveNifti));
+        r.register(Arc::new(crate::io::dicom::LoadDicom));
+        r.register(Arc::new(crate::io::nrrd::LoadNrrd));
+        r.register(Arc::new(crate::io::nrrd::SaveNrrd));
         r
     }
 

@@ -72,7 +72,7 @@ pub fn describe(n: &dyn Node) -> String {
                 .as_ref()
                 .map_or("required".to_string(), |d| format!("default {d}"));
             out.push_str(&format!(
-                "    {:<12} {:<16} {:<16} {}\n",
+                "    {:<16} {:<16} {:<16} {}\n",
                 p.name,
                 p.ty.describe(),
                 default,
