@@ -104,14 +104,22 @@ fn read(p: &Path, labels: bool) -> Value {
 fn read_image(p: &Path) -> Volume {
     match read(p, false) {
         Value::Image(v) => v,
-        other => panic!("{}: expected an image, got {:?}", p.display(), other.port_type()),
+        other => panic!(
+            "{}: expected an image, got {:?}",
+            p.display(),
+            other.port_type()
+        ),
     }
 }
 
 fn read_labels(p: &Path) -> LabelMap {
     match read(p, true) {
         Value::Labels(l) => l,
-        other => panic!("{}: expected labels, got {:?}", p.display(), other.port_type()),
+        other => panic!(
+            "{}: expected labels, got {:?}",
+            p.display(),
+            other.port_type()
+        ),
     }
 }
 
@@ -156,7 +164,10 @@ fn assert_affine(what: &str, got: &[[f64; 4]; 4], want: &[[f64; 4]; 4], tol: f64
 }
 
 fn sha256_bytes(b: &[u8]) -> String {
-    Sha256::digest(b).iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(b)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 fn sha256(t: &Tensor) -> String {
@@ -201,7 +212,12 @@ fn assert_facts(what: &str, vol: &Volume, f: &Json, tol: f64) {
         f["sha256"].as_str().unwrap(),
         "{what}: samples differ"
     );
-    assert_affine(what, &vol.geometry().affine_lps, &mat(&f["affine_lps"]), tol);
+    assert_affine(
+        what,
+        &vol.geometry().affine_lps,
+        &mat(&f["affine_lps"]),
+        tol,
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -215,23 +231,38 @@ fn pyradiomics_files_match_pynrrd_and_simpleitk() {
     for (key, f) in g {
         let rel = key.strip_prefix("data:").unwrap();
         let path = data.join(rel);
-        assert!(path.is_file(), "{} is missing: run scripts/fetch-data.sh", path.display());
+        assert!(
+            path.is_file(),
+            "{} is missing: run scripts/fetch-data.sh",
+            path.display()
+        );
         let labels = rel.ends_with("_label.nrrd");
         let vol = if labels {
             let l = read_labels(&path);
-            assert!(l.classes.is_empty(), "{key}: no Slicer segment names in these files");
+            assert!(
+                l.classes.is_empty(),
+                "{key}: no Slicer segment names in these files"
+            );
             l.volume
         } else {
             read_image(&path)
         };
         // Bit for bit: both parse the same decimals with correctly rounded parsers.
         assert_facts(&key, &vol, &f, 0.0);
-        assert_eq!(vol.meta.get("source_format").map(String::as_str), Some("nrrd"));
+        assert_eq!(
+            vol.meta.get("source_format").map(String::as_str),
+            Some("nrrd")
+        );
         assert_eq!(
             vol.meta.get("nrrd_space").map(String::as_str),
             Some("left-posterior-superior")
         );
-        assert_eq!(vol.meta.len(), 2, "{key}: no other metadata: {:?}", vol.meta);
+        assert_eq!(
+            vol.meta.len(),
+            2,
+            "{key}: no other metadata: {:?}",
+            vol.meta
+        );
     }
 }
 
@@ -246,7 +277,11 @@ fn lung1_tumour_spans_three_slices_inside_the_lung() {
     let slices = per_slice.gt(0).sum(Kind::Int64).int64_value(&[]);
     assert_eq!(slices, 3, "data.md: the lung1 tumour spans 3 slices");
     // A solid tumour: mean HU inside the mask well above air.
-    let hu = ct.data().to_kind(Kind::Double).masked_select(&mask).mean(Kind::Double);
+    let hu = ct
+        .data()
+        .to_kind(Kind::Double)
+        .masked_select(&mask)
+        .mean(Kind::Double);
     let hu = hu.double_value(&[]);
     assert!(hu > -300.0 && hu < 200.0, "mean HU in the tumour {hu}");
 }
@@ -272,8 +307,18 @@ fn round_trips_gzip_raw_and_detached_read_back_identical() {
             nrrd::write(&out, &value, compress, &ctx()).unwrap();
             let what = format!("{name} -> {file}");
             let rb = readback(&out);
-            assert_facts(&format!("{what} (pynrrd)"), value.volume(), &rb["pynrrd"], 0.0);
-            assert_facts(&format!("{what} (SimpleITK)"), value.volume(), &rb["sitk"], 1e-12);
+            assert_facts(
+                &format!("{what} (pynrrd)"),
+                value.volume(),
+                &rb["pynrrd"],
+                0.0,
+            );
+            assert_facts(
+                &format!("{what} (SimpleITK)"),
+                value.volume(),
+                &rb["sitk"],
+                1e-12,
+            );
             assert_eq!(
                 rb["pynrrd"]["space"], "left-posterior-superior",
                 "{what}: space"
@@ -282,14 +327,22 @@ fn round_trips_gzip_raw_and_detached_read_back_identical() {
             let back = read(&out, labels);
             assert_eq!(back.volume().data().size(), value.volume().data().size());
             assert!(back.volume().data().equal(value.volume().data()), "{what}");
-            assert_eq!(back.volume().geometry(), value.volume().geometry(), "{what}");
+            assert_eq!(
+                back.volume().geometry(),
+                value.volume().geometry(),
+                "{what}"
+            );
             if file.ends_with("nhdr") {
                 let data_file = dir.path().join(format!(
                     "{name}.{}.raw{}",
                     file.trim_end_matches(".nhdr"),
                     if compress { ".gz" } else { "" }
                 ));
-                assert!(data_file.is_file(), "{what}: {} missing", data_file.display());
+                assert!(
+                    data_file.is_file(),
+                    "{what}: {} missing",
+                    data_file.display()
+                );
             }
         }
     }
@@ -365,7 +418,10 @@ fn label_maps_keep_their_class_names_as_slicer_segments() {
     let bytes = std::fs::read(&out).unwrap();
     let end = bytes.windows(2).position(|w| w == b"\n\n").unwrap();
     let text = String::from_utf8_lossy(&bytes[..end]).to_string();
-    assert!(text.contains("Segment2_Name:=left kidney\nSegment2_LabelValue:=5\n"), "{text}");
+    assert!(
+        text.contains("Segment2_Name:=left kidney\nSegment2_LabelValue:=5\n"),
+        "{text}"
+    );
     let back = read_labels(&out);
     assert_eq!(back.classes, classes);
     assert!(back.volume.data().equal(labels.volume().data()));
@@ -382,7 +438,11 @@ fn nrrd_to_nifti_keeps_world_geometry_in_nibabel() {
     let Some(data) = data_dir() else { return };
     let dir = tempfile::tempdir().unwrap();
     let g = golden();
-    for name in ["lung1_image.nrrd", "brain1_image.nrrd", "breast1_label.nrrd"] {
+    for name in [
+        "lung1_image.nrrd",
+        "brain1_image.nrrd",
+        "breast1_label.nrrd",
+    ] {
         let src = sample(&data, name);
         let value = read(&src, name.contains("label"));
         let out = dir.path().join(format!("{name}.nii.gz"));
@@ -430,10 +490,14 @@ fn header_variants_read_as_pynrrd_and_simpleitk_do() {
     let Some(_) = data_dir() else { return };
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let n = 2 * 3 * 4;
-    let u16_be: Vec<u8> = (0..n as u16).flat_map(|v| (v * 2700).to_be_bytes()).collect();
-    let f64_le: Vec<u8> = (0..n).flat_map(|v| (v as f64 * 0.25 - 1.0).to_le_bytes()).collect();
-    let i32_le: Vec<u8> = (0..n as i32).flat_map(|v| (v - 7).to_le_bytes()).collect();
+    let n: i32 = 2 * 3 * 4;
+    let u16_be: Vec<u8> = (0..n as u16)
+        .flat_map(|v| (v * 2700).to_be_bytes())
+        .collect();
+    let f64_le: Vec<u8> = (0..n)
+        .flat_map(|v| (v as f64 * 0.25 - 1.0).to_le_bytes())
+        .collect();
+    let i32_le: Vec<u8> = (0..n).flat_map(|v| (v - 7).to_le_bytes()).collect();
     let geo = "space directions: (0,1.5,0) (-0.5,0,0) (0,0,3)\nspace origin: (10,-20,30)\n";
     // (what, file, checked against pynrrd, checked against SimpleITK)
     let cases: Vec<(&str, PathBuf, bool, bool)> = vec![
@@ -504,14 +568,12 @@ fn header_variants_read_as_pynrrd_and_simpleitk_do() {
             "3D Slicer layered .seg.nrrd: uint8, list axis first",
             write_nrrd(
                 &d.join("e.seg.nrrd"),
-                &format!(
-                    "NRRD0004\ntype: unsigned char\ndimension: 4\nspace: right-anterior-superior\n\
-                     sizes: 2 2 3 4\nspace directions: none (0,1.5,0) (-0.5,0,0) (0,0,3)\n\
-                     kinds: list domain domain domain\nencoding: gzip\nspace origin: (10,-20,30)\n\
-                     measurement frame: (1,0,0) (0,1,0) (0,0,1)\n\
-                     Segment0_Name:=tumour\nSegment0_LabelValue:=1\nSegment0_Layer:=0\n\
-                     Segment1_Name:=lung\nSegment1_LabelValue:=1\nSegment1_Layer:=1\n\n"
-                ),
+                "NRRD0004\ntype: unsigned char\ndimension: 4\nspace: right-anterior-superior\n\
+                 sizes: 2 2 3 4\nspace directions: none (0,1.5,0) (-0.5,0,0) (0,0,3)\n\
+                 kinds: list domain domain domain\nencoding: gzip\nspace origin: (10,-20,30)\n\
+                 measurement frame: (1,0,0) (0,1,0) (0,0,1)\n\
+                 Segment0_Name:=tumour\nSegment0_LabelValue:=1\nSegment0_Layer:=0\n\
+                 Segment1_Name:=lung\nSegment1_LabelValue:=1\nSegment1_Layer:=1\n\n",
                 &gzip(&(0..2 * n).map(|v| (v % 2) as u8).collect::<Vec<_>>()),
             ),
             true,
@@ -558,7 +620,10 @@ fn uint64_and_float_labels() {
     let ok = write_nrrd(
         &dir.path().join("u64.nrrd"),
         &hdr("uint64", "raw"),
-        &[5u64, 1 << 40].iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<_>>(),
+        &[5u64, 1 << 40]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect::<Vec<_>>(),
     );
     let v = read_image(&ok);
     assert_eq!(v.kind(), Kind::Int64);
@@ -566,20 +631,29 @@ fn uint64_and_float_labels() {
     let big = write_nrrd(
         &dir.path().join("u64big.nrrd"),
         &hdr("uint64", "raw"),
-        &[5u64, u64::MAX].iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<_>>(),
+        &[5u64, u64::MAX]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect::<Vec<_>>(),
     );
     assert!(read_error(&big).contains("2^63"));
     let fl = write_nrrd(
         &dir.path().join("f.nrrd"),
         &hdr("float", "raw"),
-        &[3.0f32, 300.0].iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<_>>(),
+        &[3.0f32, 300.0]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect::<Vec<_>>(),
     );
     let l = read_labels(&fl);
     assert_eq!(l.volume.kind(), Kind::Int16, "smallest kind holding 0..300");
     let frac = write_nrrd(
         &dir.path().join("g.nrrd"),
         &hdr("float", "raw"),
-        &[3.5f32, 1.0].iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<_>>(),
+        &[3.5f32, 1.0]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect::<Vec<_>>(),
     );
     match nrrd::read(&frac, true, &ctx()) {
         Err(NodeError::File { msg, .. }) => assert!(msg.contains("not whole numbers"), "{msg}"),
@@ -597,7 +671,9 @@ fn bad_files_give_clear_errors() {
     let d = dir.path();
     let lung = std::fs::read(sample(&data, "lung1_image.nrrd")).unwrap();
     let header_end = lung.windows(2).position(|w| w == b"\n\n").unwrap() + 2;
-    let header = std::str::from_utf8(&lung[..header_end]).unwrap().to_string();
+    let header = std::str::from_utf8(&lung[..header_end])
+        .unwrap()
+        .to_string();
 
     // Truncated gzip.
     let p = d.join("truncated.nrrd");
@@ -618,21 +694,41 @@ fn bad_files_give_clear_errors() {
 
     // A bad header line.
     let p = d.join("badline.nrrd");
-    let h = header.replace("kinds: domain domain domain\n", "kinds domain domain domain\n");
+    let h = header.replace(
+        "kinds: domain domain domain\n",
+        "kinds domain domain domain\n",
+    );
     write_nrrd(&p, &h, &lung[header_end..]);
     let m = read_error(&p);
-    assert!(m.contains("header line 9") && m.contains("kinds domain"), "{m}");
+    assert!(
+        m.contains("header line 9") && m.contains("kinds domain"),
+        "{m}"
+    );
 
     // Sizes that do not match the data: gzip with too much data, gzip with too little, raw
     // with too little.
     let p = d.join("sizes_small.nrrd");
-    write_nrrd(&p, &header.replace("sizes: 512 512 48", "sizes: 512 512 47"), &lung[header_end..]);
+    write_nrrd(
+        &p,
+        &header.replace("sizes: 512 512 48", "sizes: 512 512 47"),
+        &lung[header_end..],
+    );
     let m = read_error(&p);
-    assert!(m.contains("longer than the header says") && m.contains("sizes"), "{m}");
+    assert!(
+        m.contains("longer than the header says") && m.contains("sizes"),
+        "{m}"
+    );
     let p = d.join("sizes_big.nrrd");
-    write_nrrd(&p, &header.replace("sizes: 512 512 48", "sizes: 512 512 49"), &lung[header_end..]);
+    write_nrrd(
+        &p,
+        &header.replace("sizes: 512 512 48", "sizes: 512 512 49"),
+        &lung[header_end..],
+    );
     let m = read_error(&p);
-    assert!(m.contains("shorter than the header says") && m.contains("49"), "{m}");
+    assert!(
+        m.contains("shorter than the header says") && m.contains("49"),
+        "{m}"
+    );
     let p = d.join("raw_short.nrrd");
     write_nrrd(
         &p,
@@ -641,23 +737,45 @@ fn bad_files_give_clear_errors() {
         &[0u8; 100],
     );
     let m = read_error(&p);
-    assert!(m.contains("shorter") && m.contains("128 bytes") && m.contains("100"), "{m}");
+    assert!(
+        m.contains("shorter") && m.contains("128 bytes") && m.contains("100"),
+        "{m}"
+    );
 
     // Unknown type, unsupported encoding, unsupported space, not NRRD, empty, missing field,
     // missing detached data file.
     for (name, h, want) in [
-        ("type.nrrd", header.replace("type: short", "type: quaternion"), "quaternion"),
-        ("enc.nrrd", header.replace("encoding: gzip", "encoding: bzip2"), "bzip2"),
+        (
+            "type.nrrd",
+            header.replace("type: short", "type: quaternion"),
+            "quaternion",
+        ),
+        (
+            "enc.nrrd",
+            header.replace("encoding: gzip", "encoding: bzip2"),
+            "bzip2",
+        ),
         (
             "space.nrrd",
             header.replace("left-posterior-superior", "3D-left-handed"),
             "3D-left-handed",
         ),
-        ("magic.nrrd", header.replace("NRRD0004", "NRRD0009"), "not a NRRD"),
-        ("nosizes.nrrd", header.replace("sizes: 512 512 48\n", ""), "`sizes`"),
+        (
+            "magic.nrrd",
+            header.replace("NRRD0004", "NRRD0009"),
+            "not a NRRD",
+        ),
+        (
+            "nosizes.nrrd",
+            header.replace("sizes: 512 512 48\n", ""),
+            "`sizes`",
+        ),
         (
             "nodata.nhdr",
-            header.replace("encoding: gzip\n", "encoding: gzip\ndata file: nowhere.raw.gz\n"),
+            header.replace(
+                "encoding: gzip\n",
+                "encoding: gzip\ndata file: nowhere.raw.gz\n",
+            ),
             "no such file",
         ),
     ] {
@@ -740,10 +858,7 @@ fn load_and_save_nodes() {
     SaveNrrd.run(&ctx(), out.clone(), &sp).unwrap();
     let text = std::fs::read(&target).unwrap();
     assert!(String::from_utf8_lossy(&text[..400]).contains("encoding: raw"));
-    assert_eq!(
-        read_labels(&target).volume,
-        out["labels"].volume().clone()
-    );
+    assert_eq!(read_labels(&target).volume, out["labels"].volume().clone());
     sp.insert("bogus".into(), Json::Bool(true));
     assert!(matches!(
         SaveNrrd.run(&ctx(), out, &sp),
@@ -778,13 +893,19 @@ fn large_reads_report_progress_and_honour_cancellation() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("big.nrrd"); // 40 MB of int16
     let t = Tensor::arange(64 * 512 * 640, (Kind::Int, tch::Device::Cpu)).to_kind(Kind::Int16);
-    let vol = Volume::new(t.reshape([64, 512, 640]), Geometry::axis_aligned([1.0; 3], [0.0; 3]));
+    let vol = Volume::new(
+        t.reshape([64, 512, 640]),
+        Geometry::axis_aligned([1.0; 3], [0.0; 3]),
+    );
     nrrd::write(&p, &Value::Image(vol.unwrap()), true, &ctx()).unwrap();
     let rec = Arc::new(Recorder::default());
     let c = Ctx::new(tch::Device::Cpu, CancelToken::new(), rec.clone());
     nrrd::read(&p, false, &c).unwrap();
     let ev = rec.events.lock().unwrap().clone();
-    assert!(ev.len() >= 3 && ev.last().unwrap().0 == ev.last().unwrap().1, "{ev:?}");
+    assert!(
+        ev.len() >= 3 && ev.last().unwrap().0 == ev.last().unwrap().1,
+        "{ev:?}"
+    );
 
     let token = CancelToken::new();
     let rec = Arc::new(Recorder {
@@ -792,7 +913,10 @@ fn large_reads_report_progress_and_honour_cancellation() {
         ..Default::default()
     });
     let c = Ctx::new(tch::Device::Cpu, token, rec);
-    assert!(matches!(nrrd::read(&p, false, &c), Err(NodeError::Cancelled)));
+    assert!(matches!(
+        nrrd::read(&p, false, &c),
+        Err(NodeError::Cancelled)
+    ));
 }
 
 #[test]

@@ -184,30 +184,28 @@ impl Header {
             }
             let Some((field, desc)) = line.split_once(':') else {
                 return Err(ctx(
-                    "not a `field: value`, `key:=value` or `#` comment line; the \
-                                header is malformed (is a blank line missing before the data?)"
+                    "not a `field: value`, `key:=value` or `#` comment line; the header is \
+                     malformed (is a blank line missing before the data?)"
                         .into(),
                 ));
             };
             let field = field.trim().to_ascii_lowercase();
             let desc = desc.trim();
             b.field(&field, desc).map_err(ctx)?;
-            if field == "data file" || field == "datafile" {
-                if std::mem::take(&mut b.pending_list) {
-                    // `data file: LIST`: every following line names a file.
-                    let mut files = Vec::new();
-                    while let Some(l) = lines.next()? {
-                        if l.is_empty() {
-                            break;
-                        }
-                        files.push(l.trim().to_string());
+            if std::mem::take(&mut b.pending_list) {
+                // `data file: LIST`: every following line names a file.
+                let mut files = Vec::new();
+                while let Some(l) = lines.next()? {
+                    if l.is_empty() {
+                        break;
                     }
-                    if files.is_empty() {
-                        return Err(ctx("`data file: LIST` but no file names follow".into()));
-                    }
-                    b.data = Some(DataFiles::Detached(files));
-                    break;
+                    files.push(l.trim().to_string());
                 }
+                if files.is_empty() {
+                    return Err(ctx("`data file: LIST` but no file names follow".into()));
+                }
+                b.data = Some(DataFiles::Detached(files));
+                break;
             }
         }
         let mut h = b.finish()?;
@@ -624,14 +622,14 @@ mod tests {
             "NRRD0004\n# comment\ntype: short\ndimension: 3\nspace: left-posterior-superior\n\
              sizes: 512 512 48\nspace directions: (0.5703125,0,0) (0,0.5703125,0) (0,0,5)\n\
              kinds: domain domain domain\nendian: little\nencoding: gzip\n\
-             space origin: (-146,-325,-777.49999999999977)\n\nDATA",
+             space origin: (-146,-325,-777.4999999999998)\n\nDATA",
         )
         .unwrap();
         assert_eq!(h.dtype, DataType::Int16);
         assert_eq!(h.sizes, vec![512, 512, 48]);
         assert_eq!(h.encoding, Encoding::Gzip);
         assert_eq!(h.space, Some(Space::Lps));
-        assert_eq!(h.space_origin, Some([-146.0, -325.0, -777.49999999999977]));
+        assert_eq!(h.space_origin, Some([-146.0, -325.0, -777.4999999999998]));
         assert_eq!(h.data, DataFiles::Attached);
     }
 
