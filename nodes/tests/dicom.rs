@@ -24,7 +24,10 @@ const GOLDEN: &str = include_str!("golden/dicom.json");
 const TS: &str = "totalsegmentator/example_ct_dicom";
 
 fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 /// data/, or None (and a message) when it was never fetched.
@@ -35,13 +38,20 @@ fn data_dir() -> Option<PathBuf> {
     if d.is_dir() {
         Some(d)
     } else {
-        eprintln!("skipped: {} is absent; run scripts/fetch-data.sh", d.display());
+        eprintln!(
+            "skipped: {} is absent; run scripts/fetch-data.sh",
+            d.display()
+        );
         None
     }
 }
 
 fn need(p: PathBuf) -> PathBuf {
-    assert!(p.exists(), "{} is missing: run scripts/fetch-data.sh", p.display());
+    assert!(
+        p.exists(),
+        "{} is missing: run scripts/fetch-data.sh",
+        p.display()
+    );
     p
 }
 
@@ -130,7 +140,12 @@ fn f32s(t: &Tensor) -> Vec<f32> {
 fn compare(vol: &Volume, g: &Json) -> Result<f64, String> {
     let a = vol.geometry().affine_lps;
     let b = mat(&g["affine_lps"]);
-    let oshape: Vec<i64> = g["shape"].as_array().unwrap().iter().map(|x| x.as_i64().unwrap()).collect();
+    let oshape: Vec<i64> = g["shape"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_i64().unwrap())
+        .collect();
     let ours = vol.spatial_shape();
     let col = |m: &[[f64; 4]; 4], c: usize| [m[0][c], m[1][c], m[2][c]];
     let unit = |v: [f64; 3]| {
@@ -152,20 +167,32 @@ fn compare(vol: &Volume, g: &Json) -> Result<f64, String> {
             let d = c[0] * ob[0] + c[1] * ob[1] + c[2] * ob[2];
             (d.abs() > 0.99).then_some((ax, d.signum()))
         });
-        *m = found.ok_or_else(|| format!("no axis of ours is parallel to the oracle's axis {oax}: ours {a:?}, oracle {b:?}"))?;
+        *m = found.ok_or_else(|| {
+            format!(
+                "no axis of ours is parallel to the oracle's axis {oax}: ours {a:?}, oracle {b:?}"
+            )
+        })?;
     }
     // Shapes: oracle dim d (tensor order [k,j,i]) is axis 2-d.
     for oax in 0..3 {
         let (ax, _) = map[oax];
         if ours[2 - ax] != oshape[2 - oax] {
-            return Err(format!("shape differs: ours {ours:?} (k,j,i), oracle {oshape:?} with axis map {map:?}"));
+            return Err(format!(
+                "shape differs: ours {ours:?} (k,j,i), oracle {oshape:?} with axis map {map:?}"
+            ));
         }
     }
     // Corners.
     let mut worst = 0.0f64;
     for corner in 0..8 {
         let oidx: Vec<f64> = (0..3)
-            .map(|oax| if corner >> oax & 1 == 1 { (oshape[2 - oax] - 1) as f64 } else { 0.0 })
+            .map(|oax| {
+                if corner >> oax & 1 == 1 {
+                    (oshape[2 - oax] - 1) as f64
+                } else {
+                    0.0
+                }
+            })
             .collect();
         let wo = apply(&b, [oidx[0], oidx[1], oidx[2]]);
         let mut idx = [0.0; 3];
@@ -175,13 +202,17 @@ fn compare(vol: &Volume, g: &Json) -> Result<f64, String> {
             idx[ax] = if s > 0.0 { oidx[oax] } else { n - oidx[oax] };
         }
         let wa = apply(&a, idx);
-        let d = ((wo[0] - wa[0]).powi(2) + (wo[1] - wa[1]).powi(2) + (wo[2] - wa[2]).powi(2)).sqrt();
+        let d =
+            ((wo[0] - wa[0]).powi(2) + (wo[1] - wa[1]).powi(2) + (wo[2] - wa[2]).powi(2)).sqrt();
         worst = worst.max(d);
     }
     // Voxels in the oracle's order.
     let perm: Vec<i64> = (0..3).map(|d| 2 - map[2 - d].0 as i64).collect();
     let mut t = vol.data().permute(&perm[..]);
-    let flips: Vec<i64> = (0..3).filter(|&d| map[2 - d].1 < 0.0).map(|d| d as i64).collect();
+    let flips: Vec<i64> = (0..3)
+        .filter(|&d| map[2 - d].1 < 0.0)
+        .map(|d| d as i64)
+        .collect();
     if !flips.is_empty() {
         t = t.flip(&flips[..]);
     }
@@ -198,7 +229,9 @@ fn compare(vol: &Volume, g: &Json) -> Result<f64, String> {
         ));
     }
     if worst > 1e-3 {
-        return Err(format!("corner voxels are {worst:.5} mm apart (ours {a:?}, oracle {b:?})"));
+        return Err(format!(
+            "corner voxels are {worst:.5} mm apart (ours {a:?}, oracle {b:?})"
+        ));
     }
     Ok(worst)
 }
@@ -262,12 +295,21 @@ fn agrees_with_dcm2niix_and_simpleitk() {
         }
     }
     eprintln!("{compared} oracle comparisons agreed");
-    assert!(failures.is_empty(), "{} failure(s):\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} failure(s):\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 /// Inverse of an affine's 3x3 part times (world - origin).
 fn to_voxel(a: &[[f64; 4]; 4], w: [f64; 3]) -> [f64; 3] {
-    let m = [[a[0][0], a[0][1], a[0][2]], [a[1][0], a[1][1], a[1][2]], [a[2][0], a[2][1], a[2][2]]];
+    let m = [
+        [a[0][0], a[0][1], a[0][2]],
+        [a[1][0], a[1][1], a[1][2]],
+        [a[2][0], a[2][1], a[2][2]],
+    ];
     let det = m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1])
         - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0])
         + m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0]);
@@ -288,11 +330,17 @@ fn totalsegmentator_series_facts_and_liver_overlay() {
     let Some(data) = data_dir() else { return };
     let t0 = Instant::now();
     let vol = load(&need(data.join(TS)));
-    eprintln!("loaded the 20-slice JPEG 2000 series in {:.3} s", t0.elapsed().as_secs_f64());
+    eprintln!(
+        "loaded the 20-slice JPEG 2000 series in {:.3} s",
+        t0.elapsed().as_secs_f64()
+    );
     assert_eq!(vol.spatial_shape(), [20, 512, 512]);
     assert_eq!(vol.kind(), Kind::Float);
     let sp = vol.geometry().spacing();
-    assert!((sp[0] - 0.9765625).abs() < 1e-9 && (sp[1] - 0.9765625).abs() < 1e-9, "{sp:?}");
+    assert!(
+        (sp[0] - 0.9765625).abs() < 1e-9 && (sp[1] - 0.9765625).abs() < 1e-9,
+        "{sp:?}"
+    );
     // InstanceNumber rises while z falls: k must still run along +z (the normal), 2 mm apart.
     let a = vol.geometry().affine_lps;
     assert!((a[2][2] - 2.0).abs() < 1e-6, "k steps {a:?}");
@@ -303,17 +351,30 @@ fn totalsegmentator_series_facts_and_liver_overlay() {
     assert!(id["frame_of_reference_uid"].is_string());
     // Identifying values stay out of Debug.
     let dbg = format!("{vol:?}");
-    assert!(!dbg.contains(id["frame_of_reference_uid"].as_str().unwrap()), "{dbg}");
+    assert!(
+        !dbg.contains(id["frame_of_reference_uid"].as_str().unwrap()),
+        "{dbg}"
+    );
 
     // The organ segmentation (y flipped in its sform only) overlays through the affines.
-    let seg = match nifti::read(&need(data.join("totalsegmentator/example_seg_dicom.nii.gz")), true, &Ctx::cpu()).unwrap() {
+    let seg = match nifti::read(
+        &need(data.join("totalsegmentator/example_seg_dicom.nii.gz")),
+        true,
+        &Ctx::cpu(),
+    )
+    .unwrap()
+    {
         Value::Labels(l) => l.volume,
         _ => unreachable!(),
     };
     let sa = seg.geometry().affine_lps;
     let liver = seg.data().eq(5).nonzero(); // [n, 3] as (k, j, i)
     let idx = Vec::<i64>::try_from(liver.flatten(0, -1)).unwrap();
-    assert!(idx.len() > 3000, "the liver label has {} voxels", idx.len() / 3);
+    assert!(
+        idx.len() > 3000,
+        "the liver label has {} voxels",
+        idx.len() / 3
+    );
     let [nk, nj, ni] = vol.spatial_shape();
     let hu = f32s(vol.data());
     let (mut sum, mut n, mut outside) = (0.0f64, 0usize, 0usize);
@@ -329,15 +390,24 @@ fn totalsegmentator_series_facts_and_liver_overlay() {
     }
     let mean = sum / n as f64;
     eprintln!("liver: {n} voxels inside the series ({outside} outside), mean {mean:.1} HU");
-    assert!(outside * 100 <= n, "{outside} liver voxels fall outside the series");
-    assert!((40.0..=140.0).contains(&mean), "mean HU inside the liver is {mean:.1}");
+    assert!(
+        outside * 100 <= n,
+        "{outside} liver voxels fall outside the series"
+    );
+    assert!(
+        (40.0..=140.0).contains(&mean),
+        "mean HU inside the liver is {mean:.1}"
+    );
     // The same mean through a y-flipped reading would land outside the liver.
 }
 
 /// Copies the files of `src` (recursively flattened) into `dst`, skipping names in `skip`.
 fn copy_series(src: &Path, dst: &Path, skip: &[usize]) -> Vec<PathBuf> {
     std::fs::create_dir_all(dst).unwrap();
-    let mut files: Vec<PathBuf> = std::fs::read_dir(src).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(src)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     files.sort();
     let mut out = vec![];
     for (i, f) in files.iter().enumerate() {
@@ -372,10 +442,22 @@ fn two_series_are_listed_and_chosen_by_params() {
     }
     let msg = load_error(tmp.path(), json!({}), tmp.path());
     eprintln!("{msg}");
-    assert!(msg.contains("2 series are equally good candidates"), "{msg}");
-    assert!(msg.contains("#1 CT, 20 slices, 512x512") && msg.contains("#2 CT, 20 slices"), "{msg}");
-    assert!(msg.contains("series_number") && msg.contains("description"), "{msg}");
-    assert!(!msg.contains("second recon") && !msg.contains("CT Body"), "descriptions leak: {msg}");
+    assert!(
+        msg.contains("2 series are equally good candidates"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("#1 CT, 20 slices, 512x512") && msg.contains("#2 CT, 20 slices"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("series_number") && msg.contains("description"),
+        "{msg}"
+    );
+    assert!(
+        !msg.contains("second recon") && !msg.contains("CT Body"),
+        "descriptions leak: {msg}"
+    );
     let (v, _) = run(tmp.path(), json!({ "series_number": 7 }));
     assert_eq!(v.unwrap().spatial_shape(), [20, 512, 512]);
     let (v, _) = run(tmp.path(), json!({ "description": "^CT Body" }));
@@ -389,10 +471,19 @@ fn two_series_are_listed_and_chosen_by_params() {
     // With a bigger series beside a smaller one, the bigger is taken and the other named.
     let tmp2 = tempfile::tempdir().unwrap();
     copy_series(&ts, &tmp2.path().join("a"), &[]);
-    copy_series(&need(data.join("pydicom/test_files/dicomdirtests/98892001/CT5N")), &tmp2.path().join("b"), &[]);
+    copy_series(
+        &need(data.join("pydicom/test_files/dicomdirtests/98892001/CT5N")),
+        &tmp2.path().join("b"),
+        &[],
+    );
     let (v, warnings) = run(tmp2.path(), json!({}));
     assert_eq!(v.unwrap().spatial_shape(), [20, 512, 512]);
-    assert!(warnings.iter().any(|w| w.contains("1 other series left out") && w.contains("5 slices")), "{warnings:?}");
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("1 other series left out") && w.contains("5 slices")),
+        "{warnings:?}"
+    );
 }
 
 #[test]
@@ -403,13 +494,22 @@ fn missing_slice_is_an_error_with_numbers_or_resampled() {
     copy_series(&ts, tmp.path(), &[9]);
     let msg = load_error(tmp.path(), json!({}), tmp.path());
     eprintln!("{msg}");
-    assert!(msg.contains("uneven slice spacing") && msg.contains("expected step is 2.000 mm"), "{msg}");
-    assert!(msg.contains("4.000 mm between slices") && msg.contains("1 slice(s) missing"), "{msg}");
+    assert!(
+        msg.contains("uneven slice spacing") && msg.contains("expected step is 2.000 mm"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("4.000 mm between slices") && msg.contains("1 slice(s) missing"),
+        "{msg}"
+    );
     assert!(msg.contains("allow_irregular"), "{msg}");
     let (v, warnings) = run(tmp.path(), json!({ "allow_irregular": true }));
     let v = v.unwrap();
     assert_eq!(v.spatial_shape(), [20, 512, 512]);
-    assert!(warnings.iter().any(|w| w.contains("19 slices became 20")), "{warnings:?}");
+    assert!(
+        warnings.iter().any(|w| w.contains("19 slices became 20")),
+        "{warnings:?}"
+    );
     let full = load(&ts);
     assert!((v.geometry().affine_lps[2][2] - 2.0).abs() < 1e-9);
     // Every slice but the missing one is exactly the original; that one is the mean of its
@@ -423,7 +523,11 @@ fn missing_slice_is_an_error_with_numbers_or_resampled() {
             differing.push(k);
         }
     }
-    assert_eq!(differing.len(), 1, "slices differing from the full series: {differing:?}");
+    assert_eq!(
+        differing.len(),
+        1,
+        "slices differing from the full series: {differing:?}"
+    );
     let k = differing[0];
     for p in (0..plane).step_by(997) {
         let want = 0.5 * b[(k - 1) * plane + p] + 0.5 * b[(k + 1) * plane + p];
@@ -438,15 +542,26 @@ fn gantry_tilt_and_duplicate_positions_are_errors() {
     let files = copy_series(&need(data.join(TS)), tmp.path(), &[]);
     for f in &files {
         edit(f, |o| {
-            let ipp = o.element(tags::IMAGE_POSITION_PATIENT).unwrap().to_multi_float64().unwrap();
+            let ipp = o
+                .element(tags::IMAGE_POSITION_PATIENT)
+                .unwrap()
+                .to_multi_float64()
+                .unwrap();
             // Shift y with z: a 10 degree tilt.
             let y = ipp[1] + ipp[2] * 10f64.to_radians().tan();
-            o.put_str(tags::IMAGE_POSITION_PATIENT, VR::DS, format!("{}\\{}\\{}", ipp[0], y, ipp[2]));
+            o.put_str(
+                tags::IMAGE_POSITION_PATIENT,
+                VR::DS,
+                format!("{}\\{}\\{}", ipp[0], y, ipp[2]),
+            );
         });
     }
     let msg = load_error(tmp.path(), json!({}), tmp.path());
     eprintln!("{msg}");
-    assert!(msg.contains("gantry tilt") && msg.contains("10.000 degrees"), "{msg}");
+    assert!(
+        msg.contains("gantry tilt") && msg.contains("10.000 degrees"),
+        "{msg}"
+    );
 
     let tmp = tempfile::tempdir().unwrap();
     let files = copy_series(&need(data.join(TS)), tmp.path(), &[]);
@@ -461,18 +576,35 @@ fn non_dicom_files_are_skipped_and_empty_folders_refused() {
     let tmp = tempfile::tempdir().unwrap();
     copy_series(&need(data.join(TS)), &tmp.path().join("series"), &[]);
     std::fs::write(tmp.path().join("README.txt"), "notes").unwrap();
-    std::fs::copy(need(data.join("pydicom/test_files/dicomdirtests/DICOMDIR")), tmp.path().join("DICOMDIR")).unwrap();
+    std::fs::copy(
+        need(data.join("pydicom/test_files/dicomdirtests/DICOMDIR")),
+        tmp.path().join("DICOMDIR"),
+    )
+    .unwrap();
     let (v, warnings) = run(tmp.path(), json!({}));
     assert_eq!(v.unwrap().spatial_shape(), [20, 512, 512]);
-    assert!(warnings.iter().any(|w| w.contains("skipped 1 file(s) that are not DICOM")), "{warnings:?}");
-    assert!(warnings.iter().any(|w| w.contains("skipped 1 DICOM file(s) that are not image volumes")), "{warnings:?}");
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("skipped 1 file(s) that are not DICOM")),
+        "{warnings:?}"
+    );
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("skipped 1 DICOM file(s) that are not image volumes")),
+        "{warnings:?}"
+    );
 
     let empty = tempfile::tempdir().unwrap();
     let msg = load_error(empty.path(), json!({}), empty.path());
     assert!(msg.contains("the folder is empty"), "{msg}");
     std::fs::write(empty.path().join("a.txt"), "x").unwrap();
     let msg = load_error(empty.path(), json!({}), empty.path());
-    assert!(msg.contains("no DICOM image volume found among 1 file(s): 1 not DICOM"), "{msg}");
+    assert!(
+        msg.contains("no DICOM image volume found among 1 file(s): 1 not DICOM"),
+        "{msg}"
+    );
     let missing = empty.path().join("nope");
     let msg = load_error(&missing, json!({}), &missing);
     assert!(msg.contains("no such file or folder"), "{msg}");
@@ -486,20 +618,41 @@ fn broken_files_are_clear_errors() {
     let tf = data.join("pydicom/test_files");
     let ds = data.join("pydicom/data_store");
     let cases: &[(PathBuf, &str)] = &[
-        (tf.join("MR_truncated.dcm"), "truncated: the file ends inside a data element"),
+        (
+            tf.join("MR_truncated.dcm"),
+            "truncated: the file ends inside a data element",
+        ),
         (tf.join("badVR.dcm"), "RTDOSE is not an image volume"),
-        (tf.join("meta_missing_tsyntax.dcm"), "not a readable DICOM file"),
+        (
+            tf.join("meta_missing_tsyntax.dcm"),
+            "not a readable DICOM file",
+        ),
         (tf.join("no_meta.dcm"), "not a DICOM file"),
         (tf.join("ExplVR_LitEndNoMeta.dcm"), "not a DICOM file"),
         (tf.join("rtplan_truncated.dcm"), "truncated"),
-        (tf.join("UN_sequence.dcm"), "value bytes for element tagged (0008,1115)"),
+        (
+            tf.join("UN_sequence.dcm"),
+            "value bytes for element tagged (0008,1115)",
+        ),
         (tf.join("liver_1frame.dcm"), "SEG is not an image volume"),
         (tf.join("SC_rgb_small_odd.dcm"), "colour image"),
-        (tf.join("SC_rgb_jpeg.dcm"), "value bytes for element tagged (0008,0008)"),
+        (
+            tf.join("SC_rgb_jpeg.dcm"),
+            "value bytes for element tagged (0008,0008)",
+        ),
         (tf.join("zipMR.gz"), "not a DICOM file"),
-        (ds.join("emri_small.dcm"), "without per-frame functional groups"),
-        (ds.join("emri_small_jpeg_2k_lossless_too_short.dcm"), "without per-frame functional groups"),
-        (tf.join("MR_small_jpeg_ls_lossless.dcm"), "JPEG-LS is not supported"),
+        (
+            ds.join("emri_small.dcm"),
+            "without per-frame functional groups",
+        ),
+        (
+            ds.join("emri_small_jpeg_2k_lossless_too_short.dcm"),
+            "without per-frame functional groups",
+        ),
+        (
+            tf.join("MR_small_jpeg_ls_lossless.dcm"),
+            "JPEG-LS is not supported",
+        ),
         (tf.join("JPEGLSNearLossless_16.dcm"), ""),
     ];
     for (file, want) in cases {
@@ -521,10 +674,19 @@ fn broken_files_are_clear_errors() {
     // chosen series itself is an error naming it.
     let tmp = tempfile::tempdir().unwrap();
     copy_series(&need(data.join(TS)), tmp.path(), &[]);
-    std::fs::copy(tf.join("meta_missing_tsyntax.dcm"), tmp.path().join("broken.dcm")).unwrap();
+    std::fs::copy(
+        tf.join("meta_missing_tsyntax.dcm"),
+        tmp.path().join("broken.dcm"),
+    )
+    .unwrap();
     let (v, warnings) = run(tmp.path(), json!({}));
     assert_eq!(v.unwrap().spatial_shape(), [20, 512, 512]);
-    assert!(warnings.iter().any(|w| w.contains("broken.dcm") && w.contains("unreadable")), "{warnings:?}");
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("broken.dcm") && w.contains("unreadable")),
+        "{warnings:?}"
+    );
     let tmp = tempfile::tempdir().unwrap();
     let files = copy_series(&need(data.join(TS)), tmp.path(), &[]);
     let bytes = std::fs::read(&files[5]).unwrap();
@@ -533,7 +695,11 @@ fn broken_files_are_clear_errors() {
     match r {
         Err(NodeError::File { path, msg }) => {
             eprintln!("truncated slice: {msg}");
-            assert!(path == files[5] || msg.contains(&files[5].display().to_string()), "{}: {msg}", path.display());
+            assert!(
+                path == files[5] || msg.contains(&files[5].display().to_string()),
+                "{}: {msg}",
+                path.display()
+            );
         }
         other => panic!("expected an error naming the truncated file, got {other:?}"),
     }
@@ -556,5 +722,9 @@ fn timing() {
         best = best.min(t.elapsed().as_secs_f64());
         shape = v.spatial_shape();
     }
-    println!("load_dicom {} {:?}: {best:.3} s (best of 3)", dir.display(), shape);
+    println!(
+        "load_dicom {} {:?}: {best:.3} s (best of 3)",
+        dir.display(),
+        shape
+    );
 }
