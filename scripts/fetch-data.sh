@@ -183,13 +183,12 @@ else
     fi
     "$bvenv/bin/python" -m pip install --quiet --disable-pip-version-check numpy setuptools versioneer wheel \
       || fail "pip install of numpy setuptools versioneer wheel (needed to download the pyradiomics sdist) failed (is PyPI reachable?)"
-    if ! "$bvenv/bin/python" -m pip download --quiet --disable-pip-version-check --no-deps \
-         --no-binary pyradiomics --no-build-isolation "pyradiomics==$PR_VERSION" -d "$DL"; then
-      echo "fetch-data: retrying the pyradiomics download with --no-binary :all: (build isolation on)"
-      "$bvenv/bin/python" -m pip download --quiet --disable-pip-version-check --no-deps \
-        --no-binary :all: "pyradiomics==$PR_VERSION" -d "$DL" \
-        || fail "pip download of pyradiomics==$PR_VERSION failed both ways (is PyPI reachable?)"
-    fi
+    # (A plain `pip download --no-binary :all:` or one with build isolation fails: pyradiomics'
+    # build needs numpy and versioneer, which its pyproject.toml does not declare.)
+    "$bvenv/bin/python" -m pip download --quiet --disable-pip-version-check --no-deps \
+      --no-binary pyradiomics --no-build-isolation "pyradiomics==$PR_VERSION" -d "$DL" \
+      || fail "pip download of pyradiomics==$PR_VERSION failed (is PyPI reachable? pip must build the sdist's metadata with numpy, setuptools, versioneer and wheel from $bvenv)"
+    rm -rf "$bvenv"  # only needed for the download (about 100 MB)
   fi
   [ -f "$sdist" ] || fail "pip did not leave $sdist"
   tmp="$PR.partial"
