@@ -643,6 +643,41 @@ fn crop_foreground_then_resample_to_reference_pastes_back_exactly() {
     );
 }
 
+/// The tensor path (what a GPU runs) against the CPU kernel, on the real CT and seg: spacing
+/// change, a permuting reorientation onto a reference, linear and nearest.
+#[test]
+fn tensor_path_matches_cpu_kernel() {
+    let Some(data) = data_dir() else { return };
+    let ct = image(&ts(&data, "example_ct.nii.gz"));
+    let seg = labels(&ts(&data, "example_seg_fast_force_split.nii.gz"));
+    let g = Grid::of(&ct);
+    let mut grids = vec![
+        ("1.5 mm", g.with_spacing([1.5; 3])),
+        ("[4.1, 2.3, 3.7] mm", g.with_spacing([4.1, 2.3, 3.7])),
+    ];
+    // A "PIR" grid over the same region at 2 mm: permuted and flipped axes, so separable.
+    let pir = spatial::reorient(&ct, Orientation::parse("PIR").unwrap()).unwrap();
+    grids.push(("PIR 2 mm", Grid::of(&pir).with_spacing([2.0; 3])));
+    for (what, grid) in grids {
+        for (interp, v) in [(Interp::Linear, &ct), (Interp::Nearest, &seg.volume)] {
+            let fill = if interp == Interp::Linear { -7.5 } else { 0.0 };
+            let a = spatial::resample_volume(v, &grid, interp, fill, &ctx()).unwrap();
+            let b = spatial::resample_volume_on_tensors(v, &grid, interp, fill, &ctx()).unwrap();
+            assert_eq!(a.kind(), b.kind());
+            assert_eq!(a.geometry(), b.geometry());
+            match interp {
+                Interp::Nearest => assert_eq!(mismatches(a.data(), b.data()), 0, "{what}"),
+                Interp::Linear => {
+                    let (abs, rel) = diff_stats(a.data(), b.data(), 0);
+                    eprintln!("tensor path vs CPU kernel, {what}: max |diff| {abs:.2e}");
+                    // float32 lerps (tensor path) vs float64 (kernel): HU-sized rounding.
+                    assert!(abs <= 1e-3 && rel <= 1e-4, "{what}: {abs} (relative {rel})");
+                }
+            }
+        }
+    }
+}
+
 #[derive(Default)]
 struct Record(Mutex<Vec<(u64, u64)>>);
 impl ProgressSink for Record {
@@ -739,6 +774,15 @@ fn bad_params_give_clear_errors() {
         &ctx(),
     ));
     assert!(m.contains("`fill` applies to images"), "{m}");
+    // Nearest keeps an integer image's dtype: the fill must fit it.
+    let m = err(resample_value(
+        &v,
+        &spacing([2.0; 3]),
+        InterpChoice::Fixed(Interp::Nearest),
+        Some(1e6),
+        &ctx(),
+    ));
+    assert!(m.contains("not a int16 value"), "{m}");
     // A singular affine.
     let flat = Value::Image(
         Volume::new(

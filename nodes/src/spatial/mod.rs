@@ -4,6 +4,7 @@
 //! [`reorient`], [`foreground_box`], [`crop`]) that tests and other nodes call directly; the
 //! node kinds in `nodes.rs` only read params and ports.
 
+mod cpu;
 mod crop;
 pub mod grid;
 mod nodes;
@@ -15,5 +16,5 @@ pub use crop::{crop, foreground_box, parse_list, CropBox, META_END, META_FROM_SH
 pub use grid::Grid;
 pub use nodes::{CropForeground, Resample};
 pub use orient::{reorient, Orientation, CODES};
-pub use resample::{resample_volume, Interp};
+pub use resample::{resample_volume, resample_volume_on_tensors, Interp};
 pub use target::{resample_value, InterpChoice, Target};

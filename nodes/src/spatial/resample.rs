@@ -21,6 +21,7 @@
 // Small fixed-size matrix code reads best with explicit indices.
 #![allow(clippy::needless_range_loop)]
 
+use super::cpu;
 use super::grid::{out_to_in, separable, snap, Grid, Separable};
 use crate::node::{Ctx, NodeError};
 use crate::value::Volume;
@@ -49,6 +50,30 @@ pub fn resample_volume(
     fill: f64,
     ctx: &Ctx,
 ) -> Result<Volume, NodeError> {
+    resample_impl(v, out, interp, fill, ctx, true)
+}
+
+/// [`resample_volume`] without the CPU kernel: the tensor ops a GPU runs, on any device
+/// (tests compare the two paths on machines without a GPU).
+#[doc(hidden)]
+pub fn resample_volume_on_tensors(
+    v: &Volume,
+    out: &Grid,
+    interp: Interp,
+    fill: f64,
+    ctx: &Ctx,
+) -> Result<Volume, NodeError> {
+    resample_impl(v, out, interp, fill, ctx, false)
+}
+
+fn resample_impl(
+    v: &Volume,
+    out: &Grid,
+    interp: Interp,
+    fill: f64,
+    ctx: &Ctx,
+    cpu_kernel: bool,
+) -> Result<Volume, NodeError> {
     let input = Grid::of(v);
     if out.voxels() <= 0 {
         return Err(NodeError::Invalid(format!(
@@ -67,15 +92,52 @@ pub fn resample_volume(
         Interp::Linear if x.kind() == Kind::Double => Kind::Double,
         Interp::Linear => Kind::Float,
     };
+    check_fill(out_kind, fill)?;
     let [nk, nj, ni] = out.shape;
     let y = Tensor::f_empty([c, nk, nj, ni], (out_kind, device))?;
     let slab = (SLAB_VOXELS / (nj * ni).max(1)).clamp(1, nk);
     let sep = separable(&m, out.shape);
     let fill_t = Tensor::f_full([], fill, (out_kind, device))?;
+    // On the CPU, separable mappings go through the direct kernel (no big temporaries).
+    let kernel = match &sep {
+        Some(s) if cpu_kernel && device == Device::Cpu && cpu::supports(x.kind()) => {
+            let xc = x.f_contiguous()?;
+            let offsets = |a: usize, lo: i64, hi: i64| {
+                let p = s.axis[a];
+                let stride: i64 = input.shape[3 - p..].iter().product();
+                let coords = (lo..hi).map(|idx| s.scale[a] * idx as f64 + s.offset[a]);
+                let smp = axis_samples(coords, input.shape[2 - p], interp);
+                cpu::AxisOffsets {
+                    o0: smp.i0.iter().map(|&i| (i * stride) as usize).collect(),
+                    o1: smp.i1.iter().map(|&i| (i * stride) as usize).collect(),
+                    w: smp.w,
+                    inside: smp.inside,
+                }
+            };
+            Some((xc, offsets(0, 0, ni), offsets(1, 0, nj), offsets))
+        }
+        _ => None,
+    };
     let mut k0 = 0;
     while k0 < nk {
         ctx.check_cancelled()?;
         let k1 = (k0 + slab).min(nk);
+        if let Some((xc, is, js, offsets)) = &kernel {
+            let ks = offsets(2, k0, k1);
+            cpu::slab(
+                xc,
+                &y,
+                &ks,
+                js,
+                is,
+                k0 as usize,
+                interp == Interp::Linear,
+                fill,
+            )?;
+            ctx.progress(k1 as u64, nk as u64, "slices");
+            k0 = k1;
+            continue;
+        }
         let part = match &sep {
             Some(s) => separable_slab(&x, s, input.shape, out.shape, (k0, k1), interp, out_kind)?,
             None => oblique_slab(&x, &m, input.shape, out.shape, (k0, k1), interp, out_kind)?,
@@ -98,6 +160,27 @@ pub fn resample_volume(
         .collect();
     vol.identity = v.identity.clone();
     Ok(vol)
+}
+
+/// Nearest keeps integer dtypes, so the fill must be a value of that dtype.
+fn check_fill(kind: Kind, fill: f64) -> Result<(), NodeError> {
+    let range = match kind {
+        Kind::Uint8 => Some((0.0, 255.0, "uint8")),
+        Kind::Int8 => Some((-128.0, 127.0, "int8")),
+        Kind::Int16 => Some((-32768.0, 32767.0, "int16")),
+        Kind::Int => Some((-2147483648.0, 2147483647.0, "int32")),
+        Kind::Int64 => Some((-9.2e18, 9.2e18, "int64")),
+        _ => None,
+    };
+    match range {
+        Some((lo, hi, name)) if !(fill >= lo && fill <= hi && fill.fract() == 0.0) => {
+            Err(NodeError::Invalid(format!(
+                "fill {fill} is not a {name} value, and nearest-neighbour resampling keeps the \
+                 image's {name} dtype: give an integer fill in [{lo}, {hi}] or use linear"
+            )))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// One slab's values `[C, sk, nj, ni]` and, when some voxels fall outside the input, the mask
