@@ -261,10 +261,12 @@ impl Node for CropForeground {
             let Value::Labels(l) = v else {
                 return Err(NodeError::Invalid("`labels` must be a label map".into()));
             };
-            if Grid::of(&l.volume).shape != Grid::of(img).shape {
+            let (a, g) = (l.volume.geometry().affine_lps, img.geometry().affine_lps);
+            let same_place = (0..3).all(|r| (0..4).all(|c| (a[r][c] - g[r][c]).abs() < 1e-3));
+            if Grid::of(&l.volume).shape != Grid::of(img).shape || !same_place {
                 return Err(NodeError::Invalid(format!(
-                    "`labels` (shape [k,j,i] {:?}) is not on the image's grid ({:?}); resample \
-                     it onto the image first",
+                    "`labels` (shape [k,j,i] {:?}) is not on the image's grid ({:?}, or another \
+                     affine); resample it onto the image first (resample with `reference`)",
                     l.volume.spatial_shape(),
                     shape
                 )));

@@ -14,8 +14,8 @@
 //! axis directions: spacing changes, reorientation, crops and paste-backs) the interpolation
 //! is done separably, one axis at a time (the same numbers as trilinear, far fewer
 //! operations), and indices within 1e-6 of an integer are snapped so that grid-aligned
-//! resampling copies voxels exactly. Other (oblique) mappings use `grid_sampler_3d` (in
-//! float64) on the part of the input that each slab needs, or an index gather for nearest.
+//! resampling copies voxels exactly. Other (oblique) mappings gather from the part of the
+//! input that each slab needs (8 gathers weighted in float64 for linear, one for nearest).
 //! Nearest: points within 1e-6 voxel of a half-integer count as exactly halfway and go up.
 
 // Small fixed-size matrix code reads best with explicit indices.
@@ -36,8 +36,9 @@ pub enum Interp {
     Nearest,
 }
 
-/// Output voxels computed per slab (bounds temporary memory: about 60 bytes a voxel on the
-/// oblique path, far less on the separable one).
+/// Output voxels computed per slab (bounds temporary memory: about 100 bytes a voxel on the
+/// oblique path, far less on the separable one; the oblique path also holds the part of the
+/// input a slab reads, in the input's dtype).
 const SLAB_VOXELS: i64 = 1 << 22;
 
 /// Resamples `v` onto `out`; the result lives on `ctx.device`, carries `out`'s geometry, the
@@ -384,20 +385,44 @@ fn oblique_slab(
     let size = |r: usize| hi[r] - lo[r] + 1;
     let values = match interp {
         Interp::Linear => {
-            let mut g = Vec::with_capacity(3);
+            // Trilinear as 8 gathers from the box in its own dtype, weights and sum in
+            // float64 like ITK (float32 coordinates, as grid_sample takes them, are off by
+            // ~1e-5 voxel at 200 voxels: 0.01 HU next to a bone edge).
+            let flat = bx.f_contiguous()?.f_reshape([c, -1])?;
+            let mut i0 = Vec::with_capacity(3);
+            let mut i1 = Vec::with_capacity(3);
+            let mut w = Vec::with_capacity(3);
             for r in 0..3 {
-                let cc = coords[r].f_clamp(lo[r] as f64, hi[r] as f64)? - lo[r] as f64;
-                // align_corners = false: index c sits at (2c + 1) / n - 1.
-                g.push((cc * 2.0 + 1.0) / size(r) as f64 - 1.0);
+                let cr = &coords[r];
+                let snapped = cr.f_round()?;
+                let cr = snapped.f_where_self(&(cr - &snapped).f_abs()?.f_lt(1e-6)?, cr)?;
+                let cc = cr.f_clamp(lo[r] as f64, hi[r] as f64)? - lo[r] as f64;
+                let f = cc.f_floor()?.f_clamp(0.0, (size(r) - 1) as f64)?;
+                w.push(&cc - &f);
+                let a = f.f_to_kind(Kind::Int64)?;
+                i1.push((&a + 1).f_clamp_max(size(r) - 1)?);
+                i0.push(a);
             }
-            // In float64 like ITK: float32 grid coordinates are off by ~1e-5 voxel at 200
-            // voxels, which is 0.01 HU next to a bone edge.
-            let grid = Tensor::f_stack(&g, -1)?.f_unsqueeze(0)?;
-            let inp = bx.f_to_kind(Kind::Double)?.f_unsqueeze(0)?;
-            // mode 0 = bilinear, padding 1 = border.
-            inp.f_grid_sampler_3d(&grid, 0, 1, false)?
-                .f_squeeze_dim(0)?
-                .f_to_kind(kind)?
+            let mut acc = Tensor::f_zeros([c, sk, nj, ni], (Kind::Double, dev))?;
+            for corner in 0..8 {
+                let pick = |r: usize| corner >> r & 1 == 1;
+                let ix = |r: usize| if pick(r) { &i1[r] } else { &i0[r] };
+                let lin = (ix(2) * size(1) + ix(1)) * size(0) + ix(0);
+                let mut wt = Tensor::f_ones([sk, nj, ni], (Kind::Double, dev))?;
+                for r in 0..3 {
+                    wt = if pick(r) {
+                        wt * &w[r]
+                    } else {
+                        wt * (1.0 - &w[r])
+                    };
+                }
+                let v = flat
+                    .f_index_select(1, &lin.f_reshape([-1])?)?
+                    .f_reshape([c, sk, nj, ni])?
+                    .f_to_kind(Kind::Double)?;
+                acc += v * wt.f_unsqueeze(0)?;
+            }
+            acc.f_to_kind(kind)?
         }
         Interp::Nearest => {
             let mut idx = Vec::with_capacity(3);
