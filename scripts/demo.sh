@@ -9,7 +9,7 @@ scripts/setup-libtorch.sh >/dev/null
 scripts/fetch-data.sh
 cargo build --release --locked
 bin=target/release/vistaflow
-wf=workflows/nifti-demo.yaml
+wf=workflows/ct-preprocess.yaml
 echo; echo "== vistaflow plan $wf"; "$bin" plan "$wf"
 echo; echo "== vistaflow run $wf"; "$bin" run "$wf"
 echo; echo "== again: everything is cached"; "$bin" run "$wf"

@@ -23,6 +23,8 @@ impl Registry {
         r.register(Arc::new(crate::io::dicom::LoadDicom));
         r.register(Arc::new(crate::io::nrrd::LoadNrrd));
         r.register(Arc::new(crate::io::nrrd::SaveNrrd));
+        r.register(Arc::new(crate::spatial::Resample));
+        r.register(Arc::new(crate::spatial::CropForeground));
         r
     }
 
