@@ -36,6 +36,9 @@ impl ParamType {
             ParamType::Int => "integer".into(),
             ParamType::Float => "number".into(),
             ParamType::Str => "string".into(),
+            ParamType::Choice(c) if c.len() > 8 => {
+                format!("one of {} codes ({}, ...)", c.len(), c[..4].join("|"))
+            }
             ParamType::Choice(c) => format!("one of {}", c.join("|")),
             ParamType::Floats { len: Some(n) } => format!("list of {n} numbers"),
             ParamType::Floats { len: None } => "list of numbers".into(),
