@@ -8,8 +8,10 @@
 
 use dicom_core::VR;
 use dicom_dictionary_std::tags;
+mod common;
+
+use common::{data_dir, mat, sha256_bytes};
 use serde_json::{json, Value as Json};
-use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -22,29 +24,6 @@ use vistaflow_nodes::value::{Value, Volume};
 
 const GOLDEN: &str = include_str!("golden/dicom.json");
 const TS: &str = "totalsegmentator/example_ct_dicom";
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-/// data/, or None (and a message) when it was never fetched.
-fn data_dir() -> Option<PathBuf> {
-    let d = std::env::var_os("VISTAFLOW_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join("data"));
-    if d.is_dir() {
-        Some(d)
-    } else {
-        eprintln!(
-            "skipped: {} is absent; run scripts/fetch-data.sh",
-            d.display()
-        );
-        None
-    }
-}
 
 fn need(p: PathBuf) -> PathBuf {
     assert!(
@@ -111,16 +90,6 @@ fn load_error(path: &Path, extra: Json, file: &Path) -> String {
         Err(e) => panic!("{}: expected a File error, got {e:?}", path.display()),
         Ok(v) => panic!("{}: expected an error, loaded {v:?}", path.display()),
     }
-}
-
-fn mat(j: &Json) -> [[f64; 4]; 4] {
-    let mut m = [[0.0; 4]; 4];
-    for (r, row) in j.as_array().unwrap().iter().enumerate() {
-        for (c, v) in row.as_array().unwrap().iter().enumerate() {
-            m[r][c] = v.as_f64().unwrap();
-        }
-    }
-    m
 }
 
 fn apply(a: &[[f64; 4]; 4], v: [f64; 3]) -> [f64; 3] {
@@ -218,7 +187,7 @@ fn compare(vol: &Volume, g: &Json) -> Result<f64, String> {
     }
     let v = f32s(&t);
     let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
-    let sha = hex(&Sha256::digest(&bytes));
+    let sha = sha256_bytes(&bytes);
     if sha != g["sha256"].as_str().unwrap() {
         let sum: f64 = v.iter().map(|&x| x as f64).sum();
         let min = v.iter().copied().fold(f32::INFINITY, f32::min);
@@ -234,10 +203,6 @@ fn compare(vol: &Volume, g: &Json) -> Result<f64, String> {
         ));
     }
     Ok(worst)
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 /// Cases where one oracle is known not to be comparable, with the reason (kept short).

@@ -6,8 +6,10 @@
 //! `scripts/oracles/nifti_golden.py`. Every test skips, with a message, only when data/ is
 //! absent; any other missing piece is a failure.
 
+mod common;
+
+use common::{ctx, data_dir, mat, python, repo, sha256};
 use serde_json::Value as Json;
-use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use tch::{Kind, Tensor};
@@ -18,27 +20,21 @@ use vistaflow_nodes::value::{ClassTable, Geometry, LabelMap, Value, Volume};
 const GOLDEN: &str = include_str!("golden/nifti.json");
 const COLIN: &str = "/usr/share/mricron/templates";
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
+fn golden() -> serde_json::Map<String, Json> {
+    common::golden_files(GOLDEN)
 }
 
-/// data/, or None (and a message) when it was never fetched.
-fn data_dir() -> Option<PathBuf> {
-    let d = std::env::var_os("VISTAFLOW_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join("data"));
-    if d.is_dir() {
-        Some(d)
-    } else {
-        eprintln!(
-            "skipped: {} is absent; run scripts/fetch-data.sh",
-            d.display()
-        );
-        None
-    }
+fn read_image(p: &Path) -> Volume {
+    common::image(p, nifti::read(p, false, &ctx()))
+}
+
+fn read_labels(p: &Path) -> Result<LabelMap, NodeError> {
+    Ok(common::labels(p, nifti::read(p, true, &ctx())?))
+}
+
+/// The error message of a read that must fail with NodeError::File for `p`.
+fn read_error(p: &Path) -> String {
+    common::file_error(p, nifti::read(p, false, &ctx()))
 }
 
 /// The file for a golden key ("data:<rel>" or "colin27:<name>"); missing is a failure.
@@ -52,26 +48,6 @@ fn resolve(data: &Path, key: &str) -> PathBuf {
     assert!(
         p.is_file(),
         "{} is missing: run scripts/fetch-data.sh (Colin27 needs apt-get)",
-        p.display()
-    );
-    p
-}
-
-fn golden() -> serde_json::Map<String, Json> {
-    let g: Json = serde_json::from_str(GOLDEN).unwrap();
-    g["files"].as_object().unwrap().clone()
-}
-
-fn python() -> PathBuf {
-    let p = std::env::var_os("VISTAFLOW_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").unwrap())
-                .join(".cache/vistaflow/venv/bin/python")
-        });
-    assert!(
-        p.exists(),
-        "{} not found: run scripts/setup-python.sh (or set VISTAFLOW_PYTHON)",
         p.display()
     );
     p
@@ -93,81 +69,8 @@ fn nibabel_readback(path: &Path) -> Json {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
-fn ctx() -> Ctx {
-    Ctx::cpu()
-}
-
-fn read_image(p: &Path) -> Volume {
-    match nifti::read(p, false, &ctx()) {
-        Ok(Value::Image(v)) => v,
-        Ok(other) => panic!(
-            "{}: expected an image, got {:?}",
-            p.display(),
-            other.port_type()
-        ),
-        Err(e) => panic!("{}: {e}", p.display()),
-    }
-}
-
-fn read_labels(p: &Path) -> Result<LabelMap, NodeError> {
-    match nifti::read(p, true, &ctx())? {
-        Value::Labels(l) => Ok(l),
-        other => panic!(
-            "{}: expected labels, got {:?}",
-            p.display(),
-            other.port_type()
-        ),
-    }
-}
-
-/// The error message of a read that must fail with NodeError::File for `p`.
-fn read_error(p: &Path) -> String {
-    match nifti::read(p, false, &ctx()) {
-        Err(NodeError::File { path, msg }) => {
-            assert_eq!(path, p, "error names the wrong file");
-            msg
-        }
-        Err(e) => panic!("{}: expected a File error, got {e:?}", p.display()),
-        Ok(_) => panic!("{}: expected an error, read fine", p.display()),
-    }
-}
-
-fn mat(j: &Json) -> [[f64; 4]; 4] {
-    let mut m = [[0.0; 4]; 4];
-    for (r, row) in j.as_array().unwrap().iter().enumerate() {
-        for (c, v) in row.as_array().unwrap().iter().enumerate() {
-            m[r][c] = v.as_f64().unwrap();
-        }
-    }
-    m
-}
-
 fn assert_affine(what: &str, got: &[[f64; 4]; 4], want: &[[f64; 4]; 4], tol: f64) {
-    for r in 0..4 {
-        for c in 0..4 {
-            assert!(
-                (got[r][c] - want[r][c]).abs() <= tol,
-                "{what}: affine[{r}][{c}] is {} but nibabel says {}\n got  {got:?}\n want {want:?}",
-                got[r][c],
-                want[r][c]
-            );
-        }
-    }
-}
-
-fn bytes_of(t: &Tensor) -> Vec<u8> {
-    let t = t.contiguous();
-    let n = t.numel();
-    let mut b = vec![0u8; n * t.kind().elt_size_in_bytes()];
-    t.copy_data_u8(&mut b, n);
-    b
-}
-
-fn sha256(t: &Tensor) -> String {
-    Sha256::digest(bytes_of(t))
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    common::assert_affine("nibabel", what, got, want, tol)
 }
 
 fn kind_name(k: Kind) -> &'static str {

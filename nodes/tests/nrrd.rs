@@ -6,8 +6,10 @@
 //! checks that pynrrd and SimpleITK agree first. Every test skips, with a message, only when
 //! data/ is absent; any other missing piece is a failure.
 
+mod common;
+
+use common::{ctx, data_dir, mat, python, repo, sha256};
 use serde_json::Value as Json;
-use sha2::{Digest, Sha256};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -20,27 +22,8 @@ use vistaflow_nodes::value::{ClassTable, Geometry, LabelMap, Value, Volume};
 
 const GOLDEN: &str = include_str!("golden/nrrd.json");
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-/// data/, or None (and a message) when it was never fetched.
-fn data_dir() -> Option<PathBuf> {
-    let d = std::env::var_os("VISTAFLOW_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join("data"));
-    if d.is_dir() {
-        Some(d)
-    } else {
-        eprintln!(
-            "skipped: {} is absent; run scripts/fetch-data.sh",
-            d.display()
-        );
-        None
-    }
+fn golden() -> serde_json::Map<String, Json> {
+    common::golden_files(GOLDEN)
 }
 
 /// A pyradiomics sample file; missing (with data/ present) is a failure.
@@ -49,26 +32,6 @@ fn sample(data: &Path, name: &str) -> PathBuf {
     assert!(
         p.is_file(),
         "{} is missing: run scripts/fetch-data.sh",
-        p.display()
-    );
-    p
-}
-
-fn golden() -> serde_json::Map<String, Json> {
-    let g: Json = serde_json::from_str(GOLDEN).unwrap();
-    g["files"].as_object().unwrap().clone()
-}
-
-fn python() -> PathBuf {
-    let p = std::env::var_os("VISTAFLOW_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").unwrap())
-                .join(".cache/vistaflow/venv/bin/python")
-        });
-    assert!(
-        p.exists(),
-        "{} not found: run scripts/setup-python.sh (or set VISTAFLOW_PYTHON)",
         p.display()
     );
     p
@@ -93,89 +56,25 @@ fn readback(path: &Path) -> Json {
     oracle("nrrd_readback.py", &[path])
 }
 
-fn ctx() -> Ctx {
-    Ctx::cpu()
-}
-
 fn read(p: &Path, labels: bool) -> Value {
     nrrd::read(p, labels, &ctx()).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 
 fn read_image(p: &Path) -> Volume {
-    match read(p, false) {
-        Value::Image(v) => v,
-        other => panic!(
-            "{}: expected an image, got {:?}",
-            p.display(),
-            other.port_type()
-        ),
-    }
+    common::image(p, nrrd::read(p, false, &ctx()))
 }
 
 fn read_labels(p: &Path) -> LabelMap {
-    match read(p, true) {
-        Value::Labels(l) => l,
-        other => panic!(
-            "{}: expected labels, got {:?}",
-            p.display(),
-            other.port_type()
-        ),
-    }
+    common::labels(p, read(p, true))
 }
 
 /// The message of a read that must fail with NodeError::File naming `p`.
 fn read_error(p: &Path) -> String {
-    match nrrd::read(p, false, &ctx()) {
-        Err(NodeError::File { path, msg }) => {
-            assert_eq!(path, p, "the error names the wrong file: {msg}");
-            msg
-        }
-        Err(e) => panic!("{}: expected a File error, got {e:?}", p.display()),
-        Ok(_) => panic!("{}: expected an error, read fine", p.display()),
-    }
-}
-
-/// A 4x4 matrix from JSON rows of numbers, or of decimal strings (the NRRD oracles write
-/// strings: Rust's parser is correctly rounded, serde_json's float parsing may be 1 ulp off).
-fn mat(j: &Json) -> [[f64; 4]; 4] {
-    let mut m = [[0.0; 4]; 4];
-    for (r, row) in j.as_array().unwrap().iter().enumerate() {
-        for (c, v) in row.as_array().unwrap().iter().enumerate() {
-            m[r][c] = match v.as_str() {
-                Some(s) => s.parse().unwrap(),
-                None => v.as_f64().unwrap(),
-            };
-        }
-    }
-    m
+    common::file_error(p, nrrd::read(p, false, &ctx()))
 }
 
 fn assert_affine(what: &str, got: &[[f64; 4]; 4], want: &[[f64; 4]; 4], tol: f64) {
-    for r in 0..4 {
-        for c in 0..4 {
-            assert!(
-                (got[r][c] - want[r][c]).abs() <= tol,
-                "{what}: affine[{r}][{c}] is {} but the oracle says {}\n got  {got:?}\n want {want:?}",
-                got[r][c],
-                want[r][c]
-            );
-        }
-    }
-}
-
-fn sha256_bytes(b: &[u8]) -> String {
-    Sha256::digest(b)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
-fn sha256(t: &Tensor) -> String {
-    let t = t.contiguous();
-    let n = t.numel();
-    let mut b = vec![0u8; n * t.kind().elt_size_in_bytes()];
-    t.copy_data_u8(&mut b, n);
-    sha256_bytes(&b)
+    common::assert_affine("the oracle", what, got, want, tol)
 }
 
 /// The tch kind whose bytes equal numpy `dtype`'s (unsigned types in the signed kind of their

@@ -1,10 +1,10 @@
 //! `load_nifti`: a NIfTI-1/NIfTI-2 file (.nii or .nii.gz) as an image or a label map.
 
+use super::load_port;
 use crate::node::{
     Ctx, Fallback, InputTypes, Inputs, Node, NodeError, NodeSpec, Outputs, PortSpec,
 };
 use crate::params::{self, ParamSpec, ParamType, Params};
-use crate::value::PortType;
 use serde::Deserialize;
 use serde_json::json;
 use std::path::PathBuf;
@@ -29,14 +29,7 @@ impl Node for LoadNifti {
                 "Reads a NIfTI-1 or NIfTI-2 file (.nii, .nii.gz) with its affine, as nibabel does",
             inputs: vec![],
             exactly_one_input_of: vec![],
-            outputs: vec![
-                PortSpec::output("image", PortType::Image, "the image (when labels: false)"),
-                PortSpec::output(
-                    "labels",
-                    PortType::Labels,
-                    "the label map (when labels: true)",
-                ),
-            ],
+            outputs: load_port::specs(),
             params: vec![
                 ParamSpec::required("path", ParamType::InputPath, "the .nii or .nii.gz file"),
                 ParamSpec::optional(
@@ -51,23 +44,12 @@ impl Node for LoadNifti {
     }
 
     fn outputs(&self, params: &Params, _inputs: &InputTypes) -> Vec<PortSpec> {
-        let labels = params
-            .get("labels")
-            .and_then(|v| v.as_bool())
-            .unwrap_or(false);
-        let want = if labels { "labels" } else { "image" };
-        self.spec()
-            .outputs
-            .iter()
-            .filter(|p| p.name == want)
-            .cloned()
-            .collect()
+        load_port::selected(self.spec(), params)
     }
 
     fn run(&self, ctx: &Ctx, _inputs: Inputs, params: &Params) -> Result<Outputs, NodeError> {
         let p: LoadNiftiParams = params::parse(params)?;
         let value = super::nifti::read(&p.path, p.labels, ctx)?;
-        let port = if p.labels { "labels" } else { "image" };
-        Ok(Outputs::from([(port.to_string(), value)]))
+        Ok(load_port::output(value, p.labels))
     }
 }

@@ -1,10 +1,16 @@
 //! Nodes that read and write image files.
 
+mod atomic;
 pub mod dicom;
+mod labels;
 mod load_nifti;
+mod load_port;
+mod messages;
 pub mod nifti;
 pub mod nrrd;
+mod sample;
 mod save_nifti;
+mod stream;
 
 pub use load_nifti::LoadNifti;
 pub use save_nifti::SaveNifti;

@@ -5,7 +5,7 @@
 //! `dim[0]`); that crate has no NIfTI-2 support, so the NIfTI-2 layout is read here at its
 //! fixed offsets (nifti2.h). Both end up widened to `i64`/`f64` fields.
 
-use super::dtype::DataType;
+use super::dtype::{from_code, DataType};
 
 /// Bytes of a NIfTI-1 header; the smallest legal `vox_offset` of a single file is this + 4.
 pub const NIFTI1_SIZE: usize = 348;
@@ -124,7 +124,7 @@ impl Header {
 
     /// The voxel type; unsupported codes (RGB, complex, ...) are errors naming the code.
     pub fn data_type(&self) -> Result<DataType, String> {
-        DataType::from_code(self.datatype)
+        from_code(self.datatype)
     }
 
     /// Byte offset of the voxel data, checked to lie after the header and its 4-byte extension

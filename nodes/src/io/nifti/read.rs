@@ -4,7 +4,11 @@
 use super::affine::{best_affine, Source as AffineSource};
 use super::dtype::DataType;
 use super::header::{sniff, Header};
-use super::{io_msg, CHUNK_BYTES, META_SOURCE_FORMAT, META_XFORM_CODE, PROGRESS_MIN_BYTES};
+use super::{META_SOURCE_FORMAT, META_XFORM_CODE};
+use crate::io::labels::to_label_kind;
+use crate::io::messages::io_msg;
+use crate::io::sample::widen_unsigned;
+use crate::io::stream::{swap_bytes, GzipWords, RawTensor, Stream};
 use crate::node::{Ctx, NodeError};
 use crate::value::{ClassTable, Geometry, LabelMap, Value, Volume};
 use flate2::read::MultiGzDecoder;
@@ -27,7 +31,11 @@ pub fn read(path: &Path, labels: bool, ctx: &Ctx) -> Result<Value, NodeError> {
     } else {
         Box::new(buffered)
     };
-    let mut src = Stream { inner, gz, pos: 0 };
+    let words = GzipWords {
+        noun: "stream",
+        corrupt_hint: "",
+    };
+    let mut src = Stream::new(inner, gz, words);
 
     // Header.
     let mut first4 = [0u8; 4];
@@ -35,7 +43,7 @@ pub fn read(path: &Path, labels: bool, ctx: &Ctx) -> Result<Value, NodeError> {
     if n < 4 {
         return Err(err(format!(
             "{} only {n} bytes long: too short to be NIfTI (a header alone is 348 bytes)",
-            src.what()
+            what(gz)
         )));
     }
     let (version, big_endian) =
@@ -55,7 +63,7 @@ pub fn read(path: &Path, labels: bool, ctx: &Ctx) -> Result<Value, NodeError> {
         return Err(err(format!(
             "truncated: {} ends after {n} bytes, inside the {}-byte header; the file is \
              incomplete (an interrupted download or copy?)",
-            src.what(),
+            what(gz),
             hbytes.len()
         )));
     }
@@ -84,32 +92,23 @@ pub fn read(path: &Path, labels: bool, ctx: &Ctx) -> Result<Value, NodeError> {
     let skipped =
         io::copy(&mut (&mut src).take(skip), &mut io::sink()).map_err(|e| err(src.describe(&e)))?;
     if skipped < skip {
-        return Err(err(short_msg(&layout, offset, nbytes, src.pos, gz)));
+        return Err(err(short_msg(&layout, offset, nbytes, src.pos(), gz)));
     }
 
     // Voxels, straight into the tensor.
     let size =
         usize::try_from(nbytes).map_err(|_| err("the volume is too large for memory".into()))?;
-    let raw = Tensor::f_empty(
+    let mut raw = RawTensor::alloc(
         layout.tensor_shape.as_slice(),
-        (layout.dtype.storage_kind(), Device::Cpu),
+        layout.dtype.storage_kind(),
+        nbytes,
     )
-    .map_err(|e| {
-        err(format!(
-            "cannot allocate {} MB for the voxels: {e}",
-            nbytes >> 20
-        ))
-    })?;
+    .map_err(err)?;
     {
-        // SAFETY: `raw` was just allocated above on the CPU by `empty`, so it is contiguous,
-        // owns exactly numel * element size = `size` bytes starting at `data_ptr`, and no other
-        // handle to it exists while this slice lives. Any byte pattern is a valid value of the
-        // storage kinds used here (integers and IEEE floats).
-        let dst = unsafe { std::slice::from_raw_parts_mut(raw.data_ptr() as *mut u8, size) };
-        let got = read_chunks(&mut src, dst, ctx).map_err(|e| match e {
-            ReadError::Io(e) => err(src.describe(&e)),
-            ReadError::Cancelled => NodeError::Cancelled,
-        })?;
+        let dst = raw.bytes_mut();
+        let got = src
+            .fill_chunks(dst, ctx, 0, size)
+            .map_err(|e| e.into_node(err))?;
         if got < size {
             return Err(err(short_msg(
                 &layout,
@@ -128,7 +127,7 @@ pub fn read(path: &Path, labels: bool, ctx: &Ctx) -> Result<Value, NodeError> {
         io::copy(&mut src, &mut io::sink()).map_err(|e| err(src.describe(&e)))?;
     }
 
-    let data = widen(raw, layout.dtype)?;
+    let data = widen(raw.into_tensor(), layout.dtype)?;
     let scaling = scaling(&h).map_err(err)?;
     let data = if labels {
         to_labels(data, layout.dtype, scaling).map_err(err)?
@@ -207,111 +206,17 @@ fn short_msg(l: &Layout, offset: u64, nbytes: u64, have: u64, gz: bool) -> Strin
     )
 }
 
-/// The byte source, counting the (decompressed) bytes read for error messages.
-struct Stream {
-    inner: Box<dyn Read>,
-    gz: bool,
-    pos: u64,
-}
-
-impl Read for Stream {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.pos += n as u64;
-        Ok(n)
-    }
-}
-
-impl Stream {
-    /// Reads until `buf` is full or the stream ends; the count read.
-    fn fill(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let mut n = 0;
-        while n < buf.len() {
-            match self.read(&mut buf[n..]) {
-                Ok(0) => break,
-                Ok(k) => n += k,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(n)
-    }
-
-    fn what(&self) -> &'static str {
-        if self.gz {
-            "the decompressed stream is"
-        } else {
-            "the file is"
-        }
-    }
-
-    /// A read error in words: gzip trouble is named as such.
-    fn describe(&self, e: &io::Error) -> String {
-        if self.gz {
-            if e.kind() == io::ErrorKind::UnexpectedEof {
-                format!(
-                    "the gzip stream ends early (after {} decompressed bytes): the file is \
-                     truncated (an interrupted download or copy?)",
-                    self.pos
-                )
-            } else {
-                format!(
-                    "not a valid gzip stream ({e}) after {} decompressed bytes: the file is \
-                     corrupt; fetch or export it again",
-                    self.pos
-                )
-            }
-        } else {
-            format!("cannot read: {}", io_msg(e))
-        }
-    }
-}
-
-enum ReadError {
-    Io(io::Error),
-    Cancelled,
-}
-
-/// Fills `dst` in chunks, reporting progress and checking for cancellation between them.
-fn read_chunks(src: &mut Stream, dst: &mut [u8], ctx: &Ctx) -> Result<usize, ReadError> {
-    let total = dst.len();
-    let report = total >= PROGRESS_MIN_BYTES;
-    let mut done = 0;
-    for chunk in dst.chunks_mut(CHUNK_BYTES) {
-        if ctx.cancel.is_cancelled() {
-            return Err(ReadError::Cancelled);
-        }
-        let n = src.fill(chunk).map_err(ReadError::Io)?;
-        done += n;
-        if n < chunk.len() {
-            return Ok(done);
-        }
-        if report {
-            ctx.progress((done >> 20) as u64, (total >> 20) as u64, "MB");
-        }
-    }
-    Ok(done)
-}
-
-fn swap_bytes(buf: &mut [u8], size: usize) {
-    match size {
-        2 => buf.chunks_exact_mut(2).for_each(|c| c.swap(0, 1)),
-        4 => buf.chunks_exact_mut(4).for_each(|c| {
-            let v = u32::from_ne_bytes([c[0], c[1], c[2], c[3]]).swap_bytes();
-            c.copy_from_slice(&v.to_ne_bytes())
-        }),
-        8 => buf.chunks_exact_mut(8).for_each(|c| c.reverse()),
-        _ => {}
+fn what(gz: bool) -> &'static str {
+    if gz {
+        "the decompressed stream is"
+    } else {
+        "the file is"
     }
 }
 
 /// uint16 stored in int16 -> int32; uint32 stored in int32 -> int64; others as they are.
 fn widen(raw: Tensor, dtype: DataType) -> Result<Tensor, NodeError> {
-    let out = match dtype {
-        DataType::Uint16 => raw.f_to_kind(Kind::Int)?.f_bitwise_and(0xFFFF)?,
-        DataType::Uint32 => raw.f_to_kind(Kind::Int64)?.f_bitwise_and(0xFFFF_FFFFi64)?,
-        _ => raw,
-    };
+    let out = widen_unsigned(raw, dtype)?;
     debug_assert_eq!(out.kind(), dtype.kind());
     Ok(out)
 }
@@ -373,54 +278,15 @@ fn to_labels(data: Tensor, dtype: DataType, scaling: Option<(f64, f64)>) -> Resu
         return Ok(data);
     }
     let t = |e: tch::TchError| format!("libtorch: {e}");
-    let mut v = data.f_to_kind(Kind::Double).map_err(t)?;
-    if let Some((slope, inter)) = scaling {
-        v = v
-            .f_mul_scalar(slope)
-            .map_err(t)?
-            .f_add_scalar(inter)
-            .map_err(t)?;
-    }
-    let bad = v
-        .f_frac()
-        .map_err(t)?
-        .f_ne(0.0)
-        .map_err(t)?
-        .f_logical_or(&v.f_isfinite().map_err(t)?.f_logical_not().map_err(t)?)
-        .map_err(t)?;
-    let nbad = bad
-        .f_sum(Kind::Int64)
-        .map_err(t)?
-        .f_int64_value(&[])
-        .map_err(t)?;
-    if nbad > 0 {
-        let example = v
-            .f_masked_select(&bad)
-            .map_err(t)?
-            .f_double_value(&[0])
-            .map_err(t)?;
-        return Err(format!(
-            "labels: true, but {nbad} voxels are not whole numbers (e.g. {example}{}); this looks \
-             like an image, not a label map: load it with labels: false",
-            if scaling.is_some() {
-                " after scl_slope/scl_inter"
-            } else {
-                ""
-            }
-        ));
-    }
-    let min = v.f_min().map_err(t)?.f_double_value(&[]).map_err(t)?;
-    let max = v.f_max().map_err(t)?.f_double_value(&[]).map_err(t)?;
-    let kind = if min >= 0.0 && max <= 255.0 {
-        Kind::Uint8
-    } else if min >= i16::MIN as f64 && max <= i16::MAX as f64 {
-        Kind::Int16
-    } else if min >= i32::MIN as f64 && max <= i32::MAX as f64 {
-        Kind::Int
-    } else if min >= -(2f64.powi(63)) && max < 2f64.powi(63) {
-        Kind::Int64
-    } else {
-        return Err(format!("label values span {min}..{max}, beyond int64"));
+    let Some((slope, inter)) = scaling else {
+        return to_label_kind(data, "");
     };
-    v.f_to_kind(kind).map_err(t)
+    let v = data
+        .f_to_kind(Kind::Double)
+        .map_err(t)?
+        .f_mul_scalar(slope)
+        .map_err(t)?
+        .f_add_scalar(inter)
+        .map_err(t)?;
+    to_label_kind(v, " after scl_slope/scl_inter")
 }

@@ -5,7 +5,7 @@
 //! meaning of the fields together (which axes are spatial, the affine) is in
 //! [`super::geometry`]. Every error names the header line.
 
-use super::dtype::DataType;
+use super::dtype::{parse_type, type_name, DataType};
 use std::io::{self, BufRead, Read};
 
 /// Longest header line accepted (Slicer's key/value lines are long, but not this long).
@@ -331,7 +331,7 @@ impl Builder {
         }
         self.seen.push(canonical.to_string());
         match canonical {
-            "type" => self.dtype = Some(DataType::parse(v)?),
+            "type" => self.dtype = Some(parse_type(v)?),
             "dimension" => {
                 let d: usize = v
                     .parse()
@@ -499,7 +499,7 @@ impl Builder {
             return Err(format!(
                 "the header has no `endian` field, which NRRD requires for {}-byte samples ({})",
                 dtype.size(),
-                dtype.name()
+                type_name(dtype)
             ));
         }
         Ok(Header {

@@ -49,7 +49,6 @@ pub use node::{LoadNrrd, SaveNrrd};
 
 use crate::node::{Ctx, NodeError};
 use crate::value::Value;
-use std::io;
 use std::path::Path;
 
 /// Metadata key: the file format read (`nrrd`).
@@ -72,25 +71,3 @@ pub fn read(path: &Path, labels: bool, ctx: &Ctx) -> Result<Value, NodeError> {
 pub fn write(path: &Path, value: &Value, compress: bool, ctx: &Ctx) -> Result<(), NodeError> {
     write::write(path, value, compress, ctx)
 }
-
-/// An I/O error in words for a user, with what to do where that is clear.
-fn io_msg(e: &io::Error) -> String {
-    match (e.kind(), e.raw_os_error()) {
-        (io::ErrorKind::NotFound, _) => "no such file or folder; check the path".into(),
-        (io::ErrorKind::PermissionDenied, _) => {
-            "permission denied; check the permissions or choose another path".into()
-        }
-        (_, Some(28)) => "the disk is full (no space left on device); free some space or write \
-                          elsewhere"
-            .into(),
-        (_, Some(30)) => "the file system is read-only; choose a writable folder".into(),
-        (_, Some(20)) => "a part of the path is a file, not a folder; check the path".into(),
-        (_, Some(21)) => "the path is a folder, not a file".into(),
-        _ => e.to_string(),
-    }
-}
-
-/// Reports progress in MB for files over this size.
-const PROGRESS_MIN_BYTES: usize = 32 << 20;
-/// Bytes read or written between progress reports and cancellation checks.
-const CHUNK_BYTES: usize = 8 << 20;

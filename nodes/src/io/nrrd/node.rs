@@ -1,5 +1,6 @@
 //! The `load_nrrd` and `save_nrrd` nodes.
 
+use crate::io::load_port;
 use crate::node::{
     Ctx, Fallback, InputTypes, Inputs, Node, NodeError, NodeSpec, Outputs, PortSpec,
 };
@@ -30,14 +31,7 @@ impl Node for LoadNrrd {
                       gzip) with its space directions and origin, in LPS",
             inputs: vec![],
             exactly_one_input_of: vec![],
-            outputs: vec![
-                PortSpec::output("image", PortType::Image, "the image (when labels: false)"),
-                PortSpec::output(
-                    "labels",
-                    PortType::Labels,
-                    "the label map (when labels: true)",
-                ),
-            ],
+            outputs: load_port::specs(),
             params: vec![
                 ParamSpec::required(
                     "path",
@@ -57,24 +51,13 @@ impl Node for LoadNrrd {
     }
 
     fn outputs(&self, params: &Params, _inputs: &InputTypes) -> Vec<PortSpec> {
-        let labels = params
-            .get("labels")
-            .and_then(|v| v.as_bool())
-            .unwrap_or(false);
-        let want = if labels { "labels" } else { "image" };
-        self.spec()
-            .outputs
-            .iter()
-            .filter(|p| p.name == want)
-            .cloned()
-            .collect()
+        load_port::selected(self.spec(), params)
     }
 
     fn run(&self, ctx: &Ctx, _inputs: Inputs, params: &Params) -> Result<Outputs, NodeError> {
         let p: LoadParams = params::parse(params)?;
         let value = super::read(&p.path, p.labels, ctx)?;
-        let port = if p.labels { "labels" } else { "image" };
-        Ok(Outputs::from([(port.to_string(), value)]))
+        Ok(load_port::output(value, p.labels))
     }
 }
 

@@ -2,17 +2,21 @@
 //! stream (and gunzip) straight into the tensor's memory, then fix byte order, widen
 //! unsigned types, move a channel axis to the front, and make labels.
 
-use super::dtype::DataType;
+use super::dtype::{type_name, DataType};
 use super::geometry::Layout;
 use super::header::{DataFiles, Encoding, Header};
-use super::{io_msg, CHUNK_BYTES, META_SOURCE_FORMAT, META_SPACE, PROGRESS_MIN_BYTES};
+use super::{META_SOURCE_FORMAT, META_SPACE};
+use crate::io::labels::to_label_kind;
+use crate::io::messages::io_msg;
+use crate::io::sample::widen_unsigned;
+use crate::io::stream::{swap_bytes, GzipWords, RawTensor, Stream};
 use crate::node::{Ctx, NodeError};
 use crate::value::{ClassTable, Geometry, LabelMap, Value, Volume};
 use flate2::bufread::MultiGzDecoder;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
-use tch::{Device, Kind, Tensor};
+use tch::Tensor;
 
 pub fn read(path: &Path, labels: bool, ctx: &Ctx) -> Result<Value, NodeError> {
     let err = |msg: String| NodeError::file(path, msg);
@@ -49,26 +53,10 @@ pub fn read(path: &Path, labels: bool, ctx: &Ctx) -> Result<Value, NodeError> {
     let per_part = size / parts.len();
 
     // Voxels, straight into the tensor.
-    let raw = Tensor::f_empty(
-        layout.disk_shape.as_slice(),
-        (h.dtype.storage_kind(), Device::Cpu),
-    )
-    .map_err(|e| {
-        err(format!(
-            "cannot allocate {} MB for the voxels: {e}",
-            nbytes >> 20
-        ))
-    })?;
+    let mut raw = RawTensor::alloc(layout.disk_shape.as_slice(), h.dtype.storage_kind(), nbytes)
+        .map_err(err)?;
     {
-        // SAFETY: `raw` was just allocated above on the CPU by `empty`, so it is contiguous,
-        // owns exactly numel * element size = `size` bytes starting at `data_ptr`, and no
-        // other handle to it exists while this slice lives. Any byte pattern is a valid value
-        // of the storage kinds used here (integers and IEEE floats).
-        let dst = unsafe { std::slice::from_raw_parts_mut(raw.data_ptr() as *mut u8, size) };
-        let progress = Progress {
-            total: size,
-            report: size >= PROGRESS_MIN_BYTES,
-        };
+        let dst = raw.bytes_mut();
         let mut attached = Some((r, file_len));
         for (n, (part, chunk)) in parts
             .iter()
@@ -99,7 +87,7 @@ pub fn read(path: &Path, labels: bool, ctx: &Ctx) -> Result<Value, NodeError> {
                 offset,
                 chunk,
                 ctx,
-                &progress,
+                size,
                 n * per_part,
             )?;
         }
@@ -108,7 +96,7 @@ pub fn read(path: &Path, labels: bool, ctx: &Ctx) -> Result<Value, NodeError> {
         }
     }
 
-    let data = widen(raw, h.dtype).map_err(err)?;
+    let data = widen(raw.into_tensor(), h.dtype).map_err(err)?;
     let data = arrange(data, &layout)?;
     let data = if labels {
         to_labels(data, h.dtype).map_err(err)?
@@ -152,11 +140,6 @@ impl Part<'_> {
     }
 }
 
-struct Progress {
-    total: usize,
-    report: bool,
-}
-
 /// Reads one data file's share into `dst`: line skip, gunzip, byte skip, the samples, then
 /// checks what follows (gzip: nothing may, and the CRC must match; raw: a warning).
 #[allow(clippy::too_many_arguments)]
@@ -168,7 +151,7 @@ fn read_part(
     offset: u64,
     dst: &mut [u8],
     ctx: &Ctx,
-    progress: &Progress,
+    total: usize,
     done_before: usize,
 ) -> Result<(), NodeError> {
     let need = dst.len() as u64;
@@ -214,7 +197,11 @@ fn read_part(
     } else {
         reader
     };
-    let mut src = Stream { inner, gz, pos: 0 };
+    let words = GzipWords {
+        noun: "data",
+        corrupt_hint: " (or `encoding: gzip` is wrong)",
+    };
+    let mut src = Stream::new(inner, gz, words);
     if h.byte_skip > 0 {
         let skip = h.byte_skip as u64;
         let got = io::copy(&mut (&mut src).take(skip), &mut io::sink())
@@ -222,25 +209,15 @@ fn read_part(
         if got < skip {
             return Err(what.err(format!(
                 "`byte skip: {skip}` but the {} ends after {got} bytes",
-                src.noun()
+                noun(gz)
             )));
         }
     }
-    let mut done = 0;
-    for chunk in dst.chunks_mut(CHUNK_BYTES) {
-        ctx.check_cancelled()?;
-        let n = src.fill(chunk).map_err(|e| what.err(src.describe(&e)))?;
-        done += n;
-        if n < chunk.len() {
-            return Err(what.err(short_msg(h, need, done as u64, gz)));
-        }
-        if progress.report {
-            ctx.progress(
-                ((done_before + done) >> 20) as u64,
-                (progress.total >> 20) as u64,
-                "MB",
-            );
-        }
+    let done = src
+        .fill_chunks(dst, ctx, done_before, total)
+        .map_err(|e| e.into_node(|msg| what.err(msg)))?;
+    if done < dst.len() {
+        return Err(what.err(short_msg(h, need, done as u64, gz)));
     }
     if gz {
         // Read to the end so that the gzip CRC and length are checked; more data than the
@@ -251,7 +228,7 @@ fn read_part(
                 "the decompressed data is {extra} bytes longer than the header says (sizes {:?} \
                  of {} = {need} bytes); the header's sizes or type do not match the data",
                 h.sizes,
-                h.dtype.name()
+                type_name(h.dtype)
             )));
         }
     } else if h.byte_skip >= 0 {
@@ -262,7 +239,7 @@ fn read_part(
                  rest is ignored (as ITK and pynrrd do)",
                 what.path.display(),
                 h.sizes,
-                h.dtype.name()
+                type_name(h.dtype)
             ));
         }
     }
@@ -275,7 +252,7 @@ fn short_msg(h: &Header, need: u64, have: u64, gz: bool) -> String {
          {} holds only {have}; the file is truncated (an interrupted download or copy?) or its \
          header is wrong",
         h.sizes,
-        h.dtype.name(),
+        type_name(h.dtype),
         if gz {
             "decompressed data"
         } else {
@@ -284,70 +261,11 @@ fn short_msg(h: &Header, need: u64, have: u64, gz: bool) -> String {
     )
 }
 
-/// The byte source, counting the (decompressed) bytes read for error messages.
-struct Stream {
-    inner: Box<dyn Read>,
-    gz: bool,
-    pos: u64,
-}
-
-impl Read for Stream {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.pos += n as u64;
-        Ok(n)
-    }
-}
-
-impl Stream {
-    /// Reads until `buf` is full or the stream ends; the count read.
-    fn fill(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let mut n = 0;
-        while n < buf.len() {
-            match self.read(&mut buf[n..]) {
-                Ok(0) => break,
-                Ok(k) => n += k,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(n)
-    }
-
-    fn noun(&self) -> &'static str {
-        if self.gz {
-            "decompressed data"
-        } else {
-            "data"
-        }
-    }
-
-    /// A read error in words: gzip trouble is named as such.
-    fn describe(&self, e: &io::Error) -> String {
-        if !self.gz {
-            return format!("cannot read: {}", io_msg(e));
-        }
-        if e.kind() == io::ErrorKind::UnexpectedEof {
-            format!(
-                "the gzip data ends early (after {} decompressed bytes): the file is truncated \
-                 (an interrupted download or copy?)",
-                self.pos
-            )
-        } else {
-            format!(
-                "not a valid gzip stream ({e}) after {} decompressed bytes: the file is corrupt \
-                 (or `encoding: gzip` is wrong); fetch or export it again",
-                self.pos
-            )
-        }
-    }
-}
-
-fn swap_bytes(buf: &mut [u8], size: usize) {
-    match size {
-        2 => buf.chunks_exact_mut(2).for_each(|c| c.swap(0, 1)),
-        4 | 8 => buf.chunks_exact_mut(size).for_each(|c| c.reverse()),
-        _ => {}
+fn noun(gz: bool) -> &'static str {
+    if gz {
+        "decompressed data"
+    } else {
+        "data"
     }
 }
 
@@ -355,36 +273,23 @@ fn swap_bytes(buf: &mut [u8], size: usize) {
 /// fits.
 fn widen(raw: Tensor, dtype: DataType) -> Result<Tensor, String> {
     let t = |e: tch::TchError| format!("libtorch: {e}");
-    Ok(match dtype {
-        DataType::Uint16 => raw
-            .f_to_kind(Kind::Int)
+    if dtype == DataType::Uint64 {
+        let big = raw
+            .f_lt(0)
             .map_err(t)?
-            .f_bitwise_and(0xFFFF)
-            .map_err(t)?,
-        DataType::Uint32 => raw
-            .f_to_kind(Kind::Int64)
+            .f_any()
             .map_err(t)?
-            .f_bitwise_and(0xFFFF_FFFFi64)
-            .map_err(t)?,
-        DataType::Uint64 => {
-            let big = raw
-                .f_lt(0)
-                .map_err(t)?
-                .f_any()
-                .map_err(t)?
-                .f_int64_value(&[])
-                .map_err(t)?;
-            if big != 0 {
-                return Err(
-                    "uint64 samples of 2^63 or more cannot be held (vistaflow's widest \
-                            integer kind is int64)"
-                        .into(),
-                );
-            }
-            raw
+            .f_int64_value(&[])
+            .map_err(t)?;
+        if big != 0 {
+            return Err(
+                "uint64 samples of 2^63 or more cannot be held (vistaflow's widest \
+                        integer kind is int64)"
+                    .into(),
+            );
         }
-        _ => raw,
-    })
+    }
+    widen_unsigned(raw, dtype).map_err(t)
 }
 
 /// The on-disk tensor as `[C, D, H, W]` or `[D, H, W]`.
@@ -406,45 +311,7 @@ fn to_labels(data: Tensor, dtype: DataType) -> Result<Tensor, String> {
     if !dtype.is_float() {
         return Ok(data);
     }
-    let t = |e: tch::TchError| format!("libtorch: {e}");
-    let v = data.f_to_kind(Kind::Double).map_err(t)?;
-    let bad = v
-        .f_frac()
-        .map_err(t)?
-        .f_ne(0.0)
-        .map_err(t)?
-        .f_logical_or(&v.f_isfinite().map_err(t)?.f_logical_not().map_err(t)?)
-        .map_err(t)?;
-    let nbad = bad
-        .f_sum(Kind::Int64)
-        .map_err(t)?
-        .f_int64_value(&[])
-        .map_err(t)?;
-    if nbad > 0 {
-        let example = v
-            .f_masked_select(&bad)
-            .map_err(t)?
-            .f_double_value(&[0])
-            .map_err(t)?;
-        return Err(format!(
-            "labels: true, but {nbad} voxels are not whole numbers (e.g. {example}); this looks \
-             like an image, not a label map: load it with labels: false"
-        ));
-    }
-    let min = v.f_min().map_err(t)?.f_double_value(&[]).map_err(t)?;
-    let max = v.f_max().map_err(t)?.f_double_value(&[]).map_err(t)?;
-    let kind = if min >= 0.0 && max <= 255.0 {
-        Kind::Uint8
-    } else if min >= i16::MIN as f64 && max <= i16::MAX as f64 {
-        Kind::Int16
-    } else if min >= i32::MIN as f64 && max <= i32::MAX as f64 {
-        Kind::Int
-    } else if min >= -(2f64.powi(63)) && max < 2f64.powi(63) {
-        Kind::Int64
-    } else {
-        return Err(format!("label values span {min}..{max}, beyond int64"));
-    };
-    v.f_to_kind(kind).map_err(t)
+    to_label_kind(data, "")
 }
 
 /// 3D Slicer segmentation (`.seg.nrrd`) class names: `SegmentN_LabelValue` -> `SegmentN_Name`.

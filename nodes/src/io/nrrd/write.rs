@@ -1,22 +1,16 @@
 //! Writing a [`Value`] as NRRD, atomically: `.nrrd` (header and data in one file) or `.nhdr`
 //! (header, plus the data in `<stem>.raw.gz` or `<stem>.raw` beside it).
 
-use super::dtype::DataType;
+use super::dtype::{type_name, DataType};
 use super::geometry::space_fields;
-use super::{io_msg, CHUNK_BYTES, PROGRESS_MIN_BYTES};
+use crate::io::atomic::{self, create_parent, write_error};
+use crate::io::sample::storable;
+use crate::io::stream::{gzip_or_raw, write_tensor};
 use crate::node::{Ctx, NodeError};
 use crate::value::{ClassTable, Value, Volume};
-use flate2::write::GzEncoder;
-use flate2::Compression;
 use std::fmt::Write as _;
-use std::fs;
-use std::io::{self, BufWriter, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use tch::{Device, Kind, Tensor};
-
-/// gzip level 2, as the NIfTI writer: zlib-rs's level 1 is static-Huffman only (a third
-/// larger on CT), level 2 is about as small as zlib level 1 and faster than level 6.
-const GZIP_LEVEL: u32 = 2;
 
 pub fn write(path: &Path, value: &Value, compress: bool, ctx: &Ctx) -> Result<(), NodeError> {
     let err = |msg: String| NodeError::file(path, msg);
@@ -33,7 +27,7 @@ pub fn write(path: &Path, value: &Value, compress: bool, ctx: &Ctx) -> Result<()
         ));
     };
     let vol = value.volume();
-    let (data, dtype) = storable(vol).map_err(err)?;
+    let (data, dtype) = storable(vol, "NRRD").map_err(err)?;
     let classes = match value {
         Value::Labels(l) => Some(&l.classes),
         Value::Image(_) => None,
@@ -55,109 +49,28 @@ pub fn write(path: &Path, value: &Value, compress: bool, ctx: &Ctx) -> Result<()
     )
     .map_err(err)?;
 
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    fs::create_dir_all(dir).map_err(|e| {
-        err(format!(
-            "cannot create the folder {}: {}",
-            dir.display(),
-            io_msg(&e)
-        ))
-    })?;
+    let dir = create_parent(path)?;
     match data_name {
-        None => atomic_write(path, |w| {
-            w.write_all(header.as_bytes()).map_err(|e| werr(path, e))?;
-            write_data(w, &data, compress, ctx, path)
+        None => atomic::write(path, |w| {
+            w.write_all(header.as_bytes())
+                .map_err(|e| write_error(path, e))?;
+            gzip_or_raw(w, compress, path, |w| write_tensor(w, &data, ctx, path))
         }),
         Some(data_name) => {
             // Data first, then the header that points at it: a crash leaves at worst an
             // unreferenced data file, never a header without its data.
             let data_path: PathBuf = dir.join(&data_name);
-            atomic_write(&data_path, |w| {
-                write_data(w, &data, compress, ctx, &data_path)
+            atomic::write(&data_path, |w| {
+                gzip_or_raw(w, compress, &data_path, |w| {
+                    write_tensor(w, &data, ctx, &data_path)
+                })
             })?;
-            atomic_write(path, |w| {
-                w.write_all(header.as_bytes()).map_err(|e| werr(path, e))
+            atomic::write(path, |w| {
+                w.write_all(header.as_bytes())
+                    .map_err(|e| write_error(path, e))
             })
         }
     }
-}
-
-fn werr(path: &Path, e: io::Error) -> NodeError {
-    NodeError::file(path, format!("cannot write: {}", io_msg(&e)))
-}
-
-/// Writes `path` through a temporary file in the same folder that is fsynced and renamed
-/// into place, so a crash never leaves half a file.
-fn atomic_write(
-    path: &Path,
-    body: impl FnOnce(&mut BufWriter<&fs::File>) -> Result<(), NodeError>,
-) -> Result<(), NodeError> {
-    let err = |msg: String| NodeError::file(path, msg);
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("out");
-    let mut builder = tempfile::Builder::new();
-    let prefix = format!(".{name}.");
-    builder.prefix(&prefix).suffix(".partial");
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        builder.permissions(fs::Permissions::from_mode(0o644));
-    }
-    let tmp = builder.tempfile_in(dir).map_err(|e| {
-        err(format!(
-            "cannot create a file in the folder {}: {}",
-            dir.display(),
-            io_msg(&e)
-        ))
-    })?;
-    let mut w = BufWriter::with_capacity(1 << 20, tmp.as_file());
-    body(&mut w)?;
-    w.flush().map_err(|e| werr(path, e))?;
-    drop(w);
-    tmp.as_file().sync_all().map_err(|e| werr(path, e))?;
-    tmp.persist(path).map_err(|e| {
-        err(format!(
-            "cannot rename the finished file into place: {}",
-            io_msg(&e.error)
-        ))
-    })?;
-    // Make the rename itself durable; best effort (not every file system allows it).
-    if let Ok(d) = fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
-}
-
-/// The voxels as a contiguous CPU tensor of a kind NRRD stores, and that type.
-fn storable(vol: &Volume) -> Result<(Tensor, DataType), String> {
-    let t = |e: tch::TchError| format!("libtorch: {e}");
-    let data = vol.data();
-    let (data, dtype) = match DataType::for_kind(data.kind()) {
-        Some(d) => (data.shallow_clone(), d),
-        None => match data.kind() {
-            Kind::Bool => (data.f_to_kind(Kind::Uint8).map_err(t)?, DataType::Uint8),
-            Kind::Half | Kind::BFloat16 => {
-                (data.f_to_kind(Kind::Float).map_err(t)?, DataType::Float32)
-            }
-            k => {
-                return Err(format!(
-                    "cannot write voxels of kind {k:?} as NRRD; convert the volume to a real type"
-                ))
-            }
-        },
-    };
-    let data = data
-        .f_to_device(Device::Cpu)
-        .map_err(t)?
-        .f_contiguous()
-        .map_err(t)?;
-    Ok((data, dtype))
 }
 
 /// The header, in LPS, in this machine's byte order. `[C, D, H, W]` is written with the
@@ -186,7 +99,7 @@ fn header_text(
         h,
         "type: {}\ndimension: {}\nspace: left-posterior-superior\nsizes: {}\n{}kinds: {kinds}\n\
          endian: {}\nencoding: {}\n",
-        dtype.name(),
+        type_name(dtype),
         size.len(),
         sizes.join(" "),
         space_fields(&vol.geometry().affine_lps, channels)?,
@@ -217,50 +130,4 @@ fn header_text(
         h.push('\n');
     }
     Ok(h)
-}
-
-/// The voxels in chunks (gzip-compressed or raw), with progress and cancellation between
-/// chunks.
-fn write_data(
-    w: &mut impl Write,
-    data: &Tensor,
-    compress: bool,
-    ctx: &Ctx,
-    path: &Path,
-) -> Result<(), NodeError> {
-    if compress {
-        let mut enc = GzEncoder::new(w, Compression::new(GZIP_LEVEL));
-        write_samples(&mut enc, data, ctx, path)?;
-        enc.finish().map_err(|e| werr(path, e))?;
-        Ok(())
-    } else {
-        write_samples(w, data, ctx, path)
-    }
-}
-
-fn write_samples(
-    w: &mut impl Write,
-    data: &Tensor,
-    ctx: &Ctx,
-    path: &Path,
-) -> Result<(), NodeError> {
-    let flat = data.f_reshape([-1])?;
-    let numel = flat.size()[0] as usize;
-    let esize = flat.kind().elt_size_in_bytes();
-    let total = numel * esize;
-    let per_chunk = (CHUNK_BYTES / esize).max(1);
-    let mut buf = vec![0u8; per_chunk.min(numel) * esize];
-    let mut s = 0;
-    while s < numel {
-        ctx.check_cancelled()?;
-        let n = per_chunk.min(numel - s);
-        flat.f_narrow(0, s as i64, n as i64)?
-            .f_copy_data_u8(&mut buf[..n * esize], n)?;
-        w.write_all(&buf[..n * esize]).map_err(|e| werr(path, e))?;
-        s += n;
-        if total >= PROGRESS_MIN_BYTES {
-            ctx.progress(((s * esize) >> 20) as u64, (total >> 20) as u64, "MB");
-        }
-    }
-    Ok(())
 }

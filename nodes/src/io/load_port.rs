@@ -1,0 +1,45 @@
+//! The output port of the loaders that read an image or, with `labels: true`, a label map
+//! (`load_nifti`, `load_nrrd`): port `image` or port `labels`.
+
+use crate::node::{NodeSpec, Outputs, PortSpec};
+use crate::params::Params;
+use crate::value::{PortType, Value};
+
+/// The two ports, for the spec.
+pub(crate) fn specs() -> Vec<PortSpec> {
+    vec![
+        PortSpec::output("image", PortType::Image, "the image (when labels: false)"),
+        PortSpec::output(
+            "labels",
+            PortType::Labels,
+            "the label map (when labels: true)",
+        ),
+    ]
+}
+
+fn name(labels: bool) -> &'static str {
+    if labels {
+        "labels"
+    } else {
+        "image"
+    }
+}
+
+/// The one of `spec`'s outputs that the `labels` param selects.
+pub(crate) fn selected(spec: &NodeSpec, params: &Params) -> Vec<PortSpec> {
+    let labels = params
+        .get("labels")
+        .and_then(|v| v.as_bool())
+        .unwrap_or(false);
+    let want = name(labels);
+    spec.outputs
+        .iter()
+        .filter(|p| p.name == want)
+        .cloned()
+        .collect()
+}
+
+/// `value` on the port for `labels`.
+pub(crate) fn output(value: Value, labels: bool) -> Outputs {
+    Outputs::from([(name(labels).to_string(), value)])
+}
