@@ -6,7 +6,9 @@
 #                            segmentations as NIfTI, and the example_ct_dicom/ series)
 #   data/nibabel/            NIfTI files from nibabel's own test data (NIfTI-2, 4D, ...)
 #   data/pyradiomics/        pyradiomics 3.0.1 sdist data/{lung1,lung2,brain1,brain2,breast1}_
-#                            {image,label}.nrrd (gzip NRRD: CT, MR, masks)
+#                            {image,label}.nrrd (gzip NRRD: CT, MR, masks), and lung1_dicom/:
+#                            lung1_image.nrrd as a DICOM CT series (scripts/oracles/make_lung_dicom.py,
+#                            needs the venv of scripts/setup-python.sh)
 #   data/pydicom/            pydicom 3.0.2 test_files/ (all, 3 MB) and a selection of
 #                            pydicom-data 1.0.0's data_store/data/ (DICOM CT/MR in many transfer
 #                            syntaxes, Enhanced CT/MR, broken files); see PYDICOM_STORE_FILES
@@ -205,6 +207,23 @@ else
   mv "$tmp" "$PR"
 fi
 echo "  pyradiomics: $PR: $(find "$PR" -name '*.nrrd' | wc -l) NRRD files, $(du -sh "$PR" | cut -f1)"
+
+# --- lung1 as a DICOM series (fixture for load_dicom against dcm2niix and the NRRD) -----------
+# data/pyradiomics/lung1_dicom/: lung1_image.nrrd written once as a DICOM CT series (48 slices)
+# by scripts/oracles/make_lung_dicom.py with SimpleITK from the oracle venv. That venv comes
+# from scripts/setup-python.sh, which scripts/test.sh (and so CI) runs BEFORE this script; run
+# alone without it, this step is skipped with a message instead of failing.
+LUNG_DICOM="$PR/lung1_dicom"
+VENV="${VISTAFLOW_VENV:-$HOME/.cache/vistaflow/venv}"
+if [ -d "$LUNG_DICOM" ]; then
+  echo "fetch-data: lung1 DICOM series already in $LUNG_DICOM"
+elif [ -x "$VENV/bin/python" ]; then
+  vpy="$("$ROOT/scripts/setup-python.sh" | tail -1)" || fail "scripts/setup-python.sh failed (needed for the lung1 DICOM series)"
+  "$vpy" "$ROOT/scripts/oracles/make_lung_dicom.py" \
+    || fail "scripts/oracles/make_lung_dicom.py could not write $LUNG_DICOM"
+else
+  echo "fetch-data: skipped the lung1 DICOM series: no oracle venv at $VENV yet (run scripts/setup-python.sh, then this script again)"
+fi
 
 echo "fetch-data: fetched:"
 for d in "$TS" "$NB" "$PD"; do

@@ -1,6 +1,7 @@
 //! `load_dicom` against dcm2niix and SimpleITK on real files, and on broken input.
 //!
-//! Needs `scripts/fetch-data.sh` (data/totalsegmentator, data/pydicom). The expected values in
+//! Needs `scripts/fetch-data.sh` (data/totalsegmentator, data/pydicom, and data/pyradiomics with
+//! lung1_dicom/, written by scripts/oracles/make_lung_dicom.py). The expected values in
 //! golden/dicom.json come from `scripts/oracles/dicom_golden.py` (dcm2niix, SimpleITK). Every
 //! test skips, with a message, only when data/ is absent; any other missing piece is a failure.
 //! Fixtures for bad input (two series, a missing slice, tilt, ...) are written into temporary
@@ -17,13 +18,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use tch::{Device, Kind, Tensor};
 use vistaflow_nodes::io::dicom::LoadDicom;
-use vistaflow_nodes::io::nifti;
+use vistaflow_nodes::io::{nifti, nrrd};
 use vistaflow_nodes::node::{CancelToken, Ctx, Inputs, Node, NodeError, ProgressSink};
 use vistaflow_nodes::params::Params;
 use vistaflow_nodes::value::{Value, Volume};
 
 const GOLDEN: &str = include_str!("golden/dicom.json");
 const TS: &str = "totalsegmentator/example_ct_dicom";
+/// pyradiomics' lung1_image.nrrd written as a DICOM CT series (scripts/oracles/make_lung_dicom.py).
+const LUNG: &str = "pyradiomics/lung1_dicom";
 
 fn need(p: PathBuf) -> PathBuf {
     assert!(
@@ -364,6 +367,74 @@ fn totalsegmentator_series_facts_and_liver_overlay() {
         "mean HU inside the liver is {mean:.1}"
     );
     // The same mean through a y-flipped reading would land outside the liver.
+}
+
+/// The pyradiomics lung CT as a DICOM series (written once from its NRRD with SimpleITK):
+/// identical voxels and corners within 1e-3 mm against dcm2niix, and against the NRRD it was
+/// written from (read by our NRRD reader) the same world geometry and the same HU values.
+#[test]
+fn lung_series_matches_dcm2niix_and_its_nrrd() {
+    let Some(data) = data_dir() else { return };
+    let g: Json = serde_json::from_str(GOLDEN).unwrap();
+    let gold = &g["cases"][LUNG]["dcm2niix"];
+    assert!(
+        gold["sha256"].is_string(),
+        "golden/dicom.json has no dcm2niix entry for {LUNG}: rerun scripts/oracles/dicom_golden.py"
+    );
+    let vol = load(&need(data.join(LUNG)));
+    assert_eq!(vol.spatial_shape(), [48, 512, 512]);
+    assert_eq!(vol.meta.get("modality").map(String::as_str), Some("CT"));
+    let d = compare(&vol, gold).unwrap_or_else(|m| panic!("{LUNG}: dcm2niix: {m}"));
+    eprintln!("{LUNG}: dcm2niix: identical voxels, corners within {d:.2e} mm");
+
+    let src = need(data.join("pyradiomics/lung1_image.nrrd"));
+    let orig = match nrrd::read(&src, false, &Ctx::cpu()) {
+        Ok(Value::Image(v)) => v,
+        other => panic!("{}: expected an image, got {other:?}", src.display()),
+    };
+    assert_eq!(vol.spatial_shape(), orig.spatial_shape());
+    let (a, b) = (vol.geometry().affine_lps, orig.geometry().affine_lps);
+    let [nk, nj, ni] = vol.spatial_shape();
+    let mut worst = 0.0f64;
+    for corner in 0..8 {
+        let idx = [
+            if corner & 1 == 1 {
+                (ni - 1) as f64
+            } else {
+                0.0
+            },
+            if corner & 2 == 2 {
+                (nj - 1) as f64
+            } else {
+                0.0
+            },
+            if corner & 4 == 4 {
+                (nk - 1) as f64
+            } else {
+                0.0
+            },
+        ];
+        let (wa, wb) = (apply(&a, idx), apply(&b, idx));
+        let d =
+            ((wa[0] - wb[0]).powi(2) + (wa[1] - wb[1]).powi(2) + (wa[2] - wb[2]).powi(2)).sqrt();
+        worst = worst.max(d);
+    }
+    assert!(
+        worst <= 1e-3,
+        "corners are {worst:.5} mm apart: DICOM {a:?}, NRRD {b:?}"
+    );
+    let (hu, want) = (f32s(vol.data()), f32s(orig.data()));
+    let differing = hu.iter().zip(&want).filter(|(x, y)| x != y).count();
+    assert_eq!(
+        differing,
+        0,
+        "{differing} of {} voxels differ from the NRRD",
+        hu.len()
+    );
+    eprintln!(
+        "{LUNG}: NRRD: identical HU in all {} voxels, corners within {worst:.2e} mm",
+        hu.len()
+    );
 }
 
 /// Copies the files of `src` (recursively flattened) into `dst`, skipping names in `skip`.

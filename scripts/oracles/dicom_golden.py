@@ -41,6 +41,9 @@ DD = TF + "dicomdirtests/"
 CASES = [
     # Real Siemens CT, JPEG 2000 lossless, empty UIDs, InstanceNumber against z.
     "totalsegmentator/example_ct_dicom",
+    # pyradiomics' lung CT (lung1_image.nrrd, 48 slices) written as a DICOM series with
+    # SimpleITK by scripts/oracles/make_lung_dicom.py (run by scripts/fetch-data.sh).
+    "pyradiomics/lung1_dicom",
     # pydicom single files (CT/MR, many transfer syntaxes).
     TF + "CT_small.dcm",
     TF + "MR_small.dcm",
