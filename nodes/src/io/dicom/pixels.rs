@@ -1,7 +1,8 @@
 //! Decoding a file's frames into `float32` output slices, Rescale Slope/Intercept applied.
 //!
 //! Uncompressed pixel data is read in place; encapsulated data (RLE, JPEG baseline/extended/
-//! lossless, JPEG 2000) goes through `dicom-pixeldata`'s pure-Rust decoders. Stored values are
+//! lossless, JPEG 2000) goes through `dicom-pixeldata`'s decoders (pure Rust, except the C
+//! OpenJPEG for JPEG 2000). Stored values are
 //! masked to BitsStored (unsigned) or sign-extended from it (signed), then mapped as
 //! `value * slope + intercept`, computed in f64 and rounded once to f32.
 
