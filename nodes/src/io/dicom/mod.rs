@@ -40,7 +40,7 @@
 //! once to f32 (exact for 16-bit data with integer rescale; HU for CT). Enhanced CT/MR take
 //! position, orientation, spacing and rescale per frame from the functional groups.
 //! Transfer syntaxes: uncompressed (little/big endian, implicit/explicit), deflated, RLE,
-//! JPEG baseline/extended/lossless and JPEG 2000 (pure-Rust decoders; a series may mix them).
+//! JPEG baseline/extended/lossless (pure Rust) and JPEG 2000 (OpenJPEG C, built by cargo); a series may mix them.
 //! JPEG-LS is not enabled (its decoder, CharLS, needs a C++/cmake build) and fails with the
 //! decoder's message naming the file.
 //!
