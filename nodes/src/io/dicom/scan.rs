@@ -66,7 +66,7 @@ pub fn scan(root: &Path, ctx: &Ctx) -> Result<Scan, NodeError> {
             }
             let r = probe(p);
             let n = done.fetch_add(1, Ordering::Relaxed) + 1;
-            if n % 16 == 0 || n == total {
+            if n.is_multiple_of(16) || n == total {
                 ctx.progress(n, total, "headers");
             }
             Some(r)
