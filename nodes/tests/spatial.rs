@@ -10,6 +10,9 @@
 
 #![allow(clippy::needless_range_loop)]
 
+mod common;
+
+use common::{python, repo};
 use serde_json::Value as Json;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -21,13 +24,6 @@ use vistaflow_nodes::spatial::{
     self, grid, resample_value, Grid, Interp, InterpChoice, Orientation, Target,
 };
 use vistaflow_nodes::value::{Geometry, LabelMap, Value, Volume};
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
 
 fn data_dir() -> Option<PathBuf> {
     let d = std::env::var_os("VISTAFLOW_DATA")
@@ -42,21 +38,6 @@ fn data_dir() -> Option<PathBuf> {
         );
         None
     }
-}
-
-fn python() -> PathBuf {
-    let p = std::env::var_os("VISTAFLOW_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").unwrap())
-                .join(".cache/vistaflow/venv/bin/python")
-        });
-    assert!(
-        p.exists(),
-        "{} not found: run scripts/setup-python.sh (or set VISTAFLOW_PYTHON)",
-        p.display()
-    );
-    p
 }
 
 /// The oracle's output folder (run once per process) and its cases.json.
