@@ -10,6 +10,7 @@ pub mod params;
 pub mod registry;
 pub mod spatial;
 pub mod value;
+pub mod vista3d;
 
 pub use node::{
     CancelToken, Ctx, InputTypes, Inputs, Node, NodeError, NodeSpec, Outputs, ProgressSink,

@@ -8,7 +8,7 @@ use serde_json::Value as Json;
 pub type Params = serde_json::Map<String, Json>;
 
 /// The type of one param, as a workflow author writes it.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 pub enum ParamType {
     Bool,
     Int,
@@ -20,12 +20,35 @@ pub enum ParamType {
     Floats {
         len: Option<usize>,
     },
+    /// A list of integers, of exactly `len` items when given.
+    Ints {
+        len: Option<usize>,
+    },
+    /// A value a node checks itself (e.g. class names against its class table); `describe`
+    /// says what is expected.
+    Custom {
+        describe: &'static str,
+        check: fn(&Json) -> Result<(), String>,
+    },
     /// A file or folder the node reads. Resolved against the workflow's folder; its content
     /// digest, not its name, goes into the cache key.
     InputPath,
     /// A file the node writes. Resolved against the workflow's folder; the node runs again
     /// when the file is missing or no longer what it wrote.
     OutputPath,
+}
+
+/// Custom checks compare by what they describe (function addresses are not meaningful).
+impl PartialEq for ParamType {
+    fn eq(&self, other: &Self) -> bool {
+        use ParamType::*;
+        match (self, other) {
+            (Custom { describe: a, .. }, Custom { describe: b, .. }) => a == b,
+            (Choice(a), Choice(b)) => a == b,
+            (Floats { len: a }, Floats { len: b }) | (Ints { len: a }, Ints { len: b }) => a == b,
+            _ => std::mem::discriminant(self) == std::mem::discriminant(other),
+        }
+    }
 }
 
 impl ParamType {
@@ -42,6 +65,9 @@ impl ParamType {
             ParamType::Choice(c) => format!("one of {}", c.join("|")),
             ParamType::Floats { len: Some(n) } => format!("list of {n} numbers"),
             ParamType::Floats { len: None } => "list of numbers".into(),
+            ParamType::Ints { len: Some(n) } => format!("list of {n} integers"),
+            ParamType::Ints { len: None } => "list of integers".into(),
+            ParamType::Custom { describe, .. } => describe.to_string(),
             ParamType::InputPath => "path to read".into(),
             ParamType::OutputPath => "path to write".into(),
         }
@@ -50,6 +76,11 @@ impl ParamType {
     /// Checks a given value; the error says what was expected.
     pub fn check(&self, v: &Json) -> Result<(), String> {
         let ok = match self {
+            // Custom checks say themselves what was wrong.
+            ParamType::Custom { check, .. } => return check(v),
+            ParamType::Ints { len } => v.as_array().is_some_and(|a| {
+                a.iter().all(|x| x.is_i64() || x.is_u64()) && len.is_none_or(|n| a.len() == n)
+            }),
             ParamType::Bool => v.is_boolean(),
             ParamType::Int => v.is_i64() || v.is_u64(),
             ParamType::Float => v.is_number(),

@@ -1,0 +1,8 @@
+//! VISTA3D: the network (`net`), its weights, the class table and the automatic
+//! segmentation node.
+
+pub mod net;
+pub mod weights;
+pub mod classes;
+pub mod stream;
+pub mod window;

@@ -1,0 +1,212 @@
+//! Loading VISTA3D weights: the MONAI state dict as a `.safetensors` file (the layout of
+//! MONAI/VISTA3D-HF), checked key by key and shape by shape against the network, and
+//! conversion of the bundle's pickled `model.pt`.
+
+use super::net::{Config, Vista3d};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use tch::{Device, Kind, Tensor};
+
+/// Why weights could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum WeightsError {
+    #[error("cannot read weights {path}: {msg}")]
+    Read { path: PathBuf, msg: String },
+    #[error(
+        "weights {path} do not fit the {expected} network:\n{details}\n  \
+         hint: {hint}"
+    )]
+    Mismatch {
+        path: PathBuf,
+        expected: String,
+        details: String,
+        hint: String,
+    },
+}
+
+/// Reads every tensor of a safetensors file (on the CPU).
+fn read(path: &Path) -> Result<Vec<(String, Tensor)>, WeightsError> {
+    let err = |msg: String| WeightsError::Read {
+        path: path.to_path_buf(),
+        msg,
+    };
+    let meta = std::fs::metadata(path).map_err(|e| {
+        err(format!(
+            "{e}; give the path of a .safetensors file (convert the bundle's model.pt with \
+             `vistaflow convert-weights model.pt model.safetensors`)"
+        ))
+    })?;
+    if meta.is_dir() {
+        return Err(err("it is a folder, not a .safetensors file".into()));
+    }
+    Tensor::read_safetensors(path).map_err(|e| {
+        let looks_pickled = std::fs::read(path)
+            .map(|b| b.starts_with(b"PK\x03\x04") || b.starts_with(&[0x80]))
+            .unwrap_or(false);
+        if looks_pickled {
+            err("this is a pickled PyTorch file, not safetensors; convert it with \
+                 `vistaflow convert-weights model.pt model.safetensors`"
+                .into())
+        } else {
+            err(format!("not a valid safetensors file ({e})"))
+        }
+    })
+}
+
+/// The configuration a state dict was made for, read off its key names and shapes; `None`
+/// when it is not a VISTA3D state dict at all.
+pub fn infer_config(shapes: &BTreeMap<String, Vec<i64>>) -> Option<Config> {
+    let init = shapes.get("image_encoder.encoder.conv_init.weight")?;
+    let mut blocks = Vec::new();
+    loop {
+        let level = blocks.len();
+        let n = (0..)
+            .take_while(|b| {
+                shapes.contains_key(&format!(
+                    "image_encoder.encoder.layers.{level}.blocks.{b}.conv1.weight"
+                ))
+            })
+            .count() as i64;
+        if n == 0 {
+            break;
+        }
+        blocks.push(n);
+    }
+    let classes = shapes
+        .get("class_head.class_embeddings.weight")
+        .map(|s| s[0])
+        .unwrap_or(512);
+    Some(Config {
+        in_channels: init[1],
+        encoder_embed_dim: init[0],
+        blocks_down: blocks,
+        n_classes: classes,
+        ..Config::vista3d132()
+    })
+}
+
+fn list(items: &[String], what: &str) -> String {
+    const SHOWN: usize = 6;
+    let mut s = format!("  {} {what}: ", items.len());
+    s += &items[..items.len().min(SHOWN)].join(", ");
+    if items.len() > SHOWN {
+        s += &format!(", ... ({} more)", items.len() - SHOWN);
+    }
+    s
+}
+
+/// Builds the network for `config` on `device` and fills it from the safetensors file at
+/// `path`; every key of the network must be in the file with its exact shape, and the file
+/// must hold nothing else.
+pub fn load(path: &Path, config: &Config, device: Device) -> Result<Vista3d, WeightsError> {
+    let tensors = read(path)?;
+    let net = Vista3d::zeros(config, device);
+    let vars = net.vs.variables();
+    let file: BTreeMap<String, Vec<i64>> =
+        tensors.iter().map(|(k, t)| (k.clone(), t.size())).collect();
+
+    let missing: Vec<String> = vars.keys().filter(|k| !file.contains_key(*k)).cloned().collect();
+    let unexpected: Vec<String> = file.keys().filter(|k| !vars.contains_key(*k)).cloned().collect();
+    let misshaped: Vec<String> = vars
+        .iter()
+        .filter_map(|(k, v)| {
+            let f = file.get(k)?;
+            (*f != v.size()).then(|| format!("{k} is {f:?} in the file, {:?} here", v.size()))
+        })
+        .collect();
+    if !(missing.is_empty() && unexpected.is_empty() && misshaped.is_empty()) {
+        let mut details = Vec::new();
+        for (items, what) in [
+            (&missing, "missing from the file"),
+            (&unexpected, "unexpected in the file"),
+            (&misshaped, "with another shape"),
+        ] {
+            if !items.is_empty() {
+                details.push(list(items, what));
+            }
+        }
+        let hint = match infer_config(&file) {
+            None => "this file does not hold a VISTA3D state dict (no \
+                     image_encoder.encoder.conv_init.weight)"
+                .to_string(),
+            Some(found) if found != *config => format!(
+                "the file holds a VISTA3D network with {} filters and blocks {:?}; use the \
+                 matching `network` setting, or the weights made for {}",
+                found.encoder_embed_dim,
+                found.blocks_down,
+                config.describe()
+            ),
+            Some(_) => "the file looks like this network but is incomplete or altered; \
+                        download or convert it again"
+                .to_string(),
+        };
+        return Err(WeightsError::Mismatch {
+            path: path.to_path_buf(),
+            expected: config.describe(),
+            details: details.join("\n"),
+            hint,
+        });
+    }
+    let _guard = tch::no_grad_guard();
+    for (k, t) in tensors {
+        let mut v = vars[&k].shallow_clone();
+        v.copy_(&t.to_kind(Kind::Float));
+    }
+    Ok(net)
+}
+
+/// Converts a pickled PyTorch state dict (the bundle's `model.pt`, written by `torch.save`)
+/// into a safetensors file; a dict wrapping the state dict under `model` or `state_dict` is
+/// unwrapped. Returns the number of tensors written.
+pub fn convert_pickle(src: &Path, dst: &Path) -> Result<usize, WeightsError> {
+    let tensors = Tensor::loadz_multi(src).map_err(|e| WeightsError::Read {
+        path: src.to_path_buf(),
+        msg: format!("not a PyTorch zip-pickle of tensors ({e})"),
+    })?;
+    let keys: BTreeSet<&str> = tensors.iter().map(|(k, _)| k.as_str()).collect();
+    let strip = ["model.", "state_dict.", "module."]
+        .into_iter()
+        .find(|p| !keys.is_empty() && keys.iter().all(|k| k.starts_with(p)));
+    let named: Vec<(String, Tensor)> = tensors
+        .into_iter()
+        .map(|(k, t)| {
+            let k = strip.map_or(k.clone(), |p| k[p.len()..].to_string());
+            (k, t.contiguous())
+        })
+        .collect();
+    let shapes = named.iter().map(|(k, t)| (k.clone(), t.size())).collect();
+    if infer_config(&shapes).is_none() {
+        return Err(WeightsError::Read {
+            path: src.to_path_buf(),
+            msg: "it holds tensors but no VISTA3D state dict \
+                  (no image_encoder.encoder.conv_init.weight)"
+                .into(),
+        });
+    }
+    write_atomically(dst, &named).map_err(|msg| WeightsError::Read {
+        path: dst.to_path_buf(),
+        msg: format!("cannot write: {msg}"),
+    })?;
+    Ok(named.len())
+}
+
+/// tch writes safetensors only to a path: write a temporary file beside `dst`, fsync it and
+/// rename it into place, so an interrupted conversion never leaves a truncated model.
+fn write_atomically(dst: &Path, named: &[(String, Tensor)]) -> Result<(), String> {
+    let dir = match dst.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+    let tmp = tempfile::Builder::new()
+        .prefix(".convert-weights.")
+        .suffix(".partial")
+        .tempfile_in(dir)
+        .map_err(|e| e.to_string())?;
+    Tensor::write_safetensors(named, tmp.path()).map_err(|e| e.to_string())?;
+    std::fs::File::open(tmp.path())
+        .and_then(|f| f.sync_all())
+        .map_err(|e| e.to_string())?;
+    tmp.persist(dst).map_err(|e| e.error.to_string())?;
+    Ok(())
+}
