@@ -9,6 +9,10 @@
 #                            {image,label}.nrrd (gzip NRRD: CT, MR, masks), and lung1_dicom/:
 #                            lung1_image.nrrd as a DICOM CT series (scripts/oracles/make_lung_dicom.py,
 #                            needs the venv of scripts/setup-python.sh)
+#   data/vista3d/small/      golden fixtures for the VISTA3D network parity test: MONAI's VISTA3D
+#                            in a small configuration with random weights (weights.safetensors,
+#                            config.json, golden.safetensors), made by scripts/oracles/vista3d_small.py
+#                            (needs the venv of scripts/setup-python.sh: torch + monai)
 #   data/pydicom/            pydicom 3.0.2 test_files/ (all, 3 MB) and a selection of
 #                            pydicom-data 1.0.0's data_store/data/ (DICOM CT/MR in many transfer
 #                            syntaxes, Enhanced CT/MR, broken files); see PYDICOM_STORE_FILES
@@ -223,6 +227,23 @@ elif [ -x "$VENV/bin/python" ]; then
     || fail "scripts/oracles/make_lung_dicom.py could not write $LUNG_DICOM"
 else
   echo "fetch-data: skipped the lung1 DICOM series: no oracle venv at $VENV yet (run scripts/setup-python.sh, then this script again)"
+fi
+
+# --- VISTA3D small-network golden fixtures (network parity test) ------------------------------
+# data/vista3d/small/: MONAI's own VISTA3D (same architecture as vista3d132, 16 features, blocks
+# (1,2,1,1,1)) with seeded random weights and its outputs on a seeded random input, written by
+# scripts/oracles/vista3d_small.py (deterministic, a few seconds) with torch + monai from the
+# oracle venv. Like the lung1 DICOM series: skipped with a message when there is no venv yet.
+VISTA_SMALL="$DATA/vista3d/small"
+if [ -d "$VISTA_SMALL" ]; then
+  echo "fetch-data: VISTA3D small-network fixtures already in $VISTA_SMALL"
+elif [ -x "$VENV/bin/python" ]; then
+  vpy="$("$ROOT/scripts/setup-python.sh" | tail -1)" || fail "scripts/setup-python.sh failed (needed for the VISTA3D fixtures)"
+  mkdir -p "$DATA/vista3d"
+  "$vpy" "$ROOT/scripts/oracles/vista3d_small.py" "$VISTA_SMALL" \
+    || fail "scripts/oracles/vista3d_small.py could not write $VISTA_SMALL"
+else
+  echo "fetch-data: skipped the VISTA3D small-network fixtures: no oracle venv at $VENV yet (run scripts/setup-python.sh, then this script again)"
 fi
 
 echo "fetch-data: fetched:"

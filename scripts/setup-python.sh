@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Creates (once) the Python virtual environment that holds the test oracles (nibabel, ...).
+# Creates (once) the Python virtual environment that holds the test oracles (nibabel, MONAI, ...).
 # These are independent tools the tests compare against, never dependencies of the product.
 #
 #   VISTAFLOW_VENV   where the venv lives (default: ~/.cache/vistaflow/venv)
@@ -20,6 +20,11 @@ PACKAGES=(
   "pynrrd==1.1.3"  # NRRD oracle (scripts/oracles/nrrd_*.py)
   "SimpleITK==2.5.7"  # NRRD oracle: ITK's reader/writer
   "pydicom==3.0.2"  # DICOM oracle (scripts/oracles/dicom_*.py)
+  # VISTA3D oracle (scripts/oracles/vista3d_*.py): MONAI's own network, sliding window and
+  # transforms on PyTorch. The first install downloads ~3.5 GB of CUDA wheels (pip caches them).
+  "torch==2.13.0"
+  "monai==1.6.1"
+  "safetensors==0.8.0"  # VISTA3D oracle: weights and golden tensors for the Rust side
 )
 
 want="$(printf '%s\n' "${PACKAGES[@]}")"
