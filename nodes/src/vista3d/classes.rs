@@ -86,11 +86,12 @@ impl LabelTable {
             .skip(1)
             .min_by_key(|v| {
                 let v = normalize(v);
-                // A name containing the input (e.g. `adrenal`) is a good guess too.
+                // A name containing the input (e.g. `adrenal`) is the best guess; then the
+                // smallest edit distance.
                 if v.contains(&n) {
-                    v.len() - n.len()
+                    (0, v.len() - n.len())
                 } else {
-                    edit_distance(&n, &v) + 2
+                    (1, edit_distance(&n, &v))
                 }
             })
             .map(String::as_str)
@@ -113,8 +114,7 @@ impl LabelTable {
                 Ok(i) => i,
                 Err(_) => self.id_of(s).ok_or_else(|| {
                     format!(
-                        "unknown class `{s}`; did you mean `{}`? (`vistaflow nodes \
-                         vista3d_auto` lists the classes)",
+                        "unknown class `{s}`; did you mean `{}`? (`vistaflow classes` lists them)",
                         self.nearest(s)
                     )
                 })?,

@@ -6,3 +6,8 @@ pub mod weights;
 pub mod classes;
 pub mod stream;
 pub mod window;
+mod auto;
+pub mod models;
+pub mod preprocess;
+
+pub use auto::Vista3dAuto;

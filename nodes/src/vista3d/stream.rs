@@ -55,7 +55,15 @@ pub fn guarded<T>(what: &str, f: impl FnOnce() -> T) -> Result<T, NodeError> {
             .cloned()
             .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
             .unwrap_or_else(|| "unknown error".into());
-        let first = msg.lines().next().unwrap_or("").to_string();
+        // tch's panics wrap libtorch's message (with a C++ backtrace) in a Debug string:
+        // keep only its first line.
+        let inner = msg.split_once("Torch(\"").map_or(msg.as_str(), |(_, m)| m);
+        let first = inner
+            .split("\\n")
+            .next()
+            .and_then(|l| l.lines().next())
+            .unwrap_or("")
+            .to_string();
         if msg.contains("out of memory") {
             NodeError::OutOfMemory {
                 device: "cuda".into(),
@@ -147,7 +155,7 @@ pub fn segment(
             let _g = tch::no_grad_guard();
             for r in 0..(upto - band.base).min(p_s) {
                 let w = band.weight.get(r).clamp_min(1e-30);
-                let v = band.acc.get(r) / &w; // [K, A, B]
+                let v = band.acc.select(1, r) / &w; // [K, A, B]
                 let logits = if blend_features {
                     ClassHead::logits(&emb_d, &v.unsqueeze(0)).squeeze_dim(1) // [N, A, B]
                 } else {

@@ -72,12 +72,14 @@ impl ClassHead {
         self.mlp3.forward(&e).squeeze_dim(1)
     }
 
-    /// Logits [N, B, H, W, D] = embeddings [N, C] . features [B, C, H, W, D].
+    /// Logits [N, B, ...] = embeddings [N, C] . features [B, C, ...] (any spatial rank).
     pub fn logits(emb: &Tensor, features: &Tensor) -> Tensor {
         let s = features.size();
         let f = features.reshape([s[0], s[1], -1]); // [B,C,V]
         let out = emb.to_kind(f.kind()).matmul(&f); // [B,N,V]
-        out.reshape([s[0], -1, s[2], s[3], s[4]]).transpose(0, 1)
+        let mut shape = vec![s[0], -1];
+        shape.extend_from_slice(&s[2..]);
+        out.reshape(shape.as_slice()).transpose(0, 1)
     }
 
     /// MONAI's `class_head(decoded, class_vector)`: logits [N, B, H, W, D].

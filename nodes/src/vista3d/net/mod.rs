@@ -26,6 +26,12 @@ pub struct Vista3d {
     pub point_head: PointHead,
 }
 
+// SAFETY: tch's `Tensor` is not `Sync` because a shared reference could reach an in-place op.
+// A loaded network's variables are only read by `forward` (weights are filled and converted
+// before the network is shared, see `models::shared`), and libtorch's read-only ops and
+// refcounts are thread-safe; this is the same contract as `Volume`'s.
+unsafe impl Sync for Vista3d {}
+
 impl Vista3d {
     /// The network with every variable zero: fill it with `weights::load_into`.
     pub fn zeros(config: &Config, device: Device) -> Self {
