@@ -1,6 +1,7 @@
 //! The `vistaflow` command line.
 
 mod cache_cmd;
+mod model_cmd;
 mod nodes_cmd;
 mod run_cmd;
 
@@ -36,6 +37,18 @@ pub enum Command {
     Nodes { kind: Option<String> },
     /// Inspect or clean a cache.
     Cache(cache_cmd::CacheArgs),
+    /// Convert the VISTA3D bundle's pickled model.pt into a .safetensors file.
+    ConvertWeights {
+        /// The pickled state dict (`models/model.pt` of the MONAI bundle).
+        src: PathBuf,
+        /// The .safetensors file to write.
+        dst: PathBuf,
+        /// Replace `dst` if it exists.
+        #[arg(long)]
+        force: bool,
+    },
+    /// List VISTA3D's classes (names and ids for `classes:` of vista3d_auto).
+    Classes,
 }
 
 #[derive(Args)]
@@ -113,5 +126,7 @@ pub fn main() -> i32 {
         Command::Plan(a) => run_cmd::plan(a),
         Command::Nodes { kind } => nodes_cmd::nodes(kind.as_deref()),
         Command::Cache(a) => cache_cmd::cache(a),
+        Command::ConvertWeights { src, dst, force } => model_cmd::convert(&src, &dst, force),
+        Command::Classes => model_cmd::list_classes(),
     }
 }

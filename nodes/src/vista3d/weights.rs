@@ -155,39 +155,96 @@ pub fn load(path: &Path, config: &Config, device: Device) -> Result<Vista3d, Wei
     Ok(net)
 }
 
+/// The Python program `convert_pickle` falls back on: `torch.load` (weights only) then
+/// `safetensors.torch.save_file`. Documented in the README for users who prefer to run it.
+pub const PYTHON_CONVERTER: &str = "import sys, torch; from safetensors.torch import save_file; \
+sd = torch.load(sys.argv[1], map_location='cpu', weights_only=True); \
+sd = sd.get('model', sd.get('state_dict', sd)); \
+save_file({k: v.contiguous() for k, v in sd.items()}, sys.argv[2])";
+
 /// Converts a pickled PyTorch state dict (the bundle's `model.pt`, written by `torch.save`)
 /// into a safetensors file; a dict wrapping the state dict under `model` or `state_dict` is
-/// unwrapped. Returns the number of tensors written.
-pub fn convert_pickle(src: &Path, dst: &Path) -> Result<usize, WeightsError> {
-    let tensors = Tensor::loadz_multi(src).map_err(|e| WeightsError::Read {
+/// unwrapped. libtorch's own unpickler reads plain dicts but not the `OrderedDict` that
+/// `torch.save(model.state_dict())` writes; for those, `python` (with torch and safetensors)
+/// runs [`PYTHON_CONVERTER`]. Returns the number of tensors written.
+pub fn convert_pickle(src: &Path, dst: &Path, python: &Path) -> Result<usize, WeightsError> {
+    let read_err = |msg: String| WeightsError::Read {
         path: src.to_path_buf(),
-        msg: format!("not a PyTorch zip-pickle of tensors ({e})"),
-    })?;
-    let keys: BTreeSet<&str> = tensors.iter().map(|(k, _)| k.as_str()).collect();
-    let strip = ["model.", "state_dict.", "module."]
-        .into_iter()
-        .find(|p| !keys.is_empty() && keys.iter().all(|k| k.starts_with(p)));
-    let named: Vec<(String, Tensor)> = tensors
-        .into_iter()
-        .map(|(k, t)| {
-            let k = strip.map_or(k.clone(), |p| k[p.len()..].to_string());
-            (k, t.contiguous())
-        })
-        .collect();
+        msg,
+    };
+    if !src.is_file() {
+        return Err(read_err("no such file".into()));
+    }
+    let named = match Tensor::loadz_multi(src) {
+        Ok(tensors) => unwrap_prefix(tensors),
+        Err(_) => via_python(src, python)?,
+    };
     let shapes = named.iter().map(|(k, t)| (k.clone(), t.size())).collect();
     if infer_config(&shapes).is_none() {
-        return Err(WeightsError::Read {
-            path: src.to_path_buf(),
-            msg: "it holds tensors but no VISTA3D state dict \
-                  (no image_encoder.encoder.conv_init.weight)"
+        return Err(read_err(
+            "it holds tensors but no VISTA3D state dict \
+             (no image_encoder.encoder.conv_init.weight)"
                 .into(),
-        });
+        ));
     }
     write_atomically(dst, &named).map_err(|msg| WeightsError::Read {
         path: dst.to_path_buf(),
         msg: format!("cannot write: {msg}"),
     })?;
     Ok(named.len())
+}
+
+/// `model.x` / `state_dict.x` / `module.x` keys (a wrapped or DataParallel state dict) lose
+/// their common prefix.
+fn unwrap_prefix(tensors: Vec<(String, Tensor)>) -> Vec<(String, Tensor)> {
+    let keys: BTreeSet<&str> = tensors.iter().map(|(k, _)| k.as_str()).collect();
+    let strip = ["model.", "state_dict.", "module."]
+        .into_iter()
+        .find(|p| !keys.is_empty() && keys.iter().all(|k| k.starts_with(p)));
+    tensors
+        .into_iter()
+        .map(|(k, t)| {
+            let k = strip.map_or(k.clone(), |p| k[p.len()..].to_string());
+            (k, t.contiguous())
+        })
+        .collect()
+}
+
+/// Runs [`PYTHON_CONVERTER`] into a temporary file and reads it back.
+fn via_python(src: &Path, python: &Path) -> Result<Vec<(String, Tensor)>, WeightsError> {
+    let err = |msg: String| WeightsError::Read {
+        path: src.to_path_buf(),
+        msg,
+    };
+    let tmp = tempfile::Builder::new()
+        .suffix(".safetensors")
+        .tempfile()
+        .map_err(|e| err(format!("cannot create a temporary file: {e}")))?;
+    let out = std::process::Command::new(python)
+        .arg("-c")
+        .arg(PYTHON_CONVERTER)
+        .arg(src)
+        .arg(tmp.path())
+        .output()
+        .map_err(|e| {
+            err(format!(
+                "libtorch cannot read this pickle (an OrderedDict) and `{}` could not be run \
+                 ({e}); install Python with torch and safetensors, or set VISTAFLOW_PYTHON",
+                python.display()
+            ))
+        })?;
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let last = stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("");
+        return Err(err(format!(
+            "libtorch cannot read this pickle and the Python converter failed: {last}\n  \
+             hint: it needs torch and safetensors (`pip install torch safetensors`); \
+             set VISTAFLOW_PYTHON to an interpreter that has them"
+        )));
+    }
+    Tensor::read_safetensors(tmp.path())
+        .map(unwrap_prefix)
+        .map_err(|e| err(format!("the Python converter wrote an unreadable file: {e}")))
 }
 
 /// tch writes safetensors only to a path: write a temporary file beside `dst`, fsync it and
