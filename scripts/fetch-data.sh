@@ -235,6 +235,12 @@ fi
 # scripts/oracles/vista3d_small.py (deterministic, a few seconds) with torch + monai from the
 # oracle venv. Like the lung1 DICOM series: skipped with a message when there is no venv yet.
 VISTA_SMALL="$DATA/vista3d/small"
+# Made again whenever the generator changes (its sha256 is stamped beside the fixtures).
+VISTA_GEN_SHA="$(sha256sum "$ROOT/scripts/oracles/vista3d_small.py" | cut -d' ' -f1)"
+if [ -d "$VISTA_SMALL" ] && [ "$(cat "$VISTA_SMALL/.generator-sha256" 2>/dev/null)" != "$VISTA_GEN_SHA" ]; then
+  echo "fetch-data: scripts/oracles/vista3d_small.py changed: making $VISTA_SMALL again"
+  rm -rf "$VISTA_SMALL"
+fi
 if [ -d "$VISTA_SMALL" ]; then
   echo "fetch-data: VISTA3D small-network fixtures already in $VISTA_SMALL"
 elif [ -x "$VENV/bin/python" ]; then
@@ -242,6 +248,7 @@ elif [ -x "$VENV/bin/python" ]; then
   mkdir -p "$DATA/vista3d"
   "$vpy" "$ROOT/scripts/oracles/vista3d_small.py" "$VISTA_SMALL" \
     || fail "scripts/oracles/vista3d_small.py could not write $VISTA_SMALL"
+  echo "$VISTA_GEN_SHA" > "$VISTA_SMALL/.generator-sha256"
 else
   echo "fetch-data: skipped the VISTA3D small-network fixtures: no oracle venv at $VENV yet (run scripts/setup-python.sh, then this script again)"
 fi

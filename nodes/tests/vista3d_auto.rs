@@ -311,3 +311,34 @@ fn all_air_windows_are_skipped_and_labelled_background() {
     let far = l.volume.data().narrow(0, 50, 20).narrow(1, 50, 20).narrow(2, 60, 40);
     assert_eq!(far.count_nonzero(None::<i64>).int64_value(&[]), 0);
 }
+
+#[test]
+fn probabilities_agree_with_the_labels() {
+    let Some(f) = fixture() else { return };
+    let image = load(&f.data.join("totalsegmentator/example_ct_sm.nii.gz"), false);
+    let (r, _) = run_node(
+        image,
+        json!({"classes": ["liver", "spleen"], "model": f.weights, "network": "small",
+               "patch": [64, 64, 64], "probabilities": true}),
+    );
+    let out = r.unwrap();
+    let labels = labels_of(&out).volume.data().to_kind(Kind::Int64);
+    let Some(Value::Image(p)) = out.get("probabilities") else {
+        panic!("no probabilities output")
+    };
+    let p = p.data();
+    let s = labels.size();
+    assert_eq!(p.size(), [2, s[0], s[1], s[2]]);
+    assert!(p.min().double_value(&[]) >= 0.0 && p.max().double_value(&[]) <= 1.0);
+    let (p0, p1) = (p.get(0), p.get(1));
+    let liver = labels.eq(1);
+    let spleen = labels.eq(3);
+    let bg = labels.eq(0);
+    let count = |m: &Tensor| m.sum(Kind::Int64).int64_value(&[]);
+    assert!(count(&liver) > 0 && count(&spleen) > 0);
+    // Label c <=> probability of c above 0.5 and not below the other's.
+    let bad = |m: &Tensor, a: Tensor, b: Tensor| count(&m.logical_and(&a.logical_or(&b)));
+    assert_eq!(bad(&liver, p0.le(0.5), p0.lt_tensor(&p1)), 0);
+    assert_eq!(bad(&spleen, p1.le(0.5), p1.lt_tensor(&p0)), 0);
+    assert_eq!(bad(&bg, p0.gt(0.5), p1.gt(0.5)), 0);
+}

@@ -50,6 +50,7 @@ from monai.transforms import (
     LoadImaged,
     Orientationd,
     ScaleIntensityRanged,
+    Spacingd,
 )
 
 HU_MIN = -963.8247715525971
@@ -99,9 +100,17 @@ def main():
     ap.add_argument("--out", required=True)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--timing-json")
+    ap.add_argument("--spacing", type=float, help="resample to this isotropic spacing first (Spacingd, "
+                    "bilinear, as the bundle's first transform); default: no resampling")
     args = ap.parse_args()
 
-    classes = [int(c) for c in args.classes.split(",") if c.strip()]
+    if args.classes == "everything":
+        import os
+        table = os.path.join(os.path.dirname(__file__), "../../nodes/src/vista3d/vista3d_labels.json")
+        with open(table) as fh:
+            classes = json.load(fh)["everything_labels"]
+    else:
+        classes = [int(c) for c in args.classes.split(",") if c.strip()]
     if not classes or any(c <= 0 for c in classes):
         sys.exit("vista3d_auto_monai: --classes must be positive global ids (0 is background)")
     patch = [int(p) for p in args.patch.split(",")]
@@ -112,10 +121,12 @@ def main():
     model = build_model(args.config, args.weights)
 
     t0 = time.perf_counter()
+    spacing = [Spacingd(keys="image", pixdim=[args.spacing] * 3, mode="bilinear")] if args.spacing else []
     preprocessing = Compose(
         [
             LoadImaged(keys="image", image_only=True),
             EnsureChannelFirstd(keys="image"),
+            *spacing,
             CropForegroundd(keys="image", source_key="image", select_fn=lambda x: x > 0, margin=10, allow_smaller=True),
             ScaleIntensityRanged(keys="image", a_min=HU_MIN, a_max=HU_MAX, b_min=0.0, b_max=1.0, clip=True),
             Orientationd(keys="image", axcodes="RAS"),

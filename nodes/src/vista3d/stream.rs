@@ -153,22 +153,34 @@ pub fn segment(
         let emb_d = emb.to_device(d);
         guarded("stitching", || {
             let _g = tch::no_grad_guard();
-            for r in 0..(upto - band.base).min(p_s) {
-                let w = band.weight.get(r).clamp_min(1e-30);
-                let v = band.acc.select(1, r) / &w; // [K, A, B]
+            let rows = (upto - band.base).min(p_s);
+            // A few rows at a time: about 256 k voxels, so that the [voxels, classes] logits
+            // stay near 100 MB even for `everything`.
+            let step = ((1i64 << 18) / (len_a * len_b)).max(1);
+            let mut r0 = 0;
+            while r0 < rows {
+                let n = step.min(rows - r0);
+                let w = band.weight.narrow(0, r0, n).clamp_min(1e-30); // [n, A, B]
+                let v = band.acc.narrow(1, r0, n) / &w; // [K, n, A, B]
+                // Logits as [voxels, classes]: features [V, C] . embeddings^T [C, N].
                 let logits = if blend_features {
-                    ClassHead::logits(&emb_d, &v.unsqueeze(0)).squeeze_dim(1) // [N, A, B]
+                    v.permute([1, 2, 3, 0])
+                        .reshape([-1, n_feat])
+                        .matmul(&emb_d.transpose(0, 1))
                 } else {
-                    v
+                    v.permute([1, 2, 3, 0]).reshape([-1, n_classes])
                 };
-                let (best, arg) = logits.max_dim(0, false);
-                let id = ids_d.index_select(0, &arg.reshape([-1])).reshape(arg.size());
+                let (best, arg) = logits.max_dim(1, false);
+                let id = ids_d.index_select(0, &arg);
                 let lab = id.where_self(&best.gt(0.0), &id.zeros_like());
-                labels.get(band.base + r).copy_(&lab.to_device(Device::Cpu));
+                labels
+                    .narrow(0, band.base + r0, n)
+                    .copy_(&lab.reshape([n, len_a, len_b]).to_device(Device::Cpu));
                 if let Some(p) = probs.as_mut() {
-                    p.select(1, band.base + r)
-                        .copy_(&logits.sigmoid().to_device(Device::Cpu));
+                    let pr = logits.sigmoid().transpose(0, 1).reshape([-1, n, len_a, len_b]);
+                    p.narrow(1, band.base + r0, n).copy_(&pr.to_device(Device::Cpu));
                 }
+                r0 += n;
             }
         })
     };
@@ -352,3 +364,4 @@ fn shift(band: Band, to: i64, d: Device) -> Result<Band, NodeError> {
         }
     })
 }
+

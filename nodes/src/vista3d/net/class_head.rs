@@ -23,8 +23,9 @@ impl UnetResBlock {
     fn forward(&self, x: &Tensor) -> Tensor {
         let norm = InstanceNorm::plain();
         let h = norm.forward(&self.conv1.forward(x)).leaky_relu_();
-        let h = norm.forward(&self.conv2.forward(&h));
-        (h + x).leaky_relu_()
+        let mut h = norm.forward(&self.conv2.forward(&h));
+        let _ = h.g_add_(x);
+        h.leaky_relu_()
     }
 }
 

@@ -138,3 +138,4 @@ impl LayerNorm {
 pub fn embedding(p: nn::Path, n: i64, dim: i64) -> Tensor {
     var(&p, "weight", &[n, dim])
 }
+
