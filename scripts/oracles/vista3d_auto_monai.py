@@ -39,8 +39,7 @@ from safetensors.torch import load_file
 from monai.apps.vista3d.transforms import VistaPostTransformd
 from monai.data import MetaTensor
 from monai.inferers import sliding_window_inference
-from monai.networks.nets import SegResNetDS2
-from monai.networks.nets.vista3d import VISTA3D, ClassMappingClassify, PointMappingSAM
+from vista3d_common import build as build_vista3d
 from monai.transforms import (
     Compose,
     CropForegroundd,
@@ -60,28 +59,7 @@ HU_MAX = 1053.678477684517
 def build_model(config_path, weights_path):
     with open(config_path) as fh:
         cfg = json.load(fh)
-    f = int(cfg["encoder_embed_dim"])
-    encoder = SegResNetDS2(
-        in_channels=1,
-        blocks_down=tuple(cfg["blocks_down"]),
-        norm="instance",
-        out_channels=f,
-        init_filters=f,
-        dsdepth=1,
-    )
-    point_head = PointMappingSAM(
-        feature_size=f,
-        max_prompt=int(cfg.get("max_prompt", 32)),
-        n_classes=int(cfg["n_classes"]),
-        last_supported=int(cfg["last_supported"]),
-    )
-    class_head = ClassMappingClassify(n_classes=int(cfg["n_classes"]), feature_size=f, use_mlp=True)
-    # PointMappingSAM hard-codes its transformer (depth 2, 4 heads, MLP 512): check the config agrees.
-    tr = point_head.transformer
-    for k, v in (("depth", tr.depth), ("num_heads", tr.num_heads), ("mlp_dim", tr.mlp_dim)):
-        if k in cfg and int(cfg[k]) != v:
-            sys.exit("vista3d_auto_monai: config %s=%s, but MONAI's PointMappingSAM has %s" % (k, cfg[k], v))
-    model = VISTA3D(image_encoder=encoder, class_head=class_head, point_head=point_head)
+    model = build_vista3d(cfg)
     sd = load_file(weights_path)
     model.load_state_dict(sd, strict=True)
     model.eval()

@@ -27,16 +27,9 @@ from safetensors.torch import save_file
 
 from monai.networks.nets import vista3d132
 
-CONFIG = {
-    "encoder_embed_dim": 48,
-    "blocks_down": [1, 2, 2, 4, 4],
-    "n_classes": 512,
-    "last_supported": 132,
-    "max_prompt": 32,
-    "mlp_dim": 512,
-    "num_heads": 4,
-    "depth": 2,
-}
+from vista3d_common import FULL
+
+CONFIG = FULL
 
 
 def main():

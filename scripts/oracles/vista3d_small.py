@@ -36,39 +36,13 @@ import sys
 import torch
 from safetensors.torch import save_file
 
-from monai.networks.nets import SegResNetDS2
-from monai.networks.nets.vista3d import VISTA3D, ClassMappingClassify, PointMappingSAM
-
-CONFIG = {
-    "encoder_embed_dim": 16,
-    "blocks_down": [1, 2, 1, 1, 1],
-    "n_classes": 512,
-    "last_supported": 132,
-    "max_prompt": 32,
-    "mlp_dim": 512,
-    "num_heads": 4,
-    "depth": 2,
-}
+from vista3d_common import SMALL as CONFIG, build as build_vista3d
 
 
 def build():
     torch.manual_seed(0)
-    f = CONFIG["encoder_embed_dim"]
-    encoder = SegResNetDS2(
-        in_channels=1,
-        blocks_down=tuple(CONFIG["blocks_down"]),
-        norm="instance",
-        out_channels=f,
-        init_filters=f,
-        dsdepth=1,
-    )
-    point_head = PointMappingSAM(feature_size=f, n_classes=CONFIG["n_classes"], last_supported=CONFIG["last_supported"])
-    class_head = ClassMappingClassify(n_classes=CONFIG["n_classes"], feature_size=f, use_mlp=True)
-    model = VISTA3D(image_encoder=encoder, class_head=class_head, point_head=point_head)
-    assert point_head.max_prompt == CONFIG["max_prompt"]
-    assert point_head.transformer.depth == CONFIG["depth"]
-    assert point_head.transformer.num_heads == CONFIG["num_heads"]
-    assert point_head.transformer.mlp_dim == CONFIG["mlp_dim"]
+    model = build_vista3d(CONFIG)
+    assert model.point_head.max_prompt == CONFIG["max_prompt"]
 
     # Perturb norm affines and biases (deterministically, independent of the init's RNG stream).
     g = torch.Generator().manual_seed(1234)
