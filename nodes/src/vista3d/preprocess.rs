@@ -77,7 +77,8 @@ pub fn prepare(img: &Volume, ctx: &Ctx) -> Result<Prepared, NodeError> {
         .clamp(0.0, 1.0);
     let scaled = Volume::new(scaled, *cropped.geometry()).map_err(NodeError::Invalid)?;
     let ras = reorient(&scaled, Orientation::parse("RAS")?)?;
-    let image = ras.data().permute([2, 1, 0]).contiguous();
+    // A view: windows are copied out of it one by one, so no whole-volume copy is needed.
+    let image = ras.data().permute([2, 1, 0]);
     Ok(Prepared {
         image: Some(image),
         oriented: *ras.geometry(),

@@ -37,7 +37,7 @@ pub trait Hooks {
 
 /// The result on the (unpadded) input grid.
 pub struct AutoOutput {
-    /// Class ids [H, W, D] (Int64 on the CPU); 0 = background.
+    /// Class ids [H, W, D] (Int16 on the CPU); 0 = background.
     pub labels: Tensor,
     /// Probabilities [N, H, W, D] float32 on the CPU, when asked for.
     pub probabilities: Option<Tensor>,
@@ -99,9 +99,13 @@ pub fn segment(
         NodeError::Invalid(format!("expected a 3D image, got shape {:?}", image.size()))
     })?;
     let pad = window::padding(size, opts.patch);
-    let padded = image.to_kind(Kind::Float).to_device(Device::Cpu).constant_pad_nd([
-        pad[2].0, pad[2].1, pad[1].0, pad[1].1, pad[0].0, pad[0].1,
-    ]);
+    let image = image.to_kind(Kind::Float).to_device(Device::Cpu);
+    // No copy when the image is already at least a patch on every axis.
+    let padded = if pad.iter().all(|&(a, b)| a == 0 && b == 0) {
+        image
+    } else {
+        image.constant_pad_nd([pad[2].0, pad[2].1, pad[1].0, pad[1].1, pad[0].0, pad[0].1])
+    };
     let psize: [i64; 3] = padded.size().try_into().expect("3D");
     let starts = window::starts(psize, opts.patch, opts.overlap);
 
@@ -136,7 +140,8 @@ pub fn segment(
         base,
     };
     let mut band = guarded("band buffers", || new_band(0, stitch))?;
-    let mut labels = Tensor::zeros([psize[slab], len_a, len_b], (Kind::Int64, Device::Cpu));
+    // Class ids are below 512: 16 bits per voxel, not 64.
+    let mut labels = Tensor::zeros([psize[slab], len_a, len_b], (Kind::Int16, Device::Cpu));
     let mut probs = opts
         .probabilities
         .then(|| Tensor::zeros([n_classes, psize[slab], len_a, len_b], (Kind::Float, Device::Cpu)));
@@ -172,7 +177,9 @@ pub fn segment(
                 };
                 let (best, arg) = logits.max_dim(1, false);
                 let id = ids_d.index_select(0, &arg);
-                let lab = id.where_self(&best.gt(0.0), &id.zeros_like());
+                let lab = id
+                    .where_self(&best.gt(0.0), &id.zeros_like())
+                    .to_kind(Kind::Int16);
                 labels
                     .narrow(0, band.base + r0, n)
                     .copy_(&lab.reshape([n, len_a, len_b]).to_device(Device::Cpu));
@@ -365,3 +372,28 @@ fn shift(band: Band, to: i64, d: Device) -> Result<Band, NodeError> {
     })
 }
 
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn libtorch_panics_become_errors_and_cuda_oom_is_recognised() {
+        // What tch's infallible ops panic with: a Debug-printed TchError with a C++ trace.
+        let tch_panic = "called `Result::unwrap()` on an `Err` value: Torch(\"CUDA out of memory. \
+                         Tried to allocate 2.00 GiB\\nException raised from malloc at ...\\nframe #0\")";
+        let e = guarded("forward", || -> () { panic!("{tch_panic}") }).unwrap_err();
+        match e {
+            NodeError::OutOfMemory { msg, .. } => {
+                assert_eq!(msg, "forward: CUDA out of memory. Tried to allocate 2.00 GiB")
+            }
+            other => panic!("expected OutOfMemory, got {other:?}"),
+        }
+        let e = guarded("stitching", || -> () {
+            panic!("called `Result::unwrap()` on an `Err` value: Torch(\"index out of range in self\\nframe #0\")")
+        })
+        .unwrap_err();
+        assert_eq!(e.to_string(), "libtorch: stitching: index out of range in self");
+        assert_eq!(guarded("ok", || 3).unwrap(), 3);
+    }
+}
