@@ -28,10 +28,14 @@ fn small_weights() -> Option<PathBuf> {
 }
 
 fn same_tensors(a: &Path, b: &Path) {
-    let a: std::collections::BTreeMap<_, _> =
-        tch::Tensor::read_safetensors(a).unwrap().into_iter().collect();
-    let b: std::collections::BTreeMap<_, _> =
-        tch::Tensor::read_safetensors(b).unwrap().into_iter().collect();
+    let a: std::collections::BTreeMap<_, _> = tch::Tensor::read_safetensors(a)
+        .unwrap()
+        .into_iter()
+        .collect();
+    let b: std::collections::BTreeMap<_, _> = tch::Tensor::read_safetensors(b)
+        .unwrap()
+        .into_iter()
+        .collect();
     assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
     for (k, t) in &a {
         assert!(t.equal(&b[k]), "{k} differs");
@@ -64,13 +68,21 @@ fn convert_weights_reads_the_bundle_pickle_formats() {
 
     // A plain dict is read in-process: no Python needed.
     let nopy = Path::new("/nonexistent/python3");
-    let o = vistaflow(&["convert-weights", "plain.pt", "plain.safetensors"], d, Some(nopy));
+    let o = vistaflow(
+        &["convert-weights", "plain.pt", "plain.safetensors"],
+        d,
+        Some(nopy),
+    );
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert!(text(&o).contains("217 tensors, 16 filters"), "{}", text(&o));
     same_tensors(&w, &d.join("plain.safetensors"));
 
     // An OrderedDict needs the Python converter; without one the error says what to do.
-    let o = vistaflow(&["convert-weights", "ordered.pt", "ordered.safetensors"], d, Some(nopy));
+    let o = vistaflow(
+        &["convert-weights", "ordered.pt", "ordered.safetensors"],
+        d,
+        Some(nopy),
+    );
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(text(&o).contains("VISTAFLOW_PYTHON"), "{}", text(&o));
     assert!(!d.join("ordered.safetensors").exists());
@@ -82,13 +94,21 @@ fn convert_weights_reads_the_bundle_pickle_formats() {
     }
 
     // Refusals: an existing output, a wrong extension, a file that is not a model.
-    let o = vistaflow(&["convert-weights", "plain.pt", "plain.safetensors"], d, Some(&py));
+    let o = vistaflow(
+        &["convert-weights", "plain.pt", "plain.safetensors"],
+        d,
+        Some(&py),
+    );
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o).contains("--force"));
     let o = vistaflow(&["convert-weights", "plain.pt", "plain.bin"], d, Some(&py));
     assert_eq!(o.status.code(), Some(2));
     std::fs::write(d.join("notes.pt"), "not a model").unwrap();
-    let o = vistaflow(&["convert-weights", "notes.pt", "n.safetensors"], d, Some(&py));
+    let o = vistaflow(
+        &["convert-weights", "notes.pt", "n.safetensors"],
+        d,
+        Some(&py),
+    );
     assert_eq!(o.status.code(), Some(1));
     assert!(text(&o).contains("notes.pt"), "{}", text(&o));
 }
@@ -113,7 +133,11 @@ fn workflow_reruns_segmentation_when_the_weights_change() {
     let data = common::data_dir().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    std::fs::copy(data.join("totalsegmentator/example_ct_sm.nii.gz"), d.join("ct.nii.gz")).unwrap();
+    std::fs::copy(
+        data.join("totalsegmentator/example_ct_sm.nii.gz"),
+        d.join("ct.nii.gz"),
+    )
+    .unwrap();
     std::fs::copy(&w, d.join("model.safetensors")).unwrap();
     workflow(d, "[liver, kidney]");
 
@@ -133,9 +157,20 @@ fn workflow_reruns_segmentation_when_the_weights_change() {
     tch::Tensor::write_safetensors(&t, d.join("model.safetensors")).unwrap();
     let o = vistaflow(&["plan", "seg.yaml"], d, None);
     let plan = text(&o);
-    let line = |kind: &str| plan.lines().find(|l| l.contains(kind)).unwrap_or("").to_string();
-    assert!(line("vista3d_auto").contains("to run"), "vista3d_auto must rerun: {plan}");
-    assert!(line("load_nifti").contains("cached"), "load_nifti stays cached: {plan}");
+    let line = |kind: &str| {
+        plan.lines()
+            .find(|l| l.contains(kind))
+            .unwrap_or("")
+            .to_string()
+    };
+    assert!(
+        line("vista3d_auto").contains("to run"),
+        "vista3d_auto must rerun: {plan}"
+    );
+    assert!(
+        line("load_nifti").contains("cached"),
+        "load_nifti stays cached: {plan}"
+    );
     let o = vistaflow(&["run", "seg.yaml"], d, None);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert_ne!(first, std::fs::read(d.join("out/seg.nii.gz")).unwrap());

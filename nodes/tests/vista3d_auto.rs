@@ -52,7 +52,10 @@ fn load(p: &Path, labels: bool) -> Value {
     nifti::read(p, labels, &Ctx::cpu()).unwrap()
 }
 
-fn run_node(image: Value, params: Json) -> (Result<vistaflow_nodes::Outputs, String>, Arc<Recorder>) {
+fn run_node(
+    image: Value,
+    params: Json,
+) -> (Result<vistaflow_nodes::Outputs, String>, Arc<Recorder>) {
     let rec = Arc::new(Recorder::default());
     let ctx = Ctx::new(Device::Cpu, CancelToken::new(), rec.clone());
     let node = Vista3dAuto;
@@ -84,7 +87,14 @@ fn monai(f: &Fixture, image: &Path, ids: &[u32], patch: i64, tmp: &Path) -> Volu
         .args(["--image".as_ref(), image.as_os_str()])
         .args(["--weights".as_ref(), f.weights.as_os_str()])
         .args(["--config".as_ref(), f.config.as_os_str()])
-        .args(["--classes", &ids.join(","), "--patch", &patch, "--overlap", "0.3"])
+        .args([
+            "--classes",
+            &ids.join(","),
+            "--patch",
+            &patch,
+            "--overlap",
+            "0.3",
+        ])
         .args(["--out".as_ref(), out.as_os_str()])
         .status()
         .unwrap();
@@ -99,7 +109,11 @@ fn monai(f: &Fixture, image: &Path, ids: &[u32], patch: i64, tmp: &Path) -> Volu
 fn agreement(a: &Volume, b: &Volume) -> (f64, Vec<(i64, i64)>) {
     assert_eq!(a.spatial_shape(), b.spatial_shape());
     let (x, y) = (a.data().to_kind(Kind::Int64), b.data().to_kind(Kind::Int64));
-    let same = x.eq_tensor(&y).to_kind(Kind::Double).mean(Kind::Double).double_value(&[]);
+    let same = x
+        .eq_tensor(&y)
+        .to_kind(Kind::Double)
+        .mean(Kind::Double)
+        .double_value(&[]);
     let (vals, _, counts) = x.reshape([-1]).unique_dim(0, true, false, true);
     let hist = Vec::<i64>::try_from(&vals)
         .unwrap()
@@ -163,7 +177,10 @@ fn compare_file(
     // Random-weight logits are not trivially all background or all one class.
     let fg: i64 = hist.iter().filter(|(v, _)| *v != 0).map(|(_, c)| c).sum();
     let n: i64 = hist.iter().map(|(_, c)| c).sum();
-    assert!(hist.len() > min_classes, "{case}: too few classes in the output: {hist:?}");
+    assert!(
+        hist.len() > min_classes,
+        "{case}: too few classes in the output: {hist:?}"
+    );
     assert!(fg > n / 100 && fg < n, "{case}: foreground {fg} of {n}");
     assert!(same >= 0.999, "{case}: label agreement {same} < 0.999");
 }
@@ -221,8 +238,17 @@ fn cropped_and_reoriented_input_matches_monai() {
 #[test]
 fn everything_matches_monai_with_feature_blending() {
     // 117 classes > 16 features: the class-head features are blended instead of 117 maps.
-    let ids = vistaflow_nodes::vista3d::classes::table().everything_labels.clone();
-    compare("everything, patch 64", "example_ct.nii.gz", json!("everything"), &ids, 64, 4);
+    let ids = vistaflow_nodes::vista3d::classes::table()
+        .everything_labels
+        .clone();
+    compare(
+        "everything, patch 64",
+        "example_ct.nii.gz",
+        json!("everything"),
+        &ids,
+        64,
+        4,
+    );
 }
 
 #[test]
@@ -251,28 +277,42 @@ fn bad_inputs_are_clear_errors() {
     };
 
     // Unknown class: the nearest name is suggested (also checked when the workflow loads).
-    let err = vistaflow_nodes::vista3d::classes::check_param(&json!(["liver", "spleeen"]))
-        .unwrap_err();
-    assert!(err.contains("unknown class `spleeen`") && err.contains("`spleen`"), "{err}");
+    let err =
+        vistaflow_nodes::vista3d::classes::check_param(&json!(["liver", "spleeen"])).unwrap_err();
+    assert!(
+        err.contains("unknown class `spleeen`") && err.contains("`spleen`"),
+        "{err}"
+    );
     let err = vistaflow_nodes::vista3d::classes::check_param(&json!(["adrenal"])).unwrap_err();
     assert!(err.contains("adrenal gland"), "{err}");
     let (r, _) = run_node(image.clone(), with("classes", json!(["pancreaz"])));
     assert!(r.unwrap_err().contains("did you mean `pancreas`"));
 
     // Missing weights file, and weights of another configuration.
-    let (r, _) = run_node(image.clone(), with("model", json!("/nonexistent/vista3d.safetensors")));
+    let (r, _) = run_node(
+        image.clone(),
+        with("model", json!("/nonexistent/vista3d.safetensors")),
+    );
     let err = r.unwrap_err();
-    assert!(err.contains("/nonexistent/vista3d.safetensors") && err.contains("convert-weights"), "{err}");
+    assert!(
+        err.contains("/nonexistent/vista3d.safetensors") && err.contains("convert-weights"),
+        "{err}"
+    );
     let (r, _) = run_node(image.clone(), with("network", json!("vista3d132")));
     let err = r.unwrap_err();
-    assert!(err.contains("16 filters") && err.contains("`network`"), "{err}");
+    assert!(
+        err.contains("16 filters") && err.contains("`network`"),
+        "{err}"
+    );
 
     // A patch the network cannot take.
     let (r, _) = run_node(image.clone(), with("patch", json!([100, 128, 128])));
     assert!(r.unwrap_err().contains("multiple of 16"));
 
     // A 2D image.
-    let Value::Image(v) = &image else { unreachable!() };
+    let Value::Image(v) = &image else {
+        unreachable!()
+    };
     let slice = Volume::new(v.data().narrow(0, 10, 1).contiguous(), *v.geometry()).unwrap();
     let (r, _) = run_node(Value::Image(slice), base.clone());
     let err = r.unwrap_err();
@@ -282,7 +322,10 @@ fn bad_inputs_are_clear_errors() {
     let (r, rec) = run_node(image.clone(), base.clone());
     r.unwrap();
     let w = rec.warnings.lock().unwrap().join("\n");
-    assert!(w.contains("expects 1.5 mm") && w.contains("resample"), "{w}");
+    assert!(
+        w.contains("expects 1.5 mm") && w.contains("resample"),
+        "{w}"
+    );
     let mr = load(&f.data.join("totalsegmentator/example_mr_sm.nii.gz"), false);
     let (r, rec) = run_node(mr, base.clone());
     r.unwrap();
@@ -295,8 +338,16 @@ fn all_air_windows_are_skipped_and_labelled_background() {
     let Some(f) = fixture() else { return };
     // A 1.5 mm volume: a soft-tissue block in one corner, air elsewhere.
     let mut data = Tensor::full([96, 96, 160], -1000.0, (Kind::Float, Device::Cpu));
-    let _ = data.narrow(0, 0, 40).narrow(1, 0, 40).narrow(2, 0, 40).fill_(40.0);
-    let _ = data.narrow(0, 90, 1).narrow(1, 90, 1).narrow(2, 150, 1).fill_(40.0);
+    let _ = data
+        .narrow(0, 0, 40)
+        .narrow(1, 0, 40)
+        .narrow(2, 0, 40)
+        .fill_(40.0);
+    let _ = data
+        .narrow(0, 90, 1)
+        .narrow(1, 90, 1)
+        .narrow(2, 150, 1)
+        .fill_(40.0);
     let g = vistaflow_nodes::value::Geometry::axis_aligned([1.5, 1.5, 1.5], [0.0, 0.0, 0.0]);
     let img = Value::Image(Volume::new(data, g).unwrap());
     let (r, rec) = run_node(
@@ -308,7 +359,12 @@ fn all_air_windows_are_skipped_and_labelled_background() {
     assert!(w.contains("were all air and skipped"), "{w}");
     let l = labels_of(&out);
     // Far from both blocks every window is air: background there.
-    let far = l.volume.data().narrow(0, 50, 20).narrow(1, 50, 20).narrow(2, 60, 40);
+    let far = l
+        .volume
+        .data()
+        .narrow(0, 50, 20)
+        .narrow(1, 50, 20)
+        .narrow(2, 60, 40);
     assert_eq!(far.count_nonzero(None::<i64>).int64_value(&[]), 0);
 }
 

@@ -41,7 +41,10 @@ fn check(name: &str, got: &Tensor, want: &Tensor) {
     assert!(err <= 1e-4, "{name}: max abs error {err} > 1e-4");
     // A network that outputs nothing would pass a tolerance on tiny values: make sure the
     // golden values are not trivial.
-    assert!(scale > 1e-2, "{name}: golden values are trivially small ({scale})");
+    assert!(
+        scale > 1e-2,
+        "{name}: golden values are trivially small ({scale})"
+    );
 }
 
 #[test]
@@ -96,7 +99,10 @@ fn weights_of_another_configuration_are_refused_with_what_the_file_holds() {
     eprintln!("{err}");
     assert!(err.contains("vista3d132"), "{err}");
     assert!(err.contains("with another shape"), "{err}");
-    assert!(err.contains("16 filters and blocks [1, 2, 1, 1, 1]"), "{err}");
+    assert!(
+        err.contains("16 filters and blocks [1, 2, 1, 1, 1]"),
+        "{err}"
+    );
     // vista3d132 has more blocks than the file: those keys are missing.
     assert!(
         err.contains("image_encoder.encoder.layers.2.blocks.1.conv1.weight")
@@ -112,20 +118,38 @@ fn missing_corrupt_and_foreign_weight_files_are_clear_errors() {
     let cfg = Config::small();
 
     let missing = tmp.path().join("nope.safetensors");
-    let err = weights::load(&missing, &cfg, Device::Cpu).unwrap_err().to_string();
-    assert!(err.contains("nope.safetensors") && err.contains("convert-weights"), "{err}");
+    let err = weights::load(&missing, &cfg, Device::Cpu)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("nope.safetensors") && err.contains("convert-weights"),
+        "{err}"
+    );
 
     let truncated = tmp.path().join("cut.safetensors");
     let bytes = std::fs::read(d.join("weights.safetensors")).unwrap();
     std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
-    let err = weights::load(&truncated, &cfg, Device::Cpu).unwrap_err().to_string();
-    assert!(err.contains("cut.safetensors") && err.contains("not a valid safetensors"), "{err}");
+    let err = weights::load(&truncated, &cfg, Device::Cpu)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("cut.safetensors") && err.contains("not a valid safetensors"),
+        "{err}"
+    );
 
     // A valid safetensors file that is not VISTA3D.
     let foreign = tmp.path().join("other.safetensors");
-    Tensor::write_safetensors(&[("fc.weight", Tensor::zeros([2, 2], (Kind::Float, Device::Cpu)))], &foreign)
-        .unwrap();
-    let err = weights::load(&foreign, &cfg, Device::Cpu).unwrap_err().to_string();
+    Tensor::write_safetensors(
+        &[(
+            "fc.weight",
+            Tensor::zeros([2, 2], (Kind::Float, Device::Cpu)),
+        )],
+        &foreign,
+    )
+    .unwrap();
+    let err = weights::load(&foreign, &cfg, Device::Cpu)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("does not hold a VISTA3D state dict"), "{err}");
 
     // One tensor dropped: named as missing.
@@ -133,6 +157,11 @@ fn missing_corrupt_and_foreign_weight_files_are_clear_errors() {
     t.retain(|(k, _)| k != "class_head.mlp.3.bias");
     let partial = tmp.path().join("partial.safetensors");
     Tensor::write_safetensors(&t, &partial).unwrap();
-    let err = weights::load(&partial, &cfg, Device::Cpu).unwrap_err().to_string();
-    assert!(err.contains("1 missing from the file: class_head.mlp.3.bias"), "{err}");
+    let err = weights::load(&partial, &cfg, Device::Cpu)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("1 missing from the file: class_head.mlp.3.bias"),
+        "{err}"
+    );
 }

@@ -9,7 +9,9 @@ use super::classes::{self, table};
 use super::net::Config;
 use super::stream::{self, Hooks, Options};
 use super::{models, preprocess};
-use crate::node::{Ctx, Fallback, InputTypes, Inputs, Node, NodeError, NodeSpec, Outputs, PortSpec};
+use crate::node::{
+    Ctx, Fallback, InputTypes, Inputs, Node, NodeError, NodeSpec, Outputs, PortSpec,
+};
 use crate::params::{self, ParamSpec, ParamType, Params};
 use crate::value::{LabelMap, PortType, Value};
 use serde::Deserialize;
@@ -252,4 +254,3 @@ impl Hooks for CtxHooks<'_> {
         self.0.cancel.is_cancelled()
     }
 }
-

@@ -102,7 +102,11 @@ impl LabelTable {
     pub fn class_table(&self, ids: &[u32]) -> BTreeMap<u32, String> {
         ids.iter()
             .map(|i| {
-                let name = self.classes.get(i).cloned().unwrap_or_else(|| format!("class {i}"));
+                let name = self
+                    .classes
+                    .get(i)
+                    .cloned()
+                    .unwrap_or_else(|| format!("class {i}"));
                 (*i, name)
             })
             .collect()
@@ -143,9 +147,10 @@ impl LabelTable {
     pub fn resolve(&self, v: &Json) -> Result<Resolved, String> {
         let raw: Vec<u32> = match v {
             Json::String(s) if normalize(s) == "everything" => self.everything_labels.clone(),
-            Json::Array(items) if !items.is_empty() => {
-                items.iter().map(|x| self.one(x)).collect::<Result<_, _>>()?
-            }
+            Json::Array(items) if !items.is_empty() => items
+                .iter()
+                .map(|x| self.one(x))
+                .collect::<Result<_, _>>()?,
             Json::Array(_) => return Err("the class list is empty".into()),
             other => vec![self.one(other)?],
         };

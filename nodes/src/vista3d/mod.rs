@@ -1,13 +1,13 @@
 //! VISTA3D: the network (`net`), its weights, the class table and the automatic
 //! segmentation node.
 
-pub mod net;
-pub mod weights;
-pub mod classes;
-pub mod stream;
-pub mod window;
 mod auto;
+pub mod classes;
 pub mod models;
+pub mod net;
 pub mod preprocess;
+pub mod stream;
+pub mod weights;
+pub mod window;
 
 pub use auto::Vista3dAuto;

@@ -41,10 +41,7 @@ pub fn prepare(img: &Volume, ctx: &Ctx) -> Result<Prepared, NodeError> {
         ));
     }
     let data = img.data();
-    let (lo, hi) = (
-        data.min().double_value(&[]),
-        data.max().double_value(&[]),
-    );
+    let (lo, hi) = (data.min().double_value(&[]), data.max().double_value(&[]));
     if hi - lo < 200.0 || lo > -200.0 {
         ctx.warn(&format!(
             "values range from {lo:.0} to {hi:.0}: VISTA3D expects CT in Hounsfield units \
@@ -110,7 +107,12 @@ impl Prepared {
     /// A result in network order ([X, Y, Z], or [C, X, Y, Z] when `channels` > 0) back on the
     /// input's grid as `kind`: orientation undone, pasted into the uncropped extent (0
     /// outside). `None` gives all zeros.
-    pub fn restore(&self, t: Option<Tensor>, channels: i64, kind: Kind) -> Result<Volume, NodeError> {
+    pub fn restore(
+        &self,
+        t: Option<Tensor>,
+        channels: i64,
+        kind: Kind,
+    ) -> Result<Volume, NodeError> {
         let [nk, nj, ni] = self.input.spatial_shape();
         let mut full_shape = vec![nk, nj, ni];
         if channels > 0 {

@@ -110,7 +110,9 @@ pub fn segment(
     let starts = window::starts(psize, opts.patch, opts.overlap);
 
     // The slab axis: the longest one (smallest band); permutation to slab-first order.
-    let slab = (0..3).max_by_key(|&a| (psize[a], -(a as i64))).expect("3 axes");
+    let slab = (0..3)
+        .max_by_key(|&a| (psize[a], -(a as i64)))
+        .expect("3 axes");
     let perm: Vec<i64> = std::iter::once(slab as i64)
         .chain((0..3).filter(|&a| a != slab).map(|a| a as i64))
         .collect();
@@ -142,9 +144,12 @@ pub fn segment(
     let mut band = guarded("band buffers", || new_band(0, stitch))?;
     // Class ids are below 512: 16 bits per voxel, not 64.
     let mut labels = Tensor::zeros([psize[slab], len_a, len_b], (Kind::Int16, Device::Cpu));
-    let mut probs = opts
-        .probabilities
-        .then(|| Tensor::zeros([n_classes, psize[slab], len_a, len_b], (Kind::Float, Device::Cpu)));
+    let mut probs = opts.probabilities.then(|| {
+        Tensor::zeros(
+            [n_classes, psize[slab], len_a, len_b],
+            (Kind::Float, Device::Cpu),
+        )
+    });
     let ids_dev = |d: Device| ids_t.to_device(d);
 
     // Rows [band.base, upto) are final: blended values -> logits -> labels.
@@ -167,7 +172,7 @@ pub fn segment(
                 let n = step.min(rows - r0);
                 let w = band.weight.narrow(0, r0, n).clamp_min(1e-30); // [n, A, B]
                 let v = band.acc.narrow(1, r0, n) / &w; // [K, n, A, B]
-                // Logits as [voxels, classes]: features [V, C] . embeddings^T [C, N].
+                                                        // Logits as [voxels, classes]: features [V, C] . embeddings^T [C, N].
                 let logits = if blend_features {
                     v.permute([1, 2, 3, 0])
                         .reshape([-1, n_feat])
@@ -184,8 +189,12 @@ pub fn segment(
                     .narrow(0, band.base + r0, n)
                     .copy_(&lab.reshape([n, len_a, len_b]).to_device(Device::Cpu));
                 if let Some(p) = probs.as_mut() {
-                    let pr = logits.sigmoid().transpose(0, 1).reshape([-1, n, len_a, len_b]);
-                    p.narrow(1, band.base + r0, n).copy_(&pr.to_device(Device::Cpu));
+                    let pr = logits
+                        .sigmoid()
+                        .transpose(0, 1)
+                        .reshape([-1, n, len_a, len_b]);
+                    p.narrow(1, band.base + r0, n)
+                        .copy_(&pr.to_device(Device::Cpu));
                 }
                 r0 += n;
             }
@@ -224,8 +233,8 @@ pub fn segment(
             .filter(|&j| !opts.skip_empty || crops[j].max().double_value(&[]) > 0.0)
             .collect();
         if !keep.is_empty() {
-            let input = Tensor::stack(&keep.iter().map(|&j| &crops[j]).collect::<Vec<_>>(), 0)
-                .unsqueeze(1);
+            let input =
+                Tensor::stack(&keep.iter().map(|&j| &crops[j]).collect::<Vec<_>>(), 0).unsqueeze(1);
             let out = loop {
                 match run_windows(model, &input, &emb, blend_features, opts.kind) {
                     Ok(o) => break o,
@@ -372,7 +381,6 @@ fn shift(band: Band, to: i64, d: Device) -> Result<Band, NodeError> {
     })
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -385,7 +393,10 @@ mod tests {
         let e = guarded("forward", || -> () { panic!("{tch_panic}") }).unwrap_err();
         match e {
             NodeError::OutOfMemory { msg, .. } => {
-                assert_eq!(msg, "forward: CUDA out of memory. Tried to allocate 2.00 GiB")
+                assert_eq!(
+                    msg,
+                    "forward: CUDA out of memory. Tried to allocate 2.00 GiB"
+                )
             }
             other => panic!("expected OutOfMemory, got {other:?}"),
         }
@@ -393,7 +404,10 @@ mod tests {
             panic!("called `Result::unwrap()` on an `Err` value: Torch(\"index out of range in self\\nframe #0\")")
         })
         .unwrap_err();
-        assert_eq!(e.to_string(), "libtorch: stitching: index out of range in self");
+        assert_eq!(
+            e.to_string(),
+            "libtorch: stitching: index out of range in self"
+        );
         assert_eq!(guarded("ok", || 3).unwrap(), 3);
     }
 }

@@ -44,9 +44,11 @@ fn read(path: &Path) -> Result<Vec<(String, Tensor)>, WeightsError> {
             .map(|b| b.starts_with(b"PK\x03\x04") || b.starts_with(&[0x80]))
             .unwrap_or(false);
         if looks_pickled {
-            err("this is a pickled PyTorch file, not safetensors; convert it with \
+            err(
+                "this is a pickled PyTorch file, not safetensors; convert it with \
                  `vistaflow convert-weights model.pt model.safetensors`"
-                .into())
+                    .into(),
+            )
         } else {
             err(format!("not a valid safetensors file ({e})"))
         }
@@ -105,8 +107,16 @@ pub fn load(path: &Path, config: &Config, device: Device) -> Result<Vista3d, Wei
     let file: BTreeMap<String, Vec<i64>> =
         tensors.iter().map(|(k, t)| (k.clone(), t.size())).collect();
 
-    let missing: Vec<String> = vars.keys().filter(|k| !file.contains_key(*k)).cloned().collect();
-    let unexpected: Vec<String> = file.keys().filter(|k| !vars.contains_key(*k)).cloned().collect();
+    let missing: Vec<String> = vars
+        .keys()
+        .filter(|k| !file.contains_key(*k))
+        .cloned()
+        .collect();
+    let unexpected: Vec<String> = file
+        .keys()
+        .filter(|k| !vars.contains_key(*k))
+        .cloned()
+        .collect();
     let misshaped: Vec<String> = vars
         .iter()
         .filter_map(|(k, v)| {
@@ -235,7 +245,11 @@ fn via_python(src: &Path, python: &Path) -> Result<Vec<(String, Tensor)>, Weight
         })?;
     if !out.status.success() {
         let stderr = String::from_utf8_lossy(&out.stderr);
-        let last = stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("");
+        let last = stderr
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("");
         return Err(err(format!(
             "libtorch cannot read this pickle and the Python converter failed: {last}\n  \
              hint: it needs torch and safetensors (`pip install torch safetensors`); \
@@ -244,7 +258,11 @@ fn via_python(src: &Path, python: &Path) -> Result<Vec<(String, Tensor)>, Weight
     }
     Tensor::read_safetensors(tmp.path())
         .map(unwrap_prefix)
-        .map_err(|e| err(format!("the Python converter wrote an unreadable file: {e}")))
+        .map_err(|e| {
+            err(format!(
+                "the Python converter wrote an unreadable file: {e}"
+            ))
+        })
 }
 
 /// tch writes safetensors only to a path: write a temporary file beside `dst`, fsync it and

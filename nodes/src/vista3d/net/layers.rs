@@ -55,7 +55,15 @@ impl Deconv3d {
         }
     }
     pub fn forward(&self, x: &Tensor) -> Tensor {
-        x.conv_transpose3d(&self.weight, self.bias.as_ref(), [2; 3], [1; 3], [1; 3], 1, [1; 3])
+        x.conv_transpose3d(
+            &self.weight,
+            self.bias.as_ref(),
+            [2; 3],
+            [1; 3],
+            [1; 3],
+            1,
+            [1; 3],
+        )
     }
 }
 
@@ -130,7 +138,13 @@ impl LayerNorm {
         }
     }
     pub fn forward(&self, x: &Tensor) -> Tensor {
-        x.layer_norm([self.dim], Some(&self.weight), Some(&self.bias), 1e-5, false)
+        x.layer_norm(
+            [self.dim],
+            Some(&self.weight),
+            Some(&self.bias),
+            1e-5,
+            false,
+        )
     }
 }
 
@@ -138,4 +152,3 @@ impl LayerNorm {
 pub fn embedding(p: nn::Path, n: i64, dim: i64) -> Tensor {
     var(&p, "weight", &[n, dim])
 }
-

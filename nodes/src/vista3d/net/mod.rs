@@ -81,7 +81,11 @@ impl Vista3d {
                 class: false,
             },
         );
-        self.point_head
-            .forward(&dec.expect("point branch asked for"), coords, labels, class_ids)
+        self.point_head.forward(
+            &dec.expect("point branch asked for"),
+            coords,
+            labels,
+            class_ids,
+        )
     }
 }

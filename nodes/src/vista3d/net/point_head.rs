@@ -189,9 +189,13 @@ impl PointHead {
             let pos_src = pos.expand([n, ls[1], ls[2], ls[3], ls[4]], false);
             let (hs, keys) = self.transformer.forward(&src, &pos_src, &tok);
             let hyper = self.hyper_mlp.forward(&hs.narrow(1, 0, 1)); // [n,1,C]
-            let src = keys.transpose(1, 2).reshape([n, ls[1], ls[2], ls[3], ls[4]]);
+            let src = keys
+                .transpose(1, 2)
+                .reshape([n, ls[1], ls[2], ls[3], ls[4]]);
             let up = self.up_deconv.forward(&src);
-            let up = self.up_conv.forward(&self.up_norm.forward(&up).gelu("none"));
+            let up = self
+                .up_conv
+                .forward(&self.up_norm.forward(&up).gelu("none"));
             let us = up.size();
             let m = hyper.matmul(&up.reshape([n, us[1], -1]));
             masks.push(m.reshape([n, 1, us[2], us[3], us[4]]));

@@ -111,9 +111,8 @@ impl Decoder {
             let lp = &p / i;
             let upsample = Deconv3d::new(&lp / "upsample" / "deconv", 2 * filters, filters, false);
             let blocks = vec![SegResBlock::new(&lp / "blocks" / 0, filters)];
-            let head = (i + 1 == n_up).then(|| {
-                Conv3d::new(&lp / "head", filters, cfg.encoder_embed_dim, 1, 1, true)
-            });
+            let head = (i + 1 == n_up)
+                .then(|| Conv3d::new(&lp / "head", filters, cfg.encoder_embed_dim, 1, 1, true));
             levels.push(DecoderLevel {
                 upsample,
                 blocks,

@@ -122,9 +122,7 @@ impl TwoWayAttentionBlock {
             .norm2
             .forward(&(&queries + self.cross_attn_token_to_image.forward(&q, &k, keys)));
 
-        let queries = self
-            .norm3
-            .forward(&(&queries + self.mlp.forward(&queries)));
+        let queries = self.norm3.forward(&(&queries + self.mlp.forward(&queries)));
 
         let q = &queries + query_pe;
         let k = keys + key_pe;
