@@ -136,12 +136,11 @@ pub fn segment(
     let p_s = opts.patch[slab];
     let others: Vec<usize> = (0..3).filter(|&a| a != slab).collect();
     let (len_a, len_b) = (psize[others[0]], psize[others[1]]);
-    let new_band = |base: i64, d: Device| Band {
-        acc: Tensor::zeros([k, p_s, len_a, len_b], (Kind::Float, d)),
-        weight: Tensor::zeros([p_s, len_a, len_b], (Kind::Float, d)),
-        base,
-    };
-    let mut band = guarded("band buffers", || new_band(0, stitch))?;
+    let mut band = guarded("band buffers", || Band {
+        acc: Tensor::zeros([k, p_s, len_a, len_b], (Kind::Float, stitch)),
+        weight: Tensor::zeros([p_s, len_a, len_b], (Kind::Float, stitch)),
+        base: 0,
+    })?;
     // Class ids are below 512: 16 bits per voxel, not 64.
     let mut labels = Tensor::zeros([psize[slab], len_a, len_b], (Kind::Int16, Device::Cpu));
     let mut probs = opts.probabilities.then(|| {
