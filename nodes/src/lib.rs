@@ -9,6 +9,7 @@ pub mod node;
 pub mod params;
 pub mod registry;
 pub mod spatial;
+pub mod text;
 pub mod value;
 pub mod vista3d;
 

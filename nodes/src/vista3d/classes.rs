@@ -1,6 +1,7 @@
 //! VISTA3D's class table (`vista3d_labels.json`, from the model-zoo bundle v0.5.4): names,
 //! the "everything" set, subclass expansion and the preprocessing constants.
 
+use crate::text::edit_distance;
 use serde::Deserialize;
 use serde_json::Value as Json;
 use std::collections::BTreeMap;
@@ -51,21 +52,6 @@ pub struct Resolved {
 
 fn normalize(name: &str) -> String {
     name.trim().to_lowercase().replace(['_', '-'], " ")
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut prev = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let cur = row[j + 1];
-            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
-            prev = cur;
-        }
-    }
-    row[b.len()]
 }
 
 impl LabelTable {

@@ -40,8 +40,11 @@ fn read(path: &Path) -> Result<Vec<(String, Tensor)>, WeightsError> {
         return Err(err("it is a folder, not a .safetensors file".into()));
     }
     Tensor::read_safetensors(path).map_err(|e| {
-        let looks_pickled = std::fs::read(path)
-            .map(|b| b.starts_with(b"PK\x03\x04") || b.starts_with(&[0x80]))
+        // Only the first bytes: a zip (torch.save) or a raw pickle; not the whole model again.
+        let mut head = [0u8; 4];
+        let looks_pickled = std::fs::File::open(path)
+            .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head))
+            .map(|_| head.starts_with(b"PK\x03\x04") || head[0] == 0x80)
             .unwrap_or(false);
         if looks_pickled {
             err(
