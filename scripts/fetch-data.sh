@@ -155,6 +155,19 @@ else
   echo "fetch-data: skipped dcm2niix: apt-get unavailable or not root (only scripts/oracles/dicom_golden.py needs it)"
 fi
 
+# --- dciodvfy (dicom3tools: the DICOM SEG validator for export's tests) via apt -------------
+if command -v dciodvfy >/dev/null 2>&1; then
+  echo "fetch-data: dciodvfy already installed"
+elif command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  echo "fetch-data: installing dicom3tools (dciodvfy) with apt-get"
+  if ! { apt-get install -y -qq dicom3tools >/dev/null 2>&1 \
+         || { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq dicom3tools >/dev/null 2>&1; }; }; then
+    fail "apt-get install dicom3tools failed (run 'apt-get update' and retry, or see apt's output)"
+  fi
+else
+  echo "fetch-data: skipped dciodvfy (dicom3tools): apt-get unavailable or not root; the DICOM SEG test will say so"
+fi
+
 # --- Colin27 (mricron-data) via apt -----------------------------------------------------------
 COLIN=/usr/share/mricron/templates
 if [ -f "$COLIN/ch2.nii.gz" ]; then

@@ -25,6 +25,12 @@ PACKAGES=(
   "torch==2.13.0"
   "monai==1.6.1"
   "safetensors==0.8.0"  # VISTA3D oracle: weights and golden tensors for the Rust side
+  "scipy==1.17.1"  # metrics oracle (MONAI's distance transforms run on scipy)
+  "scikit-image==0.25.2"  # MONAI's point post-processing; marching cubes reference
+  "MedPy==0.5.2"  # metrics oracle: a second, independent Hausdorff / surface distance
+  "highdicom==0.28.2"  # DICOM SEG oracle: reads back what export writes
+  "trimesh==5.2.0"  # STL oracle: watertightness and enclosed volume
+  "pillow==13.0.0"  # PNG oracle: opens the preview sheet
 )
 
 want="$(printf '%s\n' "${PACKAGES[@]}")"

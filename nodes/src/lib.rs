@@ -4,6 +4,7 @@
 //! This crate knows nothing of YAML, dagrs, the cache or telemetry: a node is a pure function
 //! of its inputs and params on a device (see `design.md`).
 
+pub mod export;
 pub mod io;
 pub mod node;
 pub mod params;

@@ -1,6 +1,6 @@
 //! Nodes that read and write image files.
 
-mod atomic;
+pub(crate) mod atomic;
 pub mod dicom;
 mod labels;
 mod load_nifti;
