@@ -6,6 +6,7 @@
 
 pub mod export;
 pub mod io;
+pub mod metrics;
 pub mod node;
 pub mod params;
 pub mod registry;

@@ -123,6 +123,13 @@ pub trait Node: Send + Sync {
         self.spec().outputs.clone()
     }
 
+    /// Whether this use of the node (these params) is a run's finaliser: it runs after every
+    /// other node of the run, is never taken from the cache, and reads the run's record
+    /// through [`Ctx::run_record`] (e.g. `export` with `format: report`).
+    fn finalises(&self, _params: &Params) -> bool {
+        false
+    }
+
     /// Computes the outputs. Must not mutate input tensors in place.
     fn run(&self, ctx: &Ctx, inputs: Inputs, params: &Params) -> Result<Outputs, NodeError>;
 }
@@ -205,12 +212,17 @@ impl ProgressSink for NoProgress {
     fn warn(&self, _: &str) {}
 }
 
+/// Builds the record of the run so far (what ran, with which params, keys, digests and
+/// timings); given by the engine to finalising nodes only.
+pub type RunRecord = Arc<dyn Fn() -> serde_json::Value + Send + Sync>;
+
 /// What a node gets besides its inputs and params.
 #[derive(Clone)]
 pub struct Ctx {
     pub device: Device,
     pub cancel: CancelToken,
     sink: Arc<dyn ProgressSink>,
+    record: Option<RunRecord>,
 }
 
 impl Ctx {
@@ -219,7 +231,19 @@ impl Ctx {
             device,
             cancel,
             sink,
+            record: None,
         }
+    }
+
+    /// Gives a finalising node (see [`Node::finalises`]) the run's record.
+    pub fn with_run_record(mut self, record: RunRecord) -> Self {
+        self.record = Some(record);
+        self
+    }
+
+    /// The record of the run so far; `None` outside an engine run or for other nodes.
+    pub fn run_record(&self) -> Option<serde_json::Value> {
+        self.record.as_ref().map(|f| f())
     }
 
     /// A CPU context with no progress display.

@@ -67,6 +67,8 @@ pub fn decide(
                 Decision::Run("--no-cache".into())
             } else if !n.cache {
                 Decision::Run("cache: false".into())
+            } else if n.node.finalises(&n.params) {
+                Decision::Run("writes the run's report".into())
             } else if refresh.contains(&i) {
                 Decision::Run("--refresh".into())
             } else if let Some(port) = n
@@ -128,10 +130,19 @@ fn files_changed(store: &Store, key: &Digest, writes_nothing: bool) -> Option<St
         if !f.path.exists() {
             return Some(format!("output file missing: {}", f.path.display()));
         }
-        match store.file_digests().digest_file(&f.path) {
+        match digest_path(store, &f.path) {
             Ok(d) if d.hex() == f.sha256 => {}
             _ => return Some(format!("output file changed: {}", f.path.display())),
         }
     }
     None
+}
+
+/// The digest of a written file, or of a written folder (e.g. one STL file per class).
+pub fn digest_path(store: &Store, path: &std::path::Path) -> std::io::Result<Digest> {
+    if path.is_dir() {
+        store.file_digests().digest_dir(path)
+    } else {
+        store.file_digests().digest_file(path)
+    }
 }

@@ -5,6 +5,7 @@ pub mod decide;
 pub mod devices;
 pub mod keys;
 mod node_task;
+mod provenance;
 pub mod report;
 mod run;
 

@@ -1,7 +1,7 @@
 //! Running one node: gather inputs, hold a device, run off the async workers with a timeout
 //! and the run's cancellation, fall back to the CPU on GPU out-of-memory, store the outputs.
 
-use super::decide::{Decision, WrittenFile, WrittenFiles};
+use super::decide::{digest_path, Decision, WrittenFile, WrittenFiles};
 use super::devices::Devices;
 use super::keys::Keys;
 use super::report::{NodeReport, NodeStatus};
@@ -87,10 +87,7 @@ pub async fn run_node(
     match outcome {
         Ok((outputs, device)) => {
             let bytes: u64 = outputs.values().map(Value::nbytes).sum();
-            let voxels: i64 = outputs
-                .values()
-                .map(|v| v.volume().data().numel() as i64)
-                .sum();
+            let voxels: i64 = outputs.values().map(Value::voxels).sum();
             span.set(vec![
                 KeyValue::new("vistaflow.device", device.clone()),
                 KeyValue::new("vistaflow.duration_ms", elapsed.as_millis() as i64),
@@ -202,7 +199,11 @@ async fn attempt(
         i,
         line: line.clone(),
     });
-    let ctx = Ctx::new(device, token.clone(), sink);
+    let mut ctx = Ctx::new(device, token.clone(), sink);
+    if n.node.finalises(&n.params) {
+        let sh = sh.clone();
+        ctx = ctx.with_run_record(Arc::new(move || super::provenance::record(&sh)));
+    }
     let timeout = n.timeout;
     let job = tokio::task::spawn_blocking(move || {
         let inputs: Inputs = inputs
@@ -236,7 +237,7 @@ fn fallback_to_cpu(device: Device, fallback: Fallback) -> bool {
 }
 
 fn to_device(v: Value, device: Device) -> Value {
-    if v.volume().device() == device {
+    if v.as_volume().is_none_or(|vol| vol.device() == device) {
         return v;
     }
     match v {
@@ -245,6 +246,7 @@ fn to_device(v: Value, device: Device) -> Value {
             l.volume = l.volume.to_device(device);
             Value::Labels(l)
         }
+        Value::Table(t) => Value::Table(t),
     }
 }
 
@@ -311,10 +313,8 @@ async fn store_outputs(sh: &Arc<Shared>, i: usize, outputs: &Outputs) {
         if !written.is_empty() {
             let mut files = vec![];
             for (param, path) in written {
-                let d = store
-                    .file_digests()
-                    .digest_file(&path)
-                    .map_err(|e| format!("{}: {e}", path.display()))?;
+                let d =
+                    digest_path(&store, &path).map_err(|e| format!("{}: {e}", path.display()))?;
                 files.push(WrittenFile {
                     param: param.to_string(),
                     path,

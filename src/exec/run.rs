@@ -137,9 +137,12 @@ pub async fn run(
         })
     };
 
-    let to_run: Vec<usize> = (0..plan.nodes.len())
+    let finalises = |i: usize| plan.nodes[i].node.finalises(&plan.nodes[i].params);
+    let mut to_run: Vec<usize> = (0..plan.nodes.len())
         .filter(|&i| decisions[i].runs())
         .collect();
+    // Finalisers last (a stable sort keeps producers before consumers in each group).
+    to_run.sort_by_key(|&i| finalises(i));
     let task_of: HashMap<usize, usize> = to_run.iter().enumerate().map(|(t, &i)| (i, t)).collect();
     let tasks: Vec<Task<NodeResult>> = to_run
         .iter()
@@ -151,7 +154,17 @@ pub async fn run(
                 .collect();
             producers.sort_unstable();
             producers.dedup();
-            let deps = producers.iter().map(|p| task_of[p]).collect();
+            let mut deps: Vec<usize> = producers.iter().map(|p| task_of[p]).collect();
+            // A finaliser (the run's report) waits for every other node; its producers'
+            // results come first in `deps`, the rest only order it.
+            if finalises(i) {
+                deps.extend(
+                    to_run
+                        .iter()
+                        .filter(|&&j| !finalises(j) && !producers.contains(&j))
+                        .map(|j| task_of[j]),
+                );
+            }
             let sh = shared.clone();
             Task {
                 name: plan.nodes[i].id.clone(),

@@ -3,4 +3,9 @@
 
 pub mod dicom_seg;
 pub mod mesh;
+pub mod nifti;
+mod node;
 pub mod preview;
+mod report;
+
+pub use node::Export;

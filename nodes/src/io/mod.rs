@@ -8,7 +8,7 @@ mod load_port;
 mod messages;
 pub mod nifti;
 pub mod nrrd;
-mod sample;
+pub(crate) mod sample;
 mod save_nifti;
 mod stream;
 

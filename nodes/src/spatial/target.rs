@@ -38,7 +38,9 @@ pub fn resample_value(
     fill: Option<f64>,
     ctx: &Ctx,
 ) -> Result<Value, NodeError> {
-    let vol = value.volume();
+    let vol = value.as_volume().ok_or_else(|| {
+        NodeError::Invalid("resample takes an image or a label map, not a table".into())
+    })?;
     let dims = vol.data().dim();
     if vol.spatial_shape().iter().any(|&n| n < 1) {
         return Err(NodeError::Invalid(format!(
@@ -53,6 +55,7 @@ pub fn resample_value(
         )));
     }
     let (interp, fill) = match value {
+        Value::Table(_) => unreachable!("checked above"),
         Value::Labels(_) => {
             if interp == InterpChoice::Fixed(Interp::Linear) {
                 return Err(NodeError::Invalid(
@@ -111,6 +114,6 @@ pub fn resample_value(
             volume: out,
             classes: l.classes.clone(),
         }),
-        Value::Image(_) => Value::Image(out),
+        Value::Image(_) | Value::Table(_) => Value::Image(out),
     })
 }

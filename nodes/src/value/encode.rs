@@ -1,7 +1,7 @@
 //! A value taken apart into named tensors plus JSON, and put back together: the form in which
 //! the engine stores values (the engine owns the file format; this owns the meaning).
 
-use super::{ClassTable, Geometry, LabelMap, PortType, Value, Volume};
+use super::{ClassTable, Geometry, LabelMap, PortType, Table, Value, Volume};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use tch::{Device, Tensor};
@@ -39,10 +39,15 @@ struct VolumeMeta {
 impl Value {
     /// Takes the value apart; tensors are moved to the CPU and made contiguous.
     pub fn encode(&self) -> Encoded {
-        let vol = self.volume();
-        let classes = match self {
-            Value::Labels(l) => Some(l.classes.clone()),
-            Value::Image(_) => None,
+        let (vol, classes) = match self {
+            Value::Image(v) => (v, None),
+            Value::Labels(l) => (&l.volume, Some(l.classes.clone())),
+            Value::Table(t) => {
+                return Encoded {
+                    tensors: vec![],
+                    meta: serde_json::to_value(t).expect("a table is always JSON"),
+                }
+            }
         };
         let meta = VolumeMeta {
             affine_lps: vol.geometry().affine_lps,
@@ -61,6 +66,11 @@ impl Value {
 
     /// Rebuilds a value of type `ty` from [`Value::encode`]'s parts.
     pub fn decode(ty: PortType, parts: Encoded) -> Result<Value, EncodeError> {
+        if ty == PortType::Table {
+            let t: Table = serde_json::from_value(parts.meta)
+                .map_err(|source| EncodeError::BadMeta { ty, source })?;
+            return Ok(Value::Table(t));
+        }
         let meta: VolumeMeta = serde_json::from_value(parts.meta)
             .map_err(|source| EncodeError::BadMeta { ty, source })?;
         let data = parts
@@ -85,6 +95,7 @@ impl Value {
                 let classes = meta.classes.unwrap_or_default();
                 Ok(Value::Labels(LabelMap::new(vol, classes).map_err(invalid)?))
             }
+            PortType::Table => unreachable!("tables are decoded above"),
         }
     }
 }

@@ -2,10 +2,12 @@
 
 mod encode;
 mod labels;
+mod table;
 mod volume;
 
 pub use encode::{EncodeError, Encoded};
 pub use labels::{ClassTable, LabelMap};
+pub use table::{Cell, Table};
 pub use volume::{Geometry, Volume};
 
 use std::fmt;
@@ -17,6 +19,8 @@ pub enum PortType {
     Image,
     /// An integer label map with its class table ([`LabelMap`]).
     Labels,
+    /// Rows of named columns ([`Table`]), e.g. metrics per class.
+    Table,
 }
 
 impl PortType {
@@ -24,6 +28,7 @@ impl PortType {
         match self {
             PortType::Image => "image",
             PortType::Labels => "labels",
+            PortType::Table => "table",
         }
     }
 }
@@ -39,6 +44,7 @@ impl fmt::Display for PortType {
 pub enum Value {
     Image(Volume),
     Labels(LabelMap),
+    Table(Table),
 }
 
 impl Value {
@@ -46,20 +52,34 @@ impl Value {
         match self {
             Value::Image(_) => PortType::Image,
             Value::Labels(_) => PortType::Labels,
+            Value::Table(_) => PortType::Table,
         }
     }
 
-    /// The volume under this value (the label map's volume for labels).
-    pub fn volume(&self) -> &Volume {
+    /// The volume under this value (the label map's volume for labels); `None` for a table.
+    pub fn as_volume(&self) -> Option<&Volume> {
         match self {
-            Value::Image(v) => v,
-            Value::Labels(l) => &l.volume,
+            Value::Image(v) => Some(v),
+            Value::Labels(l) => Some(&l.volume),
+            Value::Table(_) => None,
         }
+    }
+
+    /// The volume under an image or label map. Call it only on values from `image` or
+    /// `labels` ports (port types are checked before a run); a table panics.
+    pub fn volume(&self) -> &Volume {
+        self.as_volume()
+            .expect("Value::volume called on a table; port types guarantee a volume here")
+    }
+
+    /// Voxels held (0 for a table), for telemetry.
+    pub fn voxels(&self) -> i64 {
+        self.as_volume().map_or(0, |v| v.data().numel() as i64)
     }
 
     /// Bytes of tensor data held, for telemetry and cache accounting.
     pub fn nbytes(&self) -> u64 {
-        self.volume().nbytes()
+        self.as_volume().map_or(0, Volume::nbytes)
     }
 }
 
@@ -68,6 +88,7 @@ impl Clone for Value {
         match self {
             Value::Image(v) => Value::Image(v.clone()),
             Value::Labels(l) => Value::Labels(l.clone()),
+            Value::Table(t) => Value::Table(t.clone()),
         }
     }
 }

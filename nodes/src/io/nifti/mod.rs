@@ -28,6 +28,7 @@ mod dtype;
 mod header;
 mod read;
 mod write;
+pub(crate) use write::write_as;
 
 use crate::node::{Ctx, NodeError};
 use crate::value::Value;

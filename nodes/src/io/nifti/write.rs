@@ -14,6 +14,17 @@ use std::path::Path;
 const VOX_OFFSET: usize = NIFTI1_SIZE + 4;
 
 pub fn write(path: &Path, value: &Value, ctx: &Ctx) -> Result<(), NodeError> {
+    write_as(path, value, None, ctx)
+}
+
+/// [`write`], storing the voxels as `sample` (`Uint8`/`Uint16` label maps: the values must
+/// fit, which the caller checks; uint16 has no tensor kind, so its bits travel as int16).
+pub(crate) fn write_as(
+    path: &Path,
+    value: &Value,
+    sample: Option<DataType>,
+    ctx: &Ctx,
+) -> Result<(), NodeError> {
     let err = |msg: String| NodeError::file(path, msg);
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
     let gz = if name.ends_with(".nii.gz") {
@@ -27,6 +38,11 @@ pub fn write(path: &Path, value: &Value, ctx: &Ctx) -> Result<(), NodeError> {
     };
     let vol = value.volume();
     let (data, dtype) = storable(vol, "NIfTI").map_err(err)?;
+    let (data, dtype) = match sample {
+        Some(DataType::Uint8) => (data.to_kind(tch::Kind::Uint8), DataType::Uint8),
+        Some(DataType::Uint16) => (data.to_kind(tch::Kind::Int16), DataType::Uint16),
+        _ => (data, dtype),
+    };
     let header = header_bytes(vol, &data.size(), dtype).map_err(err)?;
 
     create_parent(path)?;

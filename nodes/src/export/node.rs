@@ -1,0 +1,156 @@
+//! The `export` node: one format per use, chosen by `format`.
+
+use super::mesh::{write_stl, MeshOptions};
+use super::{dicom_seg, nifti, preview, report};
+use crate::node::{Ctx, Fallback, Inputs, Node, NodeError, NodeSpec, Outputs, PortSpec};
+use crate::params::{self, ParamSpec, ParamType, Params};
+use crate::spatial::{resample_volume, Grid, Interp};
+use crate::value::{LabelMap, PortType, Value, Volume};
+use serde::Deserialize;
+use serde_json::json;
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+pub struct Export;
+
+const FORMATS: &[&str] = &["nifti", "dicom_seg", "stl", "png", "report"];
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExportParams {
+    format: String,
+    path: PathBuf,
+    smooth: u32,
+    step: u32,
+}
+
+impl Node for Export {
+    fn spec(&self) -> &NodeSpec {
+        static SPEC: OnceLock<NodeSpec> = OnceLock::new();
+        SPEC.get_or_init(|| NodeSpec {
+            kind: "export",
+            version: "1",
+            summary: "Writes labels for people and tools: NIfTI + class tables, DICOM SEG, STL \
+                      meshes, a PNG preview sheet, or the run's JSON provenance report",
+            inputs: vec![
+                PortSpec::optional_input(
+                    "labels",
+                    PortType::Labels,
+                    "the label map (required by every format but report)",
+                ),
+                PortSpec::optional_input(
+                    "image",
+                    PortType::Image,
+                    "dicom_seg: the source series from load_dicom (required); nifti: the grid \
+                     to write on; png: the image under the overlays",
+                ),
+            ],
+            exactly_one_input_of: vec![],
+            outputs: vec![],
+            params: vec![
+                ParamSpec::required(
+                    "format",
+                    ParamType::Choice(FORMATS),
+                    "nifti | dicom_seg | stl | png | report",
+                ),
+                ParamSpec::required(
+                    "path",
+                    ParamType::OutputPath,
+                    "file to write (stl: a folder, one file per class)",
+                ),
+                ParamSpec::optional(
+                    "smooth",
+                    ParamType::Int,
+                    json!(10),
+                    "stl: Taubin smoothing iterations (0: none)",
+                ),
+                ParamSpec::optional(
+                    "step",
+                    ParamType::Int,
+                    json!(1),
+                    "stl: sample every step-th voxel (2 or more: fewer triangles)",
+                ),
+            ],
+            fallback: Fallback::None,
+        })
+    }
+
+    fn finalises(&self, params: &Params) -> bool {
+        params.get("format").and_then(|f| f.as_str()) == Some("report")
+    }
+
+    fn run(&self, ctx: &Ctx, mut inputs: Inputs, params: &Params) -> Result<Outputs, NodeError> {
+        let p: ExportParams = params::parse(params)?;
+        let labels = match inputs.remove("labels") {
+            Some(Value::Labels(l)) => Some(l),
+            _ => None,
+        };
+        let image = match inputs.remove("image") {
+            Some(Value::Image(v)) => Some(v),
+            _ => None,
+        };
+        if p.format == "report" {
+            report::write_report(&p.path, labels.as_ref(), ctx)?;
+            return Ok(Outputs::new());
+        }
+        let labels = labels.ok_or_else(|| {
+            NodeError::Invalid(format!(
+                "format `{}` needs `labels` (e.g. `labels: seg.labels`)",
+                p.format
+            ))
+        })?;
+        match p.format.as_str() {
+            "nifti" => {
+                let labels = match &image {
+                    Some(img) => on_grid(ctx, labels, img)?,
+                    None => labels,
+                };
+                nifti::write_labels(&p.path, &labels, ctx)
+            }
+            "dicom_seg" => {
+                let img = image.ok_or_else(|| {
+                    NodeError::Invalid(
+                        "format `dicom_seg` needs `image`: the series from load_dicom, whose \
+                         instances the segmentation references (e.g. `image: ct.image`)"
+                            .into(),
+                    )
+                })?;
+                dicom_seg::write(&p.path, &labels, &img, ctx)
+            }
+            "stl" => {
+                if p.step == 0 {
+                    return Err(NodeError::Invalid("`step` must be 1 or more".into()));
+                }
+                let opts = MeshOptions {
+                    smooth_iterations: p.smooth,
+                    step: p.step,
+                };
+                write_stl(&p.path, &labels, &opts, ctx).map(|_| ())
+            }
+            "png" => preview::write_png(&p.path, &labels, image.as_ref(), ctx),
+            other => Err(NodeError::Invalid(format!("unknown format `{other}`"))),
+        }?;
+        Ok(Outputs::new())
+    }
+}
+
+/// `labels` on `image`'s grid: as they are when already there, else nearest-neighbour
+/// resampled through both affines (with a warning).
+fn on_grid(ctx: &Ctx, labels: LabelMap, image: &Volume) -> Result<LabelMap, NodeError> {
+    let (a, b) = (Grid::of(&labels.volume), Grid::of(image));
+    let close = (0..3).all(|r| {
+        (0..4).all(|c| (a.geometry.affine_lps[r][c] - b.geometry.affine_lps[r][c]).abs() < 1e-4)
+    });
+    if a.shape == b.shape && close {
+        return Ok(labels);
+    }
+    ctx.warn(&format!(
+        "the labels ({:?} voxels) are not on the image's grid ({:?}); writing them resampled \
+         onto it by nearest neighbour",
+        a.shape, b.shape
+    ));
+    Ok(LabelMap {
+        volume: resample_volume(&labels.volume, &b, Interp::Nearest, 0.0, ctx)?,
+        classes: labels.classes,
+    })
+}
