@@ -266,6 +266,28 @@ else
   echo "fetch-data: skipped the VISTA3D small-network fixtures: no oracle venv at $VENV yet (run scripts/setup-python.sh, then this script again)"
 fi
 
+# --- metrics golden fixtures (MONAI + MedPy on the TotalSegmentator label map) ----------------
+# data/metrics/: the TotalSegmentator sample's seg and a seeded perturbed copy (eroded, dilated,
+# shifted, one class removed, false-positive blobs), an anisotropic flipped crop, tiny empty and
+# border cases, with MONAI's and MedPy's per-class values, by scripts/oracles/metrics_golden.py
+# (about 25 s). Made again whenever the generator changes.
+METRICS_DIR="$DATA/metrics"
+METRICS_GEN_SHA="$(sha256sum "$ROOT/scripts/oracles/metrics_golden.py" | cut -d' ' -f1)"
+if [ -d "$METRICS_DIR" ] && [ "$(cat "$METRICS_DIR/.generator-sha256" 2>/dev/null)" != "$METRICS_GEN_SHA" ]; then
+  echo "fetch-data: scripts/oracles/metrics_golden.py changed: making $METRICS_DIR again"
+  rm -rf "$METRICS_DIR"
+fi
+if [ -d "$METRICS_DIR" ]; then
+  echo "fetch-data: metrics fixtures already in $METRICS_DIR"
+elif [ -x "$VENV/bin/python" ]; then
+  vpy="$("$ROOT/scripts/setup-python.sh" | tail -1)" || fail "scripts/setup-python.sh failed (needed for the metrics fixtures)"
+  "$vpy" "$ROOT/scripts/oracles/metrics_golden.py" "$METRICS_DIR" "$TS/example_seg.nii.gz" \
+    || fail "scripts/oracles/metrics_golden.py could not write $METRICS_DIR"
+  echo "$METRICS_GEN_SHA" > "$METRICS_DIR/.generator-sha256"
+else
+  echo "fetch-data: skipped the metrics fixtures: no oracle venv at $VENV yet (run scripts/setup-python.sh, then this script again)"
+fi
+
 echo "fetch-data: fetched:"
 for d in "$TS" "$NB" "$PD"; do
   n="$(find "$d" -type f ! -name .complete | wc -l)"

@@ -22,14 +22,16 @@ fn monai_sets(s: &SurfaceDistances) -> (Vec<f32>, Vec<f32>) {
     (set(&s.pred_to_ref, p, r), set(&s.ref_to_pred, r, p))
 }
 
-/// torch.quantile (linear interpolation) of one set; `nan` for an empty set.
+/// torch.quantile (linear interpolation) of one set, in float32 as torch computes it (so a
+/// set of `inf` gives `nan`, as `inf - inf` does in torch's lerp); `nan` for an empty set.
 fn quantile(v: &mut [f32], q: f64) -> f64 {
     if v.is_empty() {
         return f64::NAN;
     }
-    let pos = q * (v.len() - 1) as f64;
-    let lo = pos.floor() as usize;
-    let hi = pos.ceil() as usize;
+    let rank = (q as f32) * ((v.len() - 1) as f32);
+    let lo = rank.floor() as usize;
+    let hi = (rank.ceil() as usize).min(v.len() - 1);
+    let w = rank - lo as f32;
     let cmp = |a: &f32, b: &f32| a.total_cmp(b);
     let (_, &mut a, right) = v.select_nth_unstable_by(lo, cmp);
     let b = if hi > lo {
@@ -37,13 +39,13 @@ fn quantile(v: &mut [f32], q: f64) -> f64 {
     } else {
         a
     };
-    let (a, b) = (a as f64, b as f64);
-    if a == b {
-        return a;
-    }
-    let t = pos - lo as f64;
-    // torch.lerp in float32, as MONAI's tensors are float32.
-    (a as f32 + (t as f32) * (b as f32 - a as f32)) as f64
+    // at::lerp: a + w (b - a) below one half, b - (b - a)(1 - w) from one half on.
+    let out = if w < 0.5 {
+        a + w * (b - a)
+    } else {
+        b - (b - a) * (1.0 - w)
+    };
+    out as f64
 }
 
 /// Hausdorff distance at `percentile` (None: the maximum): the larger of the two directed
@@ -115,12 +117,13 @@ mod tests {
     fn empty_masks_follow_monai() {
         let both = sd(vec![], vec![]);
         assert!(hausdorff(&both, Some(95.0)).is_nan() && assd(&both).is_nan() && nsd(&both, 2.0).is_nan());
+        // MONAI: hd inf, but hd95 nan (torch.quantile over inf values interpolates inf - inf).
         let no_ref = sd(vec![f64::INFINITY; 3], vec![]);
         assert_eq!(hausdorff(&no_ref, None), f64::INFINITY);
-        assert_eq!(hausdorff(&no_ref, Some(95.0)), f64::INFINITY);
+        assert!(hausdorff(&no_ref, Some(95.0)).is_nan());
         assert_eq!(nsd(&no_ref, 2.0), 0.0);
         let no_pred = sd(vec![], vec![f64::INFINITY; 4]);
-        assert_eq!(hausdorff(&no_pred, Some(95.0)), f64::INFINITY);
+        assert!(hausdorff(&no_pred, Some(95.0)).is_nan());
         assert_eq!(assd(&no_pred), f64::INFINITY);
     }
 }
