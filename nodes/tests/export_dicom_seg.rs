@@ -1,0 +1,576 @@
+//! `export::dicom_seg::write` on the real TotalSegmentator CT series, checked by dciodvfy
+//! (dicom3tools) and read back with highdicom (`scripts/oracles/dicom_seg_readback.py`).
+//!
+//! Needs `scripts/fetch-data.sh` (data/totalsegmentator), `scripts/setup-python.sh` (pydicom,
+//! highdicom; python from VISTAFLOW_PYTHON or ~/.cache/vistaflow/venv/bin/python) and
+//! dicom3tools (`apt-get install dicom3tools`). Tests skip, with a message, only when data/ is
+//! absent; any other missing piece is a failure.
+//!
+//! The labels are TotalSegmentator's `example_seg_dicom.nii.gz`, made on this very series
+//! (`example_seg.nii.gz` belongs to `example_ct_sm.nii.gz` and does not overlap the series),
+//! loaded with `load_nifti` and resampled onto the DICOM image with `resample` (`reference`).
+//! The series' files have empty Study/Series/SOP Instance UIDs (their SOP Instance UIDs are in
+//! the file meta information), so the SEG is checked twice: on the series as it is (derived
+//! study/series UIDs and a warning), and on a copy whose files got their UIDs filled in (the
+//! SEG must then carry the source's study UID and reference its series).
+
+mod common;
+
+use common::{data_dir, python, repo};
+use dicom_core::VR;
+use dicom_dictionary_std::tags;
+use serde_json::{json, Value as Json};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+use tch::{Device, Kind};
+use vistaflow_nodes::export::dicom_seg;
+use vistaflow_nodes::io::dicom::LoadDicom;
+use vistaflow_nodes::io::LoadNifti;
+use vistaflow_nodes::node::{CancelToken, Ctx, Inputs, Node, NodeError, ProgressSink};
+use vistaflow_nodes::params::Params;
+use vistaflow_nodes::spatial::Resample;
+use vistaflow_nodes::value::{LabelMap, Value, Volume};
+
+const TS_DICOM: &str = "totalsegmentator/example_ct_dicom";
+const TS_SEG: &str = "totalsegmentator/example_seg_dicom.nii.gz";
+/// Names for some of the label map's ids, from TotalSegmentator v2's `total` task (liver = 5
+/// is documented with the data). Spelled as a user might: "Spleen" matches VISTA3D's "spleen"
+/// (case ignored); TotalSegmentator's "adrenal_gland_right" is not a VISTA3D name, so it gets
+/// the generic code and a warning. The other ids stay unnamed ("class <id>", generic code).
+const NAMES: [(u32, &str); 5] = [
+    (1, "Spleen"),
+    (5, "liver"),
+    (6, "stomach"),
+    (7, "pancreas"),
+    (8, "adrenal_gland_right"),
+];
+
+/// Warnings and progress collected from a run.
+#[derive(Default)]
+struct Rec {
+    warnings: Mutex<Vec<String>>,
+    progress: Mutex<Vec<(u64, u64)>>,
+}
+
+impl ProgressSink for Rec {
+    fn progress(&self, done: u64, total: u64, _: &str) {
+        self.progress.lock().unwrap().push((done, total));
+    }
+    fn warn(&self, m: &str) {
+        self.warnings.lock().unwrap().push(m.to_string());
+    }
+}
+
+fn rec_ctx() -> (Ctx, Arc<Rec>) {
+    let rec = Arc::new(Rec::default());
+    (Ctx::new(Device::Cpu, CancelToken::new(), rec.clone()), rec)
+}
+
+/// Params as the engine checks them: the spec's defaults, then `extra`.
+fn params(node: &dyn Node, extra: Json) -> Params {
+    let mut p = Params::new();
+    for ps in &node.spec().params {
+        if let Some(d) = &ps.default {
+            p.insert(ps.name.into(), d.clone());
+        }
+    }
+    for (k, v) in extra.as_object().unwrap() {
+        p.insert(k.clone(), v.clone());
+    }
+    p
+}
+
+fn need(p: PathBuf) -> PathBuf {
+    assert!(
+        p.exists(),
+        "{} is missing: run scripts/fetch-data.sh",
+        p.display()
+    );
+    p
+}
+
+fn load_dicom(dir: &Path) -> Volume {
+    let p = params(&LoadDicom, json!({ "path": dir.to_str().unwrap() }));
+    match LoadDicom.run(&Ctx::cpu(), Inputs::new(), &p) {
+        Ok(mut out) => match out.remove("image") {
+            Some(Value::Image(v)) => v,
+            other => panic!("load_dicom: expected an image, got {other:?}"),
+        },
+        Err(e) => panic!("load_dicom {}: {e}", dir.display()),
+    }
+}
+
+fn load_nifti(path: &Path, labels: bool) -> Value {
+    let p = params(
+        &LoadNifti,
+        json!({ "path": path.to_str().unwrap(), "labels": labels }),
+    );
+    let mut out = LoadNifti
+        .run(&Ctx::cpu(), Inputs::new(), &p)
+        .unwrap_or_else(|e| panic!("load_nifti {}: {e}", path.display()));
+    out.remove(if labels { "labels" } else { "image" })
+        .expect("load_nifti output")
+}
+
+/// `labels` resampled onto `image` by the `resample` node (`reference` input).
+fn resample_onto(labels: LabelMap, image: &Volume) -> LabelMap {
+    let p = params(&Resample, json!({}));
+    let out = Resample
+        .run(
+            &Ctx::cpu(),
+            Inputs::from([
+                ("image".to_string(), Value::Labels(labels)),
+                ("reference".to_string(), Value::Image(image.clone())),
+            ]),
+            &p,
+        )
+        .unwrap_or_else(|e| panic!("resample: {e}"));
+    match out.get("labels") {
+        Some(Value::Labels(l)) => l.clone(),
+        other => panic!("resample: expected labels, got {other:?}"),
+    }
+}
+
+/// The series (`dicom_dir`) and its labels, on the series' grid, liver named.
+fn inputs(dicom_dir: &Path, data: &Path) -> (Volume, LabelMap) {
+    let ct = load_dicom(dicom_dir);
+    let Value::Labels(raw) = load_nifti(&need(data.join(TS_SEG)), true) else {
+        panic!("load_nifti labels: true gives labels")
+    };
+    let mut labels = resample_onto(raw, &ct);
+    for (id, name) in NAMES {
+        labels.classes.insert(id, name.into());
+    }
+    (ct, labels)
+}
+
+/// Runs dciodvfy; fails on any "Error" line; returns the warning lines.
+fn dciodvfy(seg: &Path) -> Vec<String> {
+    let out = match Command::new("dciodvfy").arg(seg).output() {
+        Ok(o) => o,
+        Err(e) => {
+            panic!("cannot run dciodvfy ({e}): install dicom3tools (apt-get install dicom3tools)")
+        }
+    };
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let errors: Vec<&str> = text.lines().filter(|l| l.starts_with("Error")).collect();
+    let warnings: Vec<String> = text
+        .lines()
+        .filter(|l| l.starts_with("Warning"))
+        .map(str::to_string)
+        .collect();
+    eprintln!(
+        "dciodvfy: {} errors, {} warnings",
+        errors.len(),
+        warnings.len()
+    );
+    for w in &warnings {
+        eprintln!("  {w}");
+    }
+    assert!(errors.is_empty(), "dciodvfy reports errors:\n{text}");
+    warnings
+}
+
+/// The class ids present (> 0), ascending.
+fn present(labels: &LabelMap) -> Vec<u32> {
+    let flat = labels.volume.data().to_kind(Kind::Int64).flatten(0, -1);
+    let v: Vec<i64> = Vec::<i64>::try_from(&flat).unwrap();
+    let set: std::collections::BTreeSet<i64> = v.into_iter().filter(|&c| c > 0).collect();
+    set.into_iter().map(|c| c as u32).collect()
+}
+
+/// Reads the SEG back with highdicom against `labels`; returns the oracle's JSON.
+fn readback(seg: &Path, dicom_dir: &Path, labels: &LabelMap, strict_uids: bool) -> Json {
+    let tmp = tempfile::tempdir().unwrap();
+    let raw = tmp.path().join("labels.i32");
+    let t = labels.volume.data().to_kind(Kind::Int).contiguous();
+    let n = t.numel();
+    let mut bytes = vec![0u8; n * 4];
+    t.copy_data_u8(&mut bytes, n);
+    std::fs::write(&raw, &bytes).unwrap();
+    let codes: Json =
+        serde_json::from_str(include_str!("../src/export/dicom_seg/codes.json")).unwrap();
+    let segments: Vec<Json> = present(labels)
+        .iter()
+        .enumerate()
+        .map(|(i, &c)| {
+            let (label, code) = match labels.classes.get(&c) {
+                Some(name) => {
+                    let key = name.to_lowercase().replace('_', " ");
+                    let code = codes["classes"].get(&key).unwrap_or(&codes["fallback"]);
+                    (name.clone(), code)
+                }
+                None => (format!("class {c}"), &codes["fallback"]),
+            };
+            json!({
+                "number": i + 1, "class": c, "label": label,
+                "category": code["category"]["value"], "type": code["type"]["value"],
+            })
+        })
+        .collect();
+    let expected = json!({
+        "labels_raw": raw.to_str().unwrap(),
+        "shape": labels.volume.spatial_shape(),
+        "affine_lps": labels.volume.geometry().affine_lps,
+        "segments": segments,
+        "strict_uids": strict_uids,
+    });
+    let exp_path = tmp.path().join("expected.json");
+    std::fs::write(&exp_path, expected.to_string()).unwrap();
+    let out_path = tmp.path().join("result.json");
+    let out = Command::new(python())
+        .arg(repo().join("scripts/oracles/dicom_seg_readback.py"))
+        .arg(seg)
+        .arg(dicom_dir)
+        .arg(&exp_path)
+        .arg(&out_path)
+        .output()
+        .expect("running the highdicom oracle");
+    assert!(
+        out.status.success(),
+        "dicom_seg_readback.py failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&std::fs::read(&out_path).unwrap()).unwrap()
+}
+
+/// Writes, validates and reads back; returns the warnings of the write.
+fn write_and_check(dicom_dir: &Path, data: &Path, out: &Path, strict_uids: bool) -> Vec<String> {
+    let (ct, labels) = inputs(dicom_dir, data);
+    let (ctx, rec) = rec_ctx();
+    let t0 = Instant::now();
+    dicom_seg::write(out, &labels, &ct, &ctx).unwrap_or_else(|e| panic!("dicom_seg: {e}"));
+    let took = t0.elapsed();
+    let classes = present(&labels);
+    eprintln!(
+        "{}: wrote {} segments, {} bytes in {:.3} s",
+        dicom_dir.display(),
+        classes.len(),
+        std::fs::metadata(out).unwrap().len(),
+        took.as_secs_f64()
+    );
+    let progress = rec.progress.lock().unwrap().clone();
+    assert_eq!(
+        progress.last(),
+        Some(&(classes.len() as u64, classes.len() as u64)),
+        "progress per segment"
+    );
+    let warnings = rec.warnings.lock().unwrap().clone();
+    for w in &warnings {
+        eprintln!("  warning: {w}");
+    }
+    dciodvfy(out);
+    let r = readback(out, dicom_dir, &labels, strict_uids);
+    eprintln!(
+        "highdicom read-back: {} frames, plane positions within {} mm",
+        r["number_of_frames"], r["worst_plane_position_mm"]
+    );
+    let mut total = 0;
+    for s in r["segments"].as_array().unwrap() {
+        eprintln!(
+            "  segment {:>2} {:<12} type {:<9}: {:>7} voxels, {} mismatched",
+            s["number"],
+            s["label"].as_str().unwrap(),
+            s["type"].as_str().unwrap(),
+            s["voxels"],
+            s["mismatched_voxels"]
+        );
+        total += s["mismatched_voxels"].as_i64().unwrap();
+    }
+    assert_eq!(r["segments"].as_array().unwrap().len(), classes.len());
+    assert_eq!(total, 0, "mismatched voxels: {r}");
+    assert!(
+        r["problems"].as_array().unwrap().is_empty(),
+        "read-back problems: {}",
+        r["problems"]
+    );
+    // Same inputs, same bytes.
+    let again = out.with_extension("again.dcm");
+    dicom_seg::write(&again, &labels, &ct, &Ctx::cpu()).unwrap();
+    assert!(
+        std::fs::read(out).unwrap() == std::fs::read(&again).unwrap(),
+        "two writes of the same result differ"
+    );
+    warnings
+}
+
+#[test]
+fn seg_of_the_real_series_validates_and_reads_back() {
+    let Some(data) = data_dir() else { return };
+    let series = need(data.join(TS_DICOM));
+    let tmp = tempfile::tempdir().unwrap();
+    let warnings = write_and_check(&series, &data, &tmp.path().join("out/seg.dcm"), false);
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("StudyInstanceUID") && w.contains("SeriesInstanceUID")),
+        "the series has empty study/series UIDs: expected a warning, got {warnings:?}"
+    );
+    assert!(
+        warnings.iter().any(|w| w.contains("no name for class")),
+        "unnamed classes: expected a warning, got {warnings:?}"
+    );
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("no SNOMED CT code") && w.contains("adrenal_gland_right")),
+        "a name without a code: expected a warning, got {warnings:?}"
+    );
+}
+
+/// The source image with its identity changed by `edit`.
+fn with_identity(ct: &Volume, edit: impl FnOnce(&mut Json)) -> Volume {
+    let mut id = ct.identity.as_deref().unwrap().clone();
+    edit(&mut id);
+    let mut v = ct.clone();
+    v.identity = Some(Arc::new(id));
+    v
+}
+
+/// Identities load_dicom writes for other series: a resampled one (frames reference the
+/// series only) and a multi-frame one (frames reference frame numbers). Both must validate.
+#[test]
+fn resampled_and_multiframe_sources_validate() {
+    let Some(data) = data_dir() else { return };
+    let series = need(data.join(TS_DICOM));
+    let (ct, labels) = inputs(&series, &data);
+    let tmp = tempfile::tempdir().unwrap();
+
+    let resampled = with_identity(&ct, |id| id["resampled"] = json!(true));
+    let (ctx, rec) = rec_ctx();
+    let out = tmp.path().join("resampled.dcm");
+    dicom_seg::write(&out, &labels, &resampled, &ctx).unwrap();
+    let warnings = rec.warnings.lock().unwrap().clone();
+    assert!(
+        warnings.iter().any(|w| w.contains("resampled")),
+        "{warnings:?}"
+    );
+    dciodvfy(&out);
+    let obj = dicom_object::open_file(&out).unwrap();
+    let frames = obj
+        .element(tags::PER_FRAME_FUNCTIONAL_GROUPS_SEQUENCE)
+        .unwrap();
+    let first = &frames.items().unwrap()[0];
+    assert!(first.element(tags::DERIVATION_IMAGE_SEQUENCE).is_err());
+    let shared = &obj
+        .element(tags::SHARED_FUNCTIONAL_GROUPS_SEQUENCE)
+        .unwrap()
+        .items()
+        .unwrap()[0];
+    let sources = shared
+        .element(tags::DERIVATION_IMAGE_SEQUENCE)
+        .unwrap()
+        .items()
+        .unwrap()[0]
+        .element(tags::SOURCE_IMAGE_SEQUENCE)
+        .unwrap()
+        .items()
+        .unwrap()
+        .len();
+    assert_eq!(sources, 20, "every source slice, in the shared groups");
+    assert!(first.element(tags::PLANE_POSITION_SEQUENCE).is_ok());
+
+    let multi = with_identity(&ct, |id| {
+        let uid = id["instances"][0]["sop_instance_uid"].clone();
+        let n = id["instances"].as_array().unwrap().len();
+        id["instances"] = (1..=n)
+            .map(|f| json!({ "sop_instance_uid": uid, "frame": f }))
+            .collect();
+        id["sop_class_uid"] = json!("1.2.840.10008.5.1.4.1.1.2.1"); // Enhanced CT
+    });
+    let out = tmp.path().join("multiframe.dcm");
+    dicom_seg::write(&out, &labels, &multi, &Ctx::cpu()).unwrap();
+    dciodvfy(&out);
+    let obj = dicom_object::open_file(&out).unwrap();
+    let refs = obj
+        .element(tags::REFERENCED_SERIES_SEQUENCE)
+        .unwrap()
+        .items()
+        .unwrap()[0]
+        .element(tags::REFERENCED_INSTANCE_SEQUENCE)
+        .unwrap()
+        .items()
+        .unwrap()
+        .len();
+    assert_eq!(refs, 1, "one multi-frame instance referenced once");
+    let frames = obj
+        .element(tags::PER_FRAME_FUNCTIONAL_GROUPS_SEQUENCE)
+        .unwrap();
+    for item in frames.items().unwrap() {
+        let src = &item
+            .element(tags::DERIVATION_IMAGE_SEQUENCE)
+            .unwrap()
+            .items()
+            .unwrap()[0]
+            .element(tags::SOURCE_IMAGE_SEQUENCE)
+            .unwrap()
+            .items()
+            .unwrap()[0];
+        let n: i64 = src
+            .element(tags::REFERENCED_FRAME_NUMBER)
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        let pos = item
+            .element(tags::FRAME_CONTENT_SEQUENCE)
+            .unwrap()
+            .items()
+            .unwrap()[0]
+            .element(tags::DIMENSION_INDEX_VALUES)
+            .unwrap()
+            .to_multi_int::<i64>()
+            .unwrap()[1];
+        assert_eq!(n, pos, "frame k+1 of the source for slice k");
+    }
+}
+
+/// A copy of the series whose files carry Study/Series/SOP Instance UIDs.
+fn series_with_uids(src: &Path, dst: &Path) {
+    std::fs::create_dir_all(dst).unwrap();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(src)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    for f in files {
+        let mut obj = dicom_object::open_file(&f).unwrap();
+        let sop = obj
+            .meta()
+            .media_storage_sop_instance_uid()
+            .trim_end_matches('\0')
+            .to_string();
+        let class = obj
+            .meta()
+            .media_storage_sop_class_uid()
+            .trim_end_matches('\0')
+            .to_string();
+        obj.put_str(tags::STUDY_INSTANCE_UID, VR::UI, "2.25.1111111111111111111");
+        obj.put_str(
+            tags::SERIES_INSTANCE_UID,
+            VR::UI,
+            "2.25.2222222222222222222",
+        );
+        obj.put_str(tags::SOP_INSTANCE_UID, VR::UI, sop);
+        obj.put_str(tags::SOP_CLASS_UID, VR::UI, class);
+        obj.write_to_file(dst.join(f.file_name().unwrap())).unwrap();
+    }
+}
+
+#[test]
+fn seg_of_a_series_with_uids_joins_its_study() {
+    let Some(data) = data_dir() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let series = tmp.path().join("ct");
+    series_with_uids(&need(data.join(TS_DICOM)), &series);
+    let warnings = write_and_check(&series, &data, &tmp.path().join("seg.dcm"), true);
+    assert!(
+        !warnings.iter().any(|w| w.contains("StudyInstanceUID")),
+        "no UID is missing: {warnings:?}"
+    );
+}
+
+fn invalid(r: Result<(), NodeError>) -> String {
+    match r {
+        Err(NodeError::Invalid(m)) => m,
+        Err(e) => panic!("expected NodeError::Invalid, got {e:?}"),
+        Ok(()) => panic!("expected an error, wrote a SEG"),
+    }
+}
+
+#[test]
+fn bad_inputs_are_refused_with_a_hint() {
+    let Some(data) = data_dir() else { return };
+    let series = need(data.join(TS_DICOM));
+    let (ct, labels) = inputs(&series, &data);
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("seg.dcm");
+    let ctx = Ctx::cpu();
+
+    // Labels as stored in the NIfTI: same shape, but y flipped in the affine.
+    let Value::Labels(raw) = load_nifti(&data.join(TS_SEG), true) else {
+        unreachable!()
+    };
+    let m = invalid(dicom_seg::write(&out, &raw, &ct, &ctx));
+    eprintln!("off the grid: {m}");
+    assert!(
+        m.contains("not on the source image's grid") && m.contains("affine"),
+        "{m}"
+    );
+    assert!(m.contains("resample") && m.contains("reference"), "{m}");
+
+    // Another shape.
+    let small = LabelMap::new(
+        Volume::new(
+            labels.volume.data().narrow(0, 0, 5),
+            *labels.volume.geometry(),
+        )
+        .unwrap(),
+        labels.classes.clone(),
+    )
+    .unwrap();
+    let m = invalid(dicom_seg::write(&out, &small, &ct, &ctx));
+    assert!(m.contains("shape") && m.contains("reference"), "{m}");
+
+    // An image from NIfTI: no DICOM identity.
+    let Value::Image(nii) = load_nifti(&data.join(TS_SEG), false) else {
+        unreachable!()
+    };
+    let m = invalid(dicom_seg::write(&out, &labels, &nii, &ctx));
+    eprintln!("NIfTI source: {m}");
+    assert!(
+        m.contains("dicom_seg needs the image from load_dicom"),
+        "{m}"
+    );
+
+    // Nothing labelled.
+    let empty = LabelMap::new(
+        Volume::new(labels.volume.data().zeros_like(), *labels.volume.geometry()).unwrap(),
+        labels.classes.clone(),
+    )
+    .unwrap();
+    let m = invalid(dicom_seg::write(&out, &empty, &ct, &ctx));
+    eprintln!("empty: {m}");
+    assert!(m.contains("nothing to export"), "{m}");
+
+    assert!(!out.exists(), "no file after a refusal");
+    assert_eq!(
+        std::fs::read_dir(tmp.path()).unwrap().count(),
+        0,
+        "no partial files left"
+    );
+
+    // No patient identifiers in messages: none of the identity's values appear.
+    let id = ct.identity.as_deref().unwrap();
+    for v in id["attributes"].as_object().unwrap().values() {
+        let v = v.as_str().unwrap();
+        if v.len() > 3 {
+            assert!(!m.contains(v));
+        }
+    }
+}
+
+#[test]
+fn cancellation_stops_between_segments() {
+    let Some(data) = data_dir() else { return };
+    let series = need(data.join(TS_DICOM));
+    let (ct, labels) = inputs(&series, &data);
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("seg.dcm");
+    let cancel = CancelToken::new();
+    cancel.cancel();
+    let ctx = Ctx::new(Device::Cpu, cancel, Arc::new(Rec::default()));
+    match dicom_seg::write(&out, &labels, &ct, &ctx) {
+        Err(NodeError::Cancelled) => {}
+        other => panic!("expected Cancelled, got {other:?}"),
+    }
+    assert!(!out.exists());
+}
