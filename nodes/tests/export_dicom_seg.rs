@@ -531,6 +531,22 @@ fn bad_inputs_are_refused_with_a_hint() {
         "{m}"
     );
 
+    // The CT resampled to 2.5 mm after loading, with the labels on that grid: the two agree
+    // with each other, but its slices are no longer the series' instances.
+    let p = params(&Resample, json!({ "spacing": [2.5, 2.5, 2.5] }));
+    let iso = match Resample
+        .run(&ctx, Inputs::from([("image".to_string(), Value::Image(ct.clone()))]), &p)
+        .unwrap()
+        .remove("image")
+    {
+        Some(Value::Image(v)) => v,
+        other => panic!("resample: {other:?}"),
+    };
+    let on_iso = resample_onto(labels.clone(), &iso);
+    let m = invalid(dicom_seg::write(&out, &on_iso, &iso, &ctx));
+    eprintln!("resampled source: {m}");
+    assert!(m.contains("not on the grid load_dicom read"), "{m}");
+
     // Nothing labelled.
     let empty = LabelMap::new(
         Volume::new(labels.volume.data().zeros_like(), *labels.volume.geometry()).unwrap(),

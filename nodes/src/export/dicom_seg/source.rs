@@ -29,6 +29,8 @@ pub struct SourceRef {
     /// The image was resampled from its slices: `instances` are the series' slices, not the
     /// image's slices one to one.
     pub resampled: bool,
+    /// Shape and LPS affine of the image as load_dicom made it (absent in older identities).
+    pub loaded_grid: Option<(Vec<i64>, [[f64; 4]; 4])>,
     /// Per image slice `k` (or per sorted source slice when `resampled`).
     pub instances: Vec<InstanceRef>,
     /// Patient and study module attributes, by DICOM keyword.
@@ -116,6 +118,12 @@ impl SourceRef {
             frame_of_reference_uid: text(id, "frame_of_reference_uid"),
             sop_class_uid: text(id, "sop_class_uid").ok_or_else(|| broken("no SOP Class UID"))?,
             resampled: id.get("resampled").and_then(Json::as_bool).unwrap_or(false),
+            loaded_grid: id.get("grid").and_then(|g| {
+                let shape: Vec<i64> = serde_json::from_value(g.get("shape")?.clone()).ok()?;
+                let affine: [[f64; 4]; 4] =
+                    serde_json::from_value(g.get("affine_lps")?.clone()).ok()?;
+                Some((shape, affine))
+            }),
             instances,
             attributes,
         })
@@ -165,6 +173,18 @@ pub fn check_grid(labels: &LabelMap, source: &Volume, src: &SourceRef) -> Result
             "dicom_seg: the labels are not on the source image's grid: their affines differ by \
              up to {worst:.3e} mm (tolerance {GRID_TOL_MM:e} mm); {hint}"
         )));
+    }
+    if let Some((shape, affine)) = &src.loaded_grid {
+        let b = source.geometry().affine_lps;
+        let moved = (0..3)
+            .flat_map(|r| (0..4).map(move |c| (r, c)))
+            .any(|(r, c)| !((affine[r][c] - b[r][c]).abs() <= GRID_TOL_MM));
+        if *shape != is || moved {
+            return Err(NodeError::Invalid(
+                "dicom_seg: the source image is not on the grid load_dicom read (it was                  cropped, resampled or reoriented since), so its slices are not the series'                  instances. Pass load_dicom's own `image` as the source, and resample the                  labels onto that"
+                    .into(),
+            ));
+        }
     }
     if !src.resampled && src.instances.len() as i64 != is[0] {
         return Err(NodeError::Invalid(format!(

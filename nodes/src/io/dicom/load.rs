@@ -124,11 +124,14 @@ pub fn load(
     if lay.resample.is_some() {
         vol = vol.with_meta(META_RESAMPLED, "true");
     }
-    vol.identity = Some(Arc::new(identity(
-        &images,
-        &lay.order,
-        lay.resample.is_some(),
-    )));
+    let mut id = identity(&images, &lay.order, lay.resample.is_some());
+    // The grid as loaded: exports that reference the source slices (DICOM SEG) check that
+    // the image they get is still on it (not cropped or resampled since).
+    id["grid"] = serde_json::json!({
+        "shape": vol.data().size(),
+        "affine_lps": vol.geometry().affine_lps,
+    });
+    vol.identity = Some(Arc::new(id));
     Ok(vol)
 }
 
