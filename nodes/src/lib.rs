@@ -11,6 +11,7 @@ pub mod node;
 pub mod params;
 pub mod registry;
 pub mod spatial;
+pub mod supervoxels;
 pub mod text;
 pub mod value;
 pub mod vista3d;

@@ -6,6 +6,7 @@ pub mod classes;
 pub mod models;
 pub mod net;
 pub mod preprocess;
+pub mod refine;
 pub mod stream;
 pub mod weights;
 pub mod window;

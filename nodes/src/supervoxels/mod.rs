@@ -1,0 +1,1 @@
+//! `supervoxels`: 3D SLIC on CT (work in progress).

@@ -1,0 +1,1 @@
+//! `vista3d_refine`: click-based refinement (work in progress).
