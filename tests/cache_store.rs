@@ -91,6 +91,30 @@ fn set_age(path: &Path, age: Duration) {
 }
 
 #[test]
+fn round_trip_table_with_non_finite_numbers() {
+    use vistaflow_nodes::value::{Cell, Table};
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let mut t = Table::new(vec!["class_id".into(), "hd95".into(), "dice".into()]);
+    t.rows.push(vec![Cell::Int(3), Cell::Float(f64::INFINITY), Cell::Float(f64::NAN)]);
+    t.rows.push(vec![Cell::Int(5), Cell::Float(1.25), Cell::Float(0.5)]);
+    t.notes.push("a note".into());
+    let a = id("t");
+    let mut ti = info("metrics");
+    ti.port = "table".into();
+    store.put(&a, &ti, &Value::Table(t.clone())).unwrap();
+    match hit(store.get(&a, PortType::Table).unwrap()) {
+        Value::Table(got) => {
+            assert_eq!(got.rows[1], t.rows[1]);
+            assert_eq!(got.rows[0][1], Cell::Float(f64::INFINITY));
+            assert!(matches!(got.rows[0][2], Cell::Float(v) if v.is_nan()));
+            assert_eq!(got.notes, t.notes);
+        }
+        other => panic!("got {other:?}"),
+    }
+}
+
+#[test]
 fn round_trip_image_and_labels() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
