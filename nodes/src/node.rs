@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use tch::Device;
+use tch::{Device, Tensor};
 
 /// Values arriving on a node's input ports, by port name.
 pub type Inputs = BTreeMap<String, Value>;
@@ -212,6 +212,17 @@ impl ProgressSink for NoProgress {
     fn warn(&self, _: &str) {}
 }
 
+/// Intermediate tensors a node keeps between runs (e.g. VISTA3D's encoder features per
+/// window, so that a new click in a window already seen runs only the point head). The
+/// engine keeps them in its content-hash cache: an entry's identity covers the node kind and
+/// version, the identities of the input ports named in `scope`, the digests of the files the
+/// node reads (weights), and `key`, which must name everything else the tensor depends on
+/// (params, the window). Nodes still never see the cache itself.
+pub trait Memo: Send + Sync {
+    fn get(&self, scope: &[&str], key: &str) -> Option<Tensor>;
+    fn put(&self, scope: &[&str], key: &str, tensor: &Tensor);
+}
+
 /// Builds the record of the run so far (what ran, with which params, keys, digests and
 /// timings); given by the engine to finalising nodes only.
 pub type RunRecord = Arc<dyn Fn() -> serde_json::Value + Send + Sync>;
@@ -223,6 +234,7 @@ pub struct Ctx {
     pub cancel: CancelToken,
     sink: Arc<dyn ProgressSink>,
     record: Option<RunRecord>,
+    memo: Option<Arc<dyn Memo>>,
 }
 
 impl Ctx {
@@ -232,6 +244,25 @@ impl Ctx {
             cancel,
             sink,
             record: None,
+            memo: None,
+        }
+    }
+
+    /// Lets the node keep intermediate tensors between runs (see [`Memo`]).
+    pub fn with_memo(mut self, memo: Arc<dyn Memo>) -> Self {
+        self.memo = Some(memo);
+        self
+    }
+
+    /// A tensor kept by an earlier run (on the CPU), or `None` (also without a cache).
+    pub fn memo_get(&self, scope: &[&str], key: &str) -> Option<Tensor> {
+        self.memo.as_ref()?.get(scope, key)
+    }
+
+    /// Keeps `tensor` for later runs; does nothing without a cache (e.g. `--no-cache`).
+    pub fn memo_put(&self, scope: &[&str], key: &str, tensor: &Tensor) {
+        if let Some(m) = &self.memo {
+            m.put(scope, key, tensor)
         }
     }
 

@@ -4,6 +4,7 @@ pub mod dagrs_graph;
 pub mod decide;
 pub mod devices;
 pub mod keys;
+mod memo;
 mod node_task;
 mod provenance;
 pub mod report;

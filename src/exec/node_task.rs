@@ -204,6 +204,11 @@ async fn attempt(
         let sh = sh.clone();
         ctx = ctx.with_run_record(Arc::new(move || super::provenance::record(&sh)));
     }
+    if sh.write_cache && n.cache {
+        if let Some(memo) = super::memo::StoreMemo::of(sh, i) {
+            ctx = ctx.with_memo(Arc::new(memo));
+        }
+    }
     let timeout = n.timeout;
     let job = tokio::task::spawn_blocking(move || {
         let inputs: Inputs = inputs
