@@ -120,6 +120,35 @@ fn report_records_the_run_and_reruns_alone() {
 }
 
 #[test]
+fn a_failed_run_still_writes_its_report() {
+    let Some(data) = common::data_dir() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for f in ["reference.nii.gz", "prediction.nii.gz"] {
+        std::fs::copy(data.join("metrics").join(f), d.join(f)).unwrap();
+    }
+    let wf = d.join("qa.yaml");
+    // `classes` names are checked against the maps' class tables only when the node runs.
+    std::fs::write(
+        &wf,
+        WORKFLOW.replace("metrics: [dice, hd95, nsd]", "metrics: [dice], classes: [spleen]"),
+    )
+    .unwrap();
+    let r = run(load(&wf, &common::registry()), RunOptions::default());
+    let (id, _, cause) = r.first_failure().unwrap();
+    assert_eq!(id, "m");
+    assert!(cause.contains("no class named `spleen`"), "{cause}");
+    let rep = read_json(&d.join("out/report.json"));
+    let m = rep["nodes"].as_array().unwrap().iter().find(|n| n["id"] == "m").unwrap().clone();
+    assert_eq!(m["status"], "failed");
+    assert!(m["error"].as_str().unwrap().contains("spleen"));
+    // The labels the report describes came from a node that succeeded.
+    assert_eq!(rep["result"]["shape"], serde_json::json!([30, 101, 122]));
+}
+
+#[test]
 fn export_errors_name_the_fix() {
     let Some(data) = common::data_dir() else {
         return;

@@ -54,11 +54,15 @@ pub async fn run_node(
     from_producers: HashMap<usize, Option<Arc<NodeResult>>>,
 ) -> NodeResult {
     let n = &sh.plan.nodes[i];
-    let Some(inputs) = gather_inputs(&sh, n, &from_producers) else {
+    let finaliser = n.node.finalises(&n.params);
+    let Some(inputs) = gather_inputs(&sh, n, &from_producers, finaliser) else {
         sh.record(i, NodeStatus::UpstreamFailed, "", Duration::ZERO, 0);
         return Err(Upstream);
     };
-    if sh.cancel.is_cancelled() {
+    // A failure elsewhere stops the run, but the run's report is still written (it records
+    // the failure); Ctrl-C stops it too.
+    let failed = sh.first_failed.lock().map(|f| f.is_some()).unwrap_or(false);
+    if sh.cancel.is_cancelled() && !(finaliser && failed) {
         sh.record(i, NodeStatus::Cancelled, "", Duration::ZERO, 0);
         return Err(Upstream);
     }
@@ -115,21 +119,46 @@ pub async fn run_node(
     }
 }
 
+/// The node's inputs; `None` when a producer failed, except that a finaliser (`partial`)
+/// runs with the inputs it can get.
 fn gather_inputs(
     sh: &Shared,
     n: &PlannedNode,
     from_producers: &HashMap<usize, Option<Arc<NodeResult>>>,
+    partial: bool,
 ) -> Option<Inputs> {
     let mut inputs = Inputs::new();
     for e in &n.inputs {
         let v = match from_producers.get(&e.from) {
-            Some(Some(r)) => r.as_ref().as_ref().ok()?.get(&e.from_port)?.clone(),
-            Some(None) => return None,
-            None => sh.preloaded.get(&(e.from, e.from_port.clone()))?.clone(),
+            Some(Some(r)) => r
+                .as_ref()
+                .as_ref()
+                .ok()
+                .and_then(|o| o.get(&e.from_port))
+                .cloned(),
+            Some(None) => None,
+            None => sh.preloaded.get(&(e.from, e.from_port.clone())).cloned(),
         };
-        inputs.insert(e.port.clone(), v);
+        match v {
+            Some(v) => {
+                inputs.insert(e.port.clone(), v);
+            }
+            None if partial => {}
+            None => return None,
+        }
     }
     Some(inputs)
+}
+
+/// Resolves when the run is cancelled as node `i` sees it: never for a finaliser, which
+/// only writes the run's record and must do so after a failure.
+async fn run_cancelled(sh: &Shared, i: usize) {
+    let n = &sh.plan.nodes[i];
+    if n.node.finalises(&n.params) {
+        std::future::pending::<()>().await
+    } else {
+        sh.cancel.cancelled().await
+    }
 }
 
 /// Runs the node (again on the CPU after a GPU out-of-memory when it allows), checks and
@@ -145,7 +174,7 @@ async fn execute(
     let spec = sh.device_override.unwrap_or(n.device);
     let lease = tokio::select! {
         l = sh.devices.acquire(spec) => l.map_err(|e| NodeError::Invalid(e.to_string()))?,
-        _ = sh.cancel.cancelled() => return Err(NodeError::Cancelled),
+        _ = run_cancelled(sh, i) => return Err(NodeError::Cancelled),
     };
     let mut device = lease.device;
     let first = attempt(sh, i, device, inputs.clone(), line).await;
@@ -229,7 +258,7 @@ async fn attempt(
                 )))
             }
         },
-        _ = sh.cancel.cancelled() => {
+        _ = run_cancelled(sh, i) => {
             token.cancel();
             Err(NodeError::Cancelled)
         }

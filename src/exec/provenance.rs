@@ -23,6 +23,10 @@ pub fn record(sh: &Shared) -> Json {
         .map(|(i, n)| {
             let spec = n.node.spec();
             let report = sh.reports[i].lock().ok().and_then(|r| r.clone());
+            let error = match report.as_ref().map(|r| &r.status) {
+                Some(NodeStatus::Failed(msg)) => Some(msg.clone()),
+                _ => None,
+            };
             let (status, device, seconds) = match (&report, &sh.decisions[i]) {
                 (Some(r), _) => (status_name(&r.status), r.device.clone(), r.duration.as_secs_f64()),
                 (None, Decision::Cached) => ("cached", String::new(), 0.0),
@@ -75,6 +79,7 @@ pub fn record(sh: &Shared) -> Json {
                 "reads": sources,
                 "writes": written,
                 "status": status,
+                "error": error,
                 "device": device,
                 "seconds": seconds,
             })
