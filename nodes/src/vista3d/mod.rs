@@ -7,6 +7,7 @@ pub mod models;
 pub mod net;
 pub mod preprocess;
 pub mod refine;
+pub mod snap;
 pub mod stream;
 pub mod weights;
 pub mod window;
