@@ -28,7 +28,7 @@ pub fn snap_to_supervoxels(mask: &Tensor, supervoxels: &Tensor) -> Result<Tensor
     let inside = mask.flatten(0, -1).ne(0).to_kind(Kind::Double);
     let total = sv.bincount::<Tensor>(None, 0).to_kind(Kind::Double);
     let within = sv.bincount(Some(&inside), 0);
-    let mut joins = within.gt_tensor(&(total * 0.5));
+    let joins = within.gt_tensor(&(total * 0.5));
     let _ = joins.get(0).fill_(0);
     Ok(joins.index_select(0, &sv).view_as(mask))
 }

@@ -74,6 +74,13 @@ impl Vista3d {
         labels: &Tensor,
         class_ids: Option<&Tensor>,
     ) -> Tensor {
+        let features = self.point_features(image);
+        self.point_logits_from(&features, coords, labels, class_ids)
+    }
+
+    /// The image encoder's point-branch output for one patch: what clicks in that patch
+    /// share (and what `vista3d_refine` keeps between runs).
+    pub fn point_features(&self, image: &Tensor) -> Tensor {
         let (dec, _) = self.image_encoder.forward(
             image,
             Branches {
@@ -81,11 +88,17 @@ impl Vista3d {
                 class: false,
             },
         );
-        self.point_head.forward(
-            &dec.expect("point branch asked for"),
-            coords,
-            labels,
-            class_ids,
-        )
+        dec.expect("point branch asked for")
+    }
+
+    /// The point head on features from [`Vista3d::point_features`].
+    pub fn point_logits_from(
+        &self,
+        features: &Tensor,
+        coords: &Tensor,
+        labels: &Tensor,
+        class_ids: Option<&Tensor>,
+    ) -> Tensor {
+        self.point_head.forward(features, coords, labels, class_ids)
     }
 }
