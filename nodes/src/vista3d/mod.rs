@@ -8,8 +8,10 @@ pub mod net;
 pub mod preprocess;
 pub mod refine;
 pub mod snap;
+pub mod zeroshot;
 pub mod stream;
 pub mod weights;
 pub mod window;
 
 pub use auto::Vista3dAuto;
+pub use zeroshot::Vista3dZeroshot;

@@ -41,6 +41,11 @@ use tch::{Device, Kind, Tensor};
 /// The logit a prior label map stands for: +1 inside the refined class, -1 outside.
 pub const PRIOR_LOGIT: f64 = 1.0;
 
+/// Checks a `points` param as `vista3d_refine` does (for nodes that pass clicks on).
+pub fn check_points(v: &Json) -> Result<(), String> {
+    clicks::check_param(v)
+}
+
 /// `vista3d_refine`.
 pub struct Vista3dRefine;
 
