@@ -77,6 +77,9 @@ pub fn infer(
         .view([1, 1])
         .to_device(dev);
     let total = clicks.len() as u64;
+    // Point-head logits by window start: two clicks served by one window (a reused window)
+    // see the same clicks in it, so the head's output is the same; computed once.
+    let mut heads: Vec<([i64; 3], Tensor)> = Vec::new();
     for (w, c) in clicks.iter().enumerate() {
         let centred: [i64; 3] =
             std::array::from_fn(|a| window_start(c.at[a], patch[a], padded[a]));
@@ -100,20 +103,28 @@ pub fn infer(
             // No click: MONAI's forward returns its "no prompt" constant for the window.
             Tensor::full(patch, NINF, (Kind::Float, Device::Cpu))
         } else {
-            let coords: Vec<f32> = inside.iter().flat_map(|k| k.at.map(|x| x as f32)).collect();
-            let labels: Vec<i64> = inside.iter().map(|k| k.label).collect();
-            let n = inside.len() as i64;
-            let coords = Tensor::from_slice(&coords).view([1, n, 3]).to_device(dev);
-            let labels = Tensor::from_slice(&labels).view([1, n]).to_device(dev);
-            let features =
-                source.features(lo, patch, || win(&image).unsqueeze(0).unsqueeze(0))?;
-            let logits = tch::no_grad(|| {
-                net.point_logits_from(&features, &coords, &labels, Some(&class_t))
-            });
-            let logits = logits
-                .f_view(patch)?
-                .to_device(Device::Cpu)
-                .to_kind(Kind::Float);
+            let logits = match heads.iter().find(|(l, _)| *l == lo) {
+                Some((_, t)) => t.shallow_clone(),
+                None => {
+                    let coords: Vec<f32> =
+                        inside.iter().flat_map(|k| k.at.map(|x| x as f32)).collect();
+                    let labels: Vec<i64> = inside.iter().map(|k| k.label).collect();
+                    let n = inside.len() as i64;
+                    let coords = Tensor::from_slice(&coords).view([1, n, 3]).to_device(dev);
+                    let labels = Tensor::from_slice(&labels).view([1, n]).to_device(dev);
+                    let features =
+                        source.features(lo, patch, || win(&image).unsqueeze(0).unsqueeze(0))?;
+                    let logits = tch::no_grad(|| {
+                        net.point_logits_from(&features, &coords, &labels, Some(&class_t))
+                    });
+                    let logits = logits
+                        .f_view(patch)?
+                        .to_device(Device::Cpu)
+                        .to_kind(Kind::Float);
+                    heads.push((lo, logits.shallow_clone()));
+                    logits
+                }
+            };
             match &prev {
                 None => logits,
                 Some(p) => {
