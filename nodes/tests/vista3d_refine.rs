@@ -534,3 +534,43 @@ fn the_next_click_in_a_seen_window_runs_only_the_point_head() {
     assert_eq!(count(&differ.logical_and(&w.ne(5)).logical_and(&c.ne(5))), 0);
     assert!(same > 0.8, "{same}");
 }
+
+#[test]
+fn points_file_csv_and_json_are_the_points() {
+    let Some(f) = fixture() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let img = image(&f.ts.join("example_ct_sm.nii.gz"));
+    let pts = json!([
+        { "voxel": [81, 58, 19], "label": "positive", "class": "liver" },
+        { "voxel": [90, 65, 22], "label": "negative", "class": "liver" }
+    ]);
+    let (inline, _) = run_node(&img, None, params(&f, pts.clone(), 64));
+    let inline = inline.unwrap();
+    let csv = tmp.path().join("clicks.csv");
+    std::fs::write(
+        &csv,
+        "space,x,y,z,label,class\nvoxel,81,58,19,positive,liver\nvoxel,90,65,22,negative,liver\n",
+    )
+    .unwrap();
+    let js = tmp.path().join("clicks.json");
+    std::fs::write(&js, pts.to_string()).unwrap();
+    for file in [&csv, &js] {
+        let mut p = params(&f, Json::Null, 64);
+        p["points_file"] = json!(file);
+        let (r, _) = run_node(&img, None, p);
+        assert!(r.unwrap().volume.data().equal(inline.volume.data()), "{}", file.display());
+    }
+    // Malformed: the file and line are named.
+    std::fs::write(&csv, "space,x,y,z,label,class\nvoxel,81,58,positive,liver\n").unwrap();
+    let mut p = params(&f, Json::Null, 64);
+    p["points_file"] = json!(csv);
+    let e = run_node(&img, None, p).0.unwrap_err();
+    assert!(e.contains("clicks.csv:2: 5 values"), "{e}");
+    // Neither, or both.
+    let e = run_node(&img, None, params(&f, Json::Null, 64)).0.unwrap_err();
+    assert!(e.contains("`points` (a list) or `points_file`"), "{e}");
+    let mut p = params(&f, pts, 64);
+    p["points_file"] = json!(js);
+    let e = run_node(&img, None, p).0.unwrap_err();
+    assert!(e.contains("not both"), "{e}");
+}

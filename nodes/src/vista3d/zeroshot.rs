@@ -23,6 +23,7 @@ struct ZeroshotParams {
     model: PathBuf,
     network: String,
     points: Json,
+    points_file: Option<PathBuf>,
     id: u32,
     name: String,
     patch: [i64; 3],
@@ -57,6 +58,9 @@ fn with_class(points: &Json, id: u32) -> Result<Json, String> {
 }
 
 fn check_points(v: &Json) -> Result<(), String> {
+    if v.is_null() {
+        return Ok(());
+    }
     super::refine::check_points(&with_class(v, table().last_supported + 1)?)
 }
 
@@ -91,14 +95,22 @@ impl Node for Vista3dZeroshot {
                     json!("vista3d132"),
                     "network configuration of the weights",
                 ),
-                ParamSpec::required(
+                ParamSpec::optional(
                     "points",
                     ParamType::Custom {
                         describe: "a list of clicks {voxel: [i,j,k] | lps_mm: [x,y,z] | ras_mm: \
                                    [x,y,z], label: positive|negative}, at least one positive",
                         check: check_points,
                     },
+                    Json::Null,
                     "clicks on the new structure (no `class`)",
+                ),
+                ParamSpec::optional(
+                    "points_file",
+                    ParamType::InputPath,
+                    Json::Null,
+                    "the clicks from a .json or .csv file instead (as vista3d_refine's, without \
+                     a class column)",
                 ),
                 ParamSpec::optional(
                     "id",
@@ -147,7 +159,9 @@ impl Node for Vista3dZeroshot {
                 table().num_class_embeddings - 1
             )));
         }
-        let points = with_class(&p.points, p.id).map_err(NodeError::Invalid)?;
+        let points = super::refine::points_of(&p.points, p.points_file.as_deref())
+            .and_then(|pts| with_class(&pts, p.id))
+            .map_err(NodeError::Invalid)?;
         let supervoxels = match inputs.remove("supervoxels") {
             Some(Value::Labels(s)) => Some(s),
             _ => None,

@@ -18,6 +18,7 @@ mod clicks;
 mod components;
 mod features;
 mod inferer;
+mod points_file;
 
 pub use clicks::{Click, Place};
 
@@ -41,9 +42,23 @@ use tch::{Device, Kind, Tensor};
 /// The logit a prior label map stands for: +1 inside the refined class, -1 outside.
 pub const PRIOR_LOGIT: f64 = 1.0;
 
-/// Checks a `points` param as `vista3d_refine` does (for nodes that pass clicks on).
+/// Checks a `points` param as `vista3d_refine` does (null: the clicks are in `points_file`).
 pub fn check_points(v: &Json) -> Result<(), String> {
+    if v.is_null() {
+        return Ok(());
+    }
     clicks::check_param(v)
+}
+
+/// The clicks from `points` or `points_file`: exactly one of them.
+pub fn points_of(points: &Json, file: Option<&std::path::Path>) -> Result<Json, String> {
+    match (points.is_null(), file) {
+        (false, None) => Ok(points.clone()),
+        (true, Some(f)) => points_file::read(f),
+        (true, None) => Err("give the clicks as `points` (a list) or `points_file` (a .json or                              .csv file)"
+            .into()),
+        (false, Some(_)) => Err("give the clicks as `points` or `points_file`, not both".into()),
+    }
 }
 
 /// `vista3d_refine`.
@@ -55,6 +70,7 @@ struct RefineParams {
     model: PathBuf,
     network: String,
     points: Json,
+    points_file: Option<PathBuf>,
     patch: [i64; 3],
     cache_features: String,
     reuse_windows: bool,
@@ -101,16 +117,24 @@ impl Node for Vista3dRefine {
                     "the architecture the weights are for: vista3d132 (published) or small \
                      (the test configuration)",
                 ),
-                ParamSpec::required(
+                ParamSpec::optional(
                     "points",
                     ParamType::Custom {
                         describe: "a list of clicks {voxel: [i,j,k] | lps_mm: [x,y,z] | \
                                    ras_mm: [x,y,z], label: positive|negative, class: NAME|ID}",
-                        check: clicks::check_param,
+                        check: check_points,
                     },
+                    Json::Null,
                     "the clicks; `class` is a VISTA3D class name or id (ids above 132 are new, \
                      zero-shot structures and need a positive click); one network call per \
                      class, classes in order of first appearance",
+                ),
+                ParamSpec::optional(
+                    "points_file",
+                    ParamType::InputPath,
+                    Json::Null,
+                    "the clicks from a file instead: .json (the `points` list) or .csv (columns \
+                     space, x, y, z, label, class; space is voxel, lps_mm or ras_mm)",
                 ),
                 ParamSpec::optional(
                     "patch",
@@ -147,7 +171,8 @@ impl Node for Vista3dRefine {
                 "vista3d_refine needs a CT image on its `image` input".into(),
             ));
         };
-        let clicks = clicks::parse(&p.points).map_err(invalid)?;
+        let points = points_of(&p.points, p.points_file.as_deref()).map_err(invalid)?;
+        let clicks = clicks::parse(&points).map_err(invalid)?;
         let config = match p.network.as_str() {
             "small" => Config::small(),
             _ => Config::vista3d132(),
