@@ -96,8 +96,13 @@ fn round_trip_table_with_non_finite_numbers() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
     let mut t = Table::new(vec!["class_id".into(), "hd95".into(), "dice".into()]);
-    t.rows.push(vec![Cell::Int(3), Cell::Float(f64::INFINITY), Cell::Float(f64::NAN)]);
-    t.rows.push(vec![Cell::Int(5), Cell::Float(1.25), Cell::Float(0.5)]);
+    t.rows.push(vec![
+        Cell::Int(3),
+        Cell::Float(f64::INFINITY),
+        Cell::Float(f64::NAN),
+    ]);
+    t.rows
+        .push(vec![Cell::Int(5), Cell::Float(1.25), Cell::Float(0.5)]);
     t.notes.push("a note".into());
     let a = id("t");
     let mut ti = info("metrics");

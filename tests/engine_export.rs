@@ -27,7 +27,9 @@ fn planning_export_writes_every_format_and_caches_them() {
     let vars = BTreeMap::from([
         (
             "CT".to_string(),
-            data.join("totalsegmentator/example_ct_dicom").display().to_string(),
+            data.join("totalsegmentator/example_ct_dicom")
+                .display()
+                .to_string(),
         ),
         (
             "SEG".to_string(),
@@ -43,13 +45,23 @@ fn planning_export_writes_every_format_and_caches_them() {
     assert_eq!(first.first_failure(), None);
     assert_eq!(first.ran().len(), 8);
     let out = d.join("out/planning-export");
-    for f in ["seg.dcm", "seg.nii.gz", "seg.json", "seg.ctbl", "preview.png", "report.json"] {
+    for f in [
+        "seg.dcm",
+        "seg.nii.gz",
+        "seg.json",
+        "seg.ctbl",
+        "preview.png",
+        "report.json",
+    ] {
         assert!(out.join(f).is_file(), "{f} missing");
     }
     let side: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("seg.json")).unwrap()).unwrap();
     let classes = side["classes"].as_array().unwrap().len();
-    let meshes: Vec<_> = std::fs::read_dir(out.join("meshes")).unwrap().flatten().collect();
+    let meshes: Vec<_> = std::fs::read_dir(out.join("meshes"))
+        .unwrap()
+        .flatten()
+        .collect();
     assert_eq!(meshes.len(), classes, "one STL per class");
     assert!(classes > 20);
 

@@ -91,7 +91,10 @@ fn memo_is_reused_across_params_and_dropped_when_inputs_change() {
         let (keys, _) =
             vistaflow::exec::plan_decisions(&store, &plan, &CachePolicy::default()).unwrap();
         let i = plan.index_of("p").unwrap();
-        let how = match store.get(&keys.output(i, "image"), PortType::Image).unwrap() {
+        let how = match store
+            .get(&keys.output(i, "image"), PortType::Image)
+            .unwrap()
+        {
             vistaflow::cache::Lookup::Hit(Value::Image(v)) => v.meta["memo"].clone(),
             other => panic!("probe output not cached: {other:?}"),
         };

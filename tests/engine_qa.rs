@@ -59,9 +59,18 @@ fn report_records_the_run_and_reruns_alone() {
         assert_eq!(n["key"].as_str().unwrap().len(), 64);
     }
     // Input file digests and written file digests are the files' sha256.
-    assert_eq!(node("pred")["reads"][0]["sha256"], sha256_file(&d.join("prediction.nii.gz")));
-    assert_eq!(node("m")["writes"][0]["sha256"], sha256_file(&d.join("out/metrics.csv")));
-    assert_eq!(node("m")["params"]["metrics"], serde_json::json!(["dice", "hd95", "nsd"]));
+    assert_eq!(
+        node("pred")["reads"][0]["sha256"],
+        sha256_file(&d.join("prediction.nii.gz"))
+    );
+    assert_eq!(
+        node("m")["writes"][0]["sha256"],
+        sha256_file(&d.join("out/metrics.csv"))
+    );
+    assert_eq!(
+        node("m")["params"]["metrics"],
+        serde_json::json!(["dice", "hd95", "nsd"])
+    );
     assert_eq!(node("m")["inputs"][0]["from"], "pred.labels");
     let result_sha = rep["result"]["voxels_sha256"].as_str().unwrap().to_string();
     assert_eq!(rep["result"]["shape"], serde_json::json!([30, 101, 122]));
@@ -74,12 +83,19 @@ fn report_records_the_run_and_reruns_alone() {
         assert_eq!(a["key"], b["key"], "{}", a["id"]);
     }
     assert_eq!(rep2["result"]["voxels_sha256"], result_sha.as_str());
-    assert!(rep2["nodes"].as_array().unwrap().iter().filter(|n| n["id"] != "report").all(|n| n["status"] == "cached"));
+    assert!(rep2["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["id"] != "report")
+        .all(|n| n["status"] == "cached"));
 
     // The metrics CSV: one row per class of either map (41 of the reference, the prediction
     // drops one and adds one) with the documented header.
     let csv = std::fs::read_to_string(d.join("out/metrics.csv")).unwrap();
-    assert!(csv.starts_with("class_id,class_name,dice,hd95,nsd,voxels_prediction,voxels_reference\n"));
+    assert!(
+        csv.starts_with("class_id,class_name,dice,hd95,nsd,voxels_prediction,voxels_reference\n")
+    );
     assert_eq!(csv.lines().count(), 1 + 42);
     let qc = read_json(&d.join("out/qc.json"));
     assert_eq!(qc["columns"][2], "voxels");
@@ -106,12 +122,22 @@ fn report_records_the_run_and_reruns_alone() {
     // A changed prediction changes the keys of everything downstream of it, and the report
     // says so. (The new prediction file is a copy of the reference: `pred` now has `ref`'s
     // key, content-addressed, so its output comes from the cache.)
-    std::fs::copy(data.join("metrics/reference.nii.gz"), d.join("prediction.nii.gz")).unwrap();
+    std::fs::copy(
+        data.join("metrics/reference.nii.gz"),
+        d.join("prediction.nii.gz"),
+    )
+    .unwrap();
     let third = run(load(&wf, &reg), RunOptions::default());
     assert_eq!(third.ran(), ["m", "qc", "seg", "report"]);
     let rep3 = read_json(&d.join("out/report.json"));
     let key_of = |r: &Json, id: &str| {
-        r["nodes"].as_array().unwrap().iter().find(|n| n["id"] == id).unwrap()["key"].clone()
+        r["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["id"] == id)
+            .unwrap()["key"]
+            .clone()
     };
     assert_ne!(key_of(&rep3, "m"), key_of(&rep, "m"));
     assert_eq!(key_of(&rep3, "ref"), key_of(&rep, "ref"));
@@ -133,7 +159,10 @@ fn a_failed_run_still_writes_its_report() {
     // `classes` names are checked against the maps' class tables only when the node runs.
     std::fs::write(
         &wf,
-        WORKFLOW.replace("metrics: [dice, hd95, nsd]", "metrics: [dice], classes: [spleen]"),
+        WORKFLOW.replace(
+            "metrics: [dice, hd95, nsd]",
+            "metrics: [dice], classes: [spleen]",
+        ),
     )
     .unwrap();
     let r = run(load(&wf, &common::registry()), RunOptions::default());
@@ -141,7 +170,13 @@ fn a_failed_run_still_writes_its_report() {
     assert_eq!(id, "m");
     assert!(cause.contains("no class named `spleen`"), "{cause}");
     let rep = read_json(&d.join("out/report.json"));
-    let m = rep["nodes"].as_array().unwrap().iter().find(|n| n["id"] == "m").unwrap().clone();
+    let m = rep["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["id"] == "m")
+        .unwrap()
+        .clone();
     assert_eq!(m["status"], "failed");
     assert!(m["error"].as_str().unwrap().contains("spleen"));
     // The labels the report describes came from a node that succeeded.

@@ -535,7 +535,11 @@ fn bad_inputs_are_refused_with_a_hint() {
     // with each other, but its slices are no longer the series' instances.
     let p = params(&Resample, json!({ "spacing": [2.5, 2.5, 2.5] }));
     let iso = match Resample
-        .run(&ctx, Inputs::from([("image".to_string(), Value::Image(ct.clone()))]), &p)
+        .run(
+            &ctx,
+            Inputs::from([("image".to_string(), Value::Image(ct.clone()))]),
+            &p,
+        )
         .unwrap()
         .remove("image")
     {

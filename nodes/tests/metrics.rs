@@ -13,7 +13,10 @@ use vistaflow_nodes::value::{Cell, Table, Value};
 fn golden() -> Option<(std::path::PathBuf, Json)> {
     let dir = common::data_dir()?.join("metrics");
     let text = std::fs::read_to_string(dir.join("golden.json")).unwrap_or_else(|e| {
-        panic!("{}: {e}; run scripts/fetch-data.sh", dir.join("golden.json").display())
+        panic!(
+            "{}: {e}; run scripts/fetch-data.sh",
+            dir.join("golden.json").display()
+        )
     });
     Some((dir, serde_json::from_str(&text).unwrap()))
 }
@@ -30,7 +33,9 @@ fn run(inputs: Inputs, params: Json) -> Result<Table, String> {
             p.entry(spec.name.to_string()).or_insert(d.clone());
         }
     }
-    let mut out = node.run(&Ctx::cpu(), inputs, &p).map_err(|e| e.to_string())?;
+    let mut out = node
+        .run(&Ctx::cpu(), inputs, &p)
+        .map_err(|e| e.to_string())?;
     match out.remove("table") {
         Some(Value::Table(t)) => Ok(t),
         other => panic!("no table: {other:?}"),
@@ -83,7 +88,11 @@ fn every_case_equals_monai_and_medpy() {
             for (m, metric) in ALL.iter().enumerate() {
                 let ours = t.get(&key, metric).and_then(Cell::as_f64).unwrap();
                 let theirs = golden_number(&want[*metric]).unwrap();
-                let tol = if matches!(*metric, "dice" | "iou" | "nsd") { 1e-6 } else { 1e-3 };
+                let tol = if matches!(*metric, "dice" | "iou" | "nsd") {
+                    1e-6
+                } else {
+                    1e-3
+                };
                 assert!(
                     same(ours, theirs, tol),
                     "{case} class {id} {metric}: ours {ours}, MONAI {theirs}"
@@ -98,14 +107,26 @@ fn every_case_equals_monai_and_medpy() {
             for (ours_m, medpy) in [("hd", "medpy_hd"), ("assd", "medpy_assd")] {
                 if let Some(theirs) = golden_number(&want[medpy]) {
                     let ours = t.get(&key, ours_m).and_then(Cell::as_f64).unwrap();
-                    assert!(same(ours, theirs, 1e-3), "{case} class {id}: {ours_m} {ours} vs MedPy {theirs}");
+                    assert!(
+                        same(ours, theirs, 1e-3),
+                        "{case} class {id}: {ours_m} {ours} vs MedPy {theirs}"
+                    );
                 }
             }
-            let np = t.get(&key, "voxels_prediction").and_then(Cell::as_f64).unwrap();
-            assert_eq!(np, want["pred_voxels"].as_f64().unwrap(), "{case} class {id}");
+            let np = t
+                .get(&key, "voxels_prediction")
+                .and_then(Cell::as_f64)
+                .unwrap();
+            assert_eq!(
+                np,
+                want["pred_voxels"].as_f64().unwrap(),
+                "{case} class {id}"
+            );
         }
     }
-    eprintln!("compared {compared} values; worst finite |ours - MONAI| per metric {ALL:?}: {worst:?}");
+    eprintln!(
+        "compared {compared} values; worst finite |ours - MONAI| per metric {ALL:?}: {worst:?}"
+    );
     assert!(compared > 200, "too few values compared: {compared}");
 }
 
@@ -117,8 +138,14 @@ fn a_perturbation_moves_the_numbers_it_should() {
     let c = &g["real"];
     let t = run(
         Inputs::from([
-            ("prediction".to_string(), labels(&dir.join("prediction.nii.gz"))),
-            ("reference".to_string(), labels(&dir.join("reference.nii.gz"))),
+            (
+                "prediction".to_string(),
+                labels(&dir.join("prediction.nii.gz")),
+            ),
+            (
+                "reference".to_string(),
+                labels(&dir.join("reference.nii.gz")),
+            ),
         ]),
         json!({ "metrics": ALL }),
     )
@@ -134,7 +161,10 @@ fn a_perturbation_moves_the_numbers_it_should() {
             saw.0 += 1;
         } else if what.starts_with("removed") {
             assert_eq!(dice, 0.0, "class {id}");
-            assert_eq!(t.get(&key, "hd").and_then(Cell::as_f64), Some(f64::INFINITY));
+            assert_eq!(
+                t.get(&key, "hd").and_then(Cell::as_f64),
+                Some(f64::INFINITY)
+            );
             saw.1 += 1;
         }
     }
@@ -148,8 +178,14 @@ fn tables_are_written_as_csv_and_json() {
     let csv = tmp.path().join("out/m.csv");
     let inputs = || {
         Inputs::from([
-            ("prediction".to_string(), labels(&dir.join("aniso_prediction.nii.gz"))),
-            ("reference".to_string(), labels(&dir.join("aniso_reference.nii.gz"))),
+            (
+                "prediction".to_string(),
+                labels(&dir.join("aniso_prediction.nii.gz")),
+            ),
+            (
+                "reference".to_string(),
+                labels(&dir.join("aniso_reference.nii.gz")),
+            ),
         ])
     };
     let t = run(inputs(), json!({ "path": csv })).unwrap();
@@ -168,14 +204,20 @@ fn tables_are_written_as_csv_and_json() {
     let bad = run(inputs(), json!({ "path": tmp.path().join("m.xlsx") })).unwrap_err();
     assert!(bad.contains(".csv or .json"), "{bad}");
     let unknown = run(inputs(), json!({ "classes": ["no such organ"] })).unwrap_err();
-    assert!(unknown.contains("no class named `no such organ`"), "{unknown}");
+    assert!(
+        unknown.contains("no class named `no such organ`"),
+        "{unknown}"
+    );
 }
 
 #[test]
 fn quality_control_without_a_reference() {
     let Some((dir, g)) = golden() else { return };
     let t = run(
-        Inputs::from([("prediction".to_string(), labels(&dir.join("prediction.nii.gz")))]),
+        Inputs::from([(
+            "prediction".to_string(),
+            labels(&dir.join("prediction.nii.gz")),
+        )]),
         json!({}),
     )
     .unwrap();

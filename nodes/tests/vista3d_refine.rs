@@ -459,7 +459,11 @@ impl vistaflow_nodes::node::Memo for CountingMemo {
         if key.contains("features at") {
             *self.feature_puts.lock().unwrap() += 1;
         }
-        self.entries.lock().unwrap().entry(k).or_insert_with(|| t.copy());
+        self.entries
+            .lock()
+            .unwrap()
+            .entry(k)
+            .or_insert_with(|| t.copy());
     }
 }
 
@@ -476,7 +480,11 @@ fn run_with_memo(
             p.entry(spec.name.to_string()).or_insert(d.clone());
         }
     }
-    let mut ctx = Ctx::new(Device::Cpu, CancelToken::new(), Arc::new(Recorder::default()));
+    let mut ctx = Ctx::new(
+        Device::Cpu,
+        CancelToken::new(),
+        Arc::new(Recorder::default()),
+    );
     if let Some(m) = memo {
         ctx = ctx.with_memo(m);
     }
@@ -506,11 +514,28 @@ fn the_next_click_in_a_seen_window_runs_only_the_point_head() {
     ]);
     let memo = Arc::new(CountingMemo::default());
     let (_, t1) = run_with_memo(&img, &prior, Some(memo.clone()), params(&f, first, 64));
-    assert_eq!(*memo.feature_puts.lock().unwrap(), 1, "one window computed and kept");
-    let (warm, t2) = run_with_memo(&img, &prior, Some(memo.clone()), params(&f, both.clone(), 64));
-    assert_eq!(*memo.feature_puts.lock().unwrap(), 1, "the second click computed no encoder");
+    assert_eq!(
+        *memo.feature_puts.lock().unwrap(),
+        1,
+        "one window computed and kept"
+    );
+    let (warm, t2) = run_with_memo(
+        &img,
+        &prior,
+        Some(memo.clone()),
+        params(&f, both.clone(), 64),
+    );
+    assert_eq!(
+        *memo.feature_puts.lock().unwrap(),
+        1,
+        "the second click computed no encoder"
+    );
     // Both clicks are served by the first click's window: one memo read, one point head.
-    assert_eq!(*memo.feature_hits.lock().unwrap(), 1, "the window came from the memo");
+    assert_eq!(
+        *memo.feature_hits.lock().unwrap(),
+        1,
+        "the window came from the memo"
+    );
     eprintln!("first click {t1:.2} s, next click (point head only) {t2:.2} s");
 
     // Features from the memo are the features: with MONAI's window placement, a warm memo
@@ -531,7 +556,10 @@ fn the_next_click_in_a_seen_window_runs_only_the_point_head() {
         cold.volume.data().to_kind(Kind::Int64),
     );
     let differ = w.ne_tensor(&c);
-    assert_eq!(count(&differ.logical_and(&w.ne(5)).logical_and(&c.ne(5))), 0);
+    assert_eq!(
+        count(&differ.logical_and(&w.ne(5)).logical_and(&c.ne(5))),
+        0
+    );
     assert!(same > 0.8, "{same}");
 }
 
@@ -558,16 +586,26 @@ fn points_file_csv_and_json_are_the_points() {
         let mut p = params(&f, Json::Null, 64);
         p["points_file"] = json!(file);
         let (r, _) = run_node(&img, None, p);
-        assert!(r.unwrap().volume.data().equal(inline.volume.data()), "{}", file.display());
+        assert!(
+            r.unwrap().volume.data().equal(inline.volume.data()),
+            "{}",
+            file.display()
+        );
     }
     // Malformed: the file and line are named.
-    std::fs::write(&csv, "space,x,y,z,label,class\nvoxel,81,58,positive,liver\n").unwrap();
+    std::fs::write(
+        &csv,
+        "space,x,y,z,label,class\nvoxel,81,58,positive,liver\n",
+    )
+    .unwrap();
     let mut p = params(&f, Json::Null, 64);
     p["points_file"] = json!(csv);
     let e = run_node(&img, None, p).0.unwrap_err();
     assert!(e.contains("clicks.csv:2: 5 values"), "{e}");
     // Neither, or both.
-    let e = run_node(&img, None, params(&f, Json::Null, 64)).0.unwrap_err();
+    let e = run_node(&img, None, params(&f, Json::Null, 64))
+        .0
+        .unwrap_err();
     assert!(e.contains("`points` (a list) or `points_file`"), "{e}");
     let mut p = params(&f, pts, 64);
     p["points_file"] = json!(js);

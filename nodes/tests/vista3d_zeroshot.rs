@@ -20,7 +20,9 @@ fn run(node: &dyn Node, inputs: Inputs, params: Json) -> Result<LabelMap, String
             p.entry(spec.name.to_string()).or_insert(d.clone());
         }
     }
-    let mut out = node.run(&Ctx::cpu(), inputs, &p).map_err(|e| e.to_string())?;
+    let mut out = node
+        .run(&Ctx::cpu(), inputs, &p)
+        .map_err(|e| e.to_string())?;
     match out.remove("labels") {
         Some(Value::Labels(l)) => Ok(l),
         other => panic!("no labels: {other:?}"),
@@ -29,11 +31,17 @@ fn run(node: &dyn Node, inputs: Inputs, params: Json) -> Result<LabelMap, String
 
 #[test]
 fn zero_shot_clicks_and_supervoxel_snap() {
-    let Some(data) = common::data_dir() else { return };
+    let Some(data) = common::data_dir() else {
+        return;
+    };
     tch::set_num_threads(2);
     let weights = data.join("vista3d/small/weights.safetensors");
-    let ct = nifti::read(&data.join("totalsegmentator/example_ct_sm.nii.gz"), false, &Ctx::cpu())
-        .unwrap();
+    let ct = nifti::read(
+        &data.join("totalsegmentator/example_ct_sm.nii.gz"),
+        false,
+        &Ctx::cpu(),
+    )
+    .unwrap();
     // With the small configuration's random weights the zero-shot logits are positive
     // around these clicks (not anatomy: parity and the snap rule are what is checked).
     let clicks = json!([
@@ -107,8 +115,15 @@ fn zero_shot_clicks_and_supervoxel_snap() {
     let k = Vec::<f64>::try_from(&inside_snapped).unwrap();
     let mut joined = 0;
     for id in 1..t.len() {
-        assert!(k[id] == 0.0 || k[id] == t[id], "supervoxel {id} split by the snapped mask");
-        assert_eq!(k[id] > 0.0, r[id] > 0.5 * t[id], "supervoxel {id}: majority rule");
+        assert!(
+            k[id] == 0.0 || k[id] == t[id],
+            "supervoxel {id} split by the snapped mask"
+        );
+        assert_eq!(
+            k[id] > 0.0,
+            r[id] > 0.5 * t[id],
+            "supervoxel {id}: majority rule"
+        );
         joined += (k[id] > 0.0) as usize;
     }
     assert_eq!(k[0], 0.0, "air never joins");
@@ -119,14 +134,18 @@ fn zero_shot_clicks_and_supervoxel_snap() {
 
 #[test]
 fn zero_shot_errors_are_clear() {
-    let Some(data) = common::data_dir() else { return };
-    let weights = data.join("vista3d/small/weights.safetensors");
-    let ct = nifti::read(&data.join("totalsegmentator/example_ct_sm.nii.gz"), false, &Ctx::cpu())
-        .unwrap();
-    let image = || Inputs::from([("image".to_string(), ct.clone())]);
-    let base = |points: Json, id: i64| {
-        json!({ "model": weights, "network": "small", "points": points, "patch": [64, 64, 64], "id": id })
+    let Some(data) = common::data_dir() else {
+        return;
     };
+    let weights = data.join("vista3d/small/weights.safetensors");
+    let ct = nifti::read(
+        &data.join("totalsegmentator/example_ct_sm.nii.gz"),
+        false,
+        &Ctx::cpu(),
+    )
+    .unwrap();
+    let image = || Inputs::from([("image".to_string(), ct.clone())]);
+    let base = |points: Json, id: i64| json!({ "model": weights, "network": "small", "points": points, "patch": [64, 64, 64], "id": id });
     let neg = json!([{ "voxel": [81, 58, 19], "label": "negative" }]);
     let e = run(&Vista3dZeroshot, image(), base(neg, 140)).unwrap_err();
     assert!(e.contains("no positive click"), "{e}");

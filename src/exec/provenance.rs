@@ -28,7 +28,11 @@ pub fn record(sh: &Shared) -> Json {
                 _ => None,
             };
             let (status, device, seconds) = match (&report, &sh.decisions[i]) {
-                (Some(r), _) => (status_name(&r.status), r.device.clone(), r.duration.as_secs_f64()),
+                (Some(r), _) => (
+                    status_name(&r.status),
+                    r.device.clone(),
+                    r.duration.as_secs_f64(),
+                ),
                 (None, Decision::Cached) => ("cached", String::new(), 0.0),
                 (None, Decision::Run(_)) => ("running", String::new(), 0.0),
             };

@@ -12,7 +12,10 @@ use std::path::{Path, PathBuf};
 /// The sidecar files written beside `path` (`seg.nii.gz` -> `seg.json`, `seg.ctbl`,
 /// `seg.itksnap.txt`).
 pub fn sidecars(path: &Path) -> [PathBuf; 3] {
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("labels");
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("labels");
     let stem = name
         .strip_suffix(".nii.gz")
         .or_else(|| name.strip_suffix(".nii"))
@@ -46,9 +49,14 @@ pub fn write_labels(path: &Path, labels: &LabelMap, ctx: &Ctx) -> Result<(), Nod
     let present: Vec<i64> = if t.numel() == 0 {
         vec![]
     } else {
-        let counts = t.flatten(0, -1).to_kind(tch::Kind::Int64).bincount::<tch::Tensor>(None, 0);
+        let counts = t
+            .flatten(0, -1)
+            .to_kind(tch::Kind::Int64)
+            .bincount::<tch::Tensor>(None, 0);
         let counts = Vec::<i64>::try_from(&counts).map_err(NodeError::from)?;
-        (0..counts.len() as i64).filter(|&i| counts[i as usize] > 0).collect()
+        (0..counts.len() as i64)
+            .filter(|&i| counts[i as usize] > 0)
+            .collect()
     };
     let classes: Vec<(u32, String)> = present
         .into_iter()
@@ -71,7 +79,10 @@ pub fn write_labels(path: &Path, labels: &LabelMap, ctx: &Ctx) -> Result<(), Nod
             "id": id, "name": name, "color": class_colour(*id),
         })).collect::<Vec<_>>(),
     });
-    text_file(&json_path, &(serde_json::to_string_pretty(&json).unwrap_or_default() + "\n"))?;
+    text_file(
+        &json_path,
+        &(serde_json::to_string_pretty(&json).unwrap_or_default() + "\n"),
+    )?;
     text_file(&ctbl, &slicer_table(&classes))?;
     text_file(&itk, &itksnap_table(&classes))
 }
@@ -82,7 +93,10 @@ fn slicer_table(classes: &[(u32, String)]) -> String {
     s += &format!("# {} values\n0 background 0 0 0 0\n", classes.len() + 1);
     for (id, name) in classes {
         let [r, g, b] = class_colour(*id);
-        s += &format!("{id} {} {r} {g} {b} 255\n", name.replace(char::is_whitespace, "_"));
+        s += &format!(
+            "{id} {} {r} {g} {b} 255\n",
+            name.replace(char::is_whitespace, "_")
+        );
     }
     s
 }
@@ -109,6 +123,7 @@ fn itksnap_table(classes: &[(u32, String)]) -> String {
 fn text_file(path: &Path, text: &str) -> Result<(), NodeError> {
     create_parent(path)?;
     write(path, |w| {
-        w.write_all(text.as_bytes()).map_err(|e| write_error(path, e))
+        w.write_all(text.as_bytes())
+            .map_err(|e| write_error(path, e))
     })
 }

@@ -33,6 +33,7 @@ pub fn write_report(path: &Path, labels: Option<&LabelMap>, ctx: &Ctx) -> Result
     let text = serde_json::to_string_pretty(&record).unwrap_or_default() + "\n";
     create_parent(path)?;
     write(path, |w| {
-        w.write_all(text.as_bytes()).map_err(|e| write_error(path, e))
+        w.write_all(text.as_bytes())
+            .map_err(|e| write_error(path, e))
     })
 }

@@ -88,7 +88,10 @@ mod tests {
         set(&mut ids, 0, 0, 0);
         set(&mut ids, 1, 1, 1);
         set(&mut ids, 2, 2, 0);
-        let g = LabelGrid { ids: ids.clone(), shape: [3, 3, 3] };
+        let g = LabelGrid {
+            ids: ids.clone(),
+            shape: [3, 3, 3],
+        };
         let mut bb = BBox::empty();
         bb.add([0, 0, 0]);
         bb.add([2, 2, 2]);
@@ -96,7 +99,10 @@ mod tests {
         // Remove the middle voxel: the two corners no longer touch.
         let mut ids2 = ids;
         ids2[13] = 0;
-        let g2 = LabelGrid { ids: ids2, shape: [3, 3, 3] };
+        let g2 = LabelGrid {
+            ids: ids2,
+            shape: [3, 3, 3],
+        };
         assert_eq!(components(&g2, 7, &bb), (2, 1));
     }
 }

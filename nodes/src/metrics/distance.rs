@@ -116,7 +116,11 @@ mod tests {
     #[test]
     fn empty_masks_follow_monai() {
         let both = sd(vec![], vec![]);
-        assert!(hausdorff(&both, Some(95.0)).is_nan() && assd(&both).is_nan() && nsd(&both, 2.0).is_nan());
+        assert!(
+            hausdorff(&both, Some(95.0)).is_nan()
+                && assd(&both).is_nan()
+                && nsd(&both, 2.0).is_nan()
+        );
         // MONAI: hd inf, but hd95 nan (torch.quantile over inf values interpolates inf - inf).
         let no_ref = sd(vec![f64::INFINITY; 3], vec![]);
         assert_eq!(hausdorff(&no_ref, None), f64::INFINITY);

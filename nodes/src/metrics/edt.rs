@@ -16,10 +16,8 @@ pub fn squared_edt(sites: &[bool], shape: [usize; 3], spacing: [f64; 3]) -> Vec<
     let h2 = spacing[1] * spacing[1];
     let d2 = spacing[0] * spacing[0];
     // Along i (contiguous rows).
-    f.par_chunks_mut(w).for_each_init(
-        || Scratch::new(w),
-        |s, row| s.transform_in_place(row, w2),
-    );
+    f.par_chunks_mut(w)
+        .for_each_init(|| Scratch::new(w), |s, row| s.transform_in_place(row, w2));
     // Along j: each k-plane independently, columns gathered into a buffer.
     f.par_chunks_mut(h * w).for_each_init(
         || (Scratch::new(h), vec![0.0; h]),
@@ -170,10 +168,17 @@ mod tests {
     fn equals_brute_force_on_random_anisotropic_grids() {
         let mut seed = 12345u64;
         let mut rnd = || {
-            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             (seed >> 33) as f64 / (1u64 << 31) as f64
         };
-        for (shape, density) in [([7, 9, 11], 0.02), ([5, 13, 6], 0.2), ([9, 4, 8], 0.5), ([3, 3, 3], 0.0)] {
+        for (shape, density) in [
+            ([7, 9, 11], 0.02),
+            ([5, 13, 6], 0.2),
+            ([9, 4, 8], 0.5),
+            ([3, 3, 3], 0.0),
+        ] {
             let n = shape.iter().product();
             let sites: Vec<bool> = (0..n).map(|_| rnd() < density).collect();
             let sp = [2.5, 0.7, 1.1];

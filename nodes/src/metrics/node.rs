@@ -73,7 +73,11 @@ impl Node for Metrics {
                 ),
             ],
             exactly_one_input_of: vec![],
-            outputs: vec![PortSpec::output("table", PortType::Table, "one row per class")],
+            outputs: vec![PortSpec::output(
+                "table",
+                PortType::Table,
+                "one row per class",
+            )],
             params: vec![
                 ParamSpec::optional(
                     "classes",
@@ -136,7 +140,9 @@ impl Node for Metrics {
             )));
         }
         let Some(Value::Labels(pred)) = inputs.remove("prediction") else {
-            return Err(NodeError::Invalid("metrics needs `prediction` labels".into()));
+            return Err(NodeError::Invalid(
+                "metrics needs `prediction` labels".into(),
+            ));
         };
         let table = match inputs.remove("reference") {
             Some(Value::Labels(reference)) => compare(ctx, pred, &reference, &p)?,
@@ -151,7 +157,12 @@ impl Node for Metrics {
 
 /// `csv` or `json`, from the extension.
 fn table_format(path: &Path) -> Result<&'static str, NodeError> {
-    match path.extension().and_then(|e| e.to_str()).map(str::to_lowercase).as_deref() {
+    match path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_lowercase)
+        .as_deref()
+    {
         Some("csv") => Ok("csv"),
         Some("json") => Ok("json"),
         _ => Err(NodeError::file(
@@ -233,7 +244,10 @@ fn compare(
     let spacing = axis_spacing(reference, &mut notes);
     let pg = LabelGrid::of(&pred, "prediction")?;
     let rg = LabelGrid::of(reference, "reference")?;
-    let (ps, rs) = rayon::join(|| id_stats(&pg, "prediction"), || id_stats(&rg, "reference"));
+    let (ps, rs) = rayon::join(
+        || id_stats(&pg, "prediction"),
+        || id_stats(&rg, "reference"),
+    );
     let (ps, rs) = (ps?, rs?);
     let rows = pairs(
         &p.classes,
@@ -287,7 +301,10 @@ fn compare(
         .collect();
     let mut columns = vec!["class_id".to_string(), "class_name".to_string()];
     columns.extend(metrics.iter().map(|m| m.to_string()));
-    columns.extend(["voxels_prediction".to_string(), "voxels_reference".to_string()]);
+    columns.extend([
+        "voxels_prediction".to_string(),
+        "voxels_reference".to_string(),
+    ]);
     let mut table = Table::new(columns);
     table.rows = cells.into_iter().collect::<Result<_, _>>()?;
     notes.extend(conventions(&rows, p));
@@ -335,8 +352,15 @@ fn quality(ctx: &Ctx, pred: &LabelMap, p: &MetricsParams) -> Result<Table, NodeE
     let g = LabelGrid::of(pred, "prediction")?;
     let s: IdStats = id_stats(&g, "prediction")?;
     let present: Vec<i32> = s.present().collect();
-    let rows = pairs(&p.classes, false, &pred.classes, &pred.classes, &present, &present)
-        .map_err(NodeError::Invalid)?;
+    let rows = pairs(
+        &p.classes,
+        false,
+        &pred.classes,
+        &pred.classes,
+        &present,
+        &present,
+    )
+    .map_err(NodeError::Invalid)?;
     let geometry = *pred.volume.geometry();
     let done = AtomicU64::new(0);
     let total = rows.len() as u64;

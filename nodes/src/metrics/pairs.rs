@@ -22,7 +22,10 @@ pub fn norm(name: &str) -> String {
 
 fn find(table: &ClassTable, name: &str) -> Option<i32> {
     let n = norm(name);
-    table.iter().find(|(_, v)| norm(v) == n).map(|(k, _)| *k as i32)
+    table
+        .iter()
+        .find(|(_, v)| norm(v) == n)
+        .map(|(k, _)| *k as i32)
 }
 
 fn name_of(id: i32, tables: &[&ClassTable]) -> String {
@@ -82,7 +85,10 @@ pub fn pairs(
                     }
                 }
             }
-            let mut rows = names.iter().map(|n| named(n)).collect::<Result<Vec<_>, _>>()?;
+            let mut rows = names
+                .iter()
+                .map(|n| named(n))
+                .collect::<Result<Vec<_>, _>>()?;
             rows.sort_by_key(|p| (p.reference < 0, p.row_id));
             return Ok(rows);
         }
@@ -141,7 +147,9 @@ pub fn check_classes(v: &Json) -> Result<(), String> {
         Json::Array(a) if !a.is_empty() => a.iter().try_for_each(|x| match x {
             Json::String(s) if !s.trim().is_empty() => Ok(()),
             Json::Number(n) if n.as_u64().is_some_and(|i| i > 0) => Ok(()),
-            other => Err(format!("`{other}` is neither a class name nor a positive class id")),
+            other => Err(format!(
+                "`{other}` is neither a class name nor a positive class id"
+            )),
         }),
         _ => Err("expected a non-empty list of class names or ids".into()),
     }
@@ -154,7 +162,12 @@ mod tests {
     #[test]
     fn name_matching_pairs_different_id_schemes() {
         let vista: ClassTable = [(1, "liver".to_string()), (3, "spleen".to_string())].into();
-        let ts: ClassTable = [(5, "liver".to_string()), (1, "spleen".to_string()), (2, "kidney_right".to_string())].into();
+        let ts: ClassTable = [
+            (5, "liver".to_string()),
+            (1, "spleen".to_string()),
+            (2, "kidney_right".to_string()),
+        ]
+        .into();
         let p = pairs(&Json::Null, true, &vista, &ts, &[1, 3], &[1, 2, 5]).unwrap();
         let got: Vec<(i32, i32, i32)> = p.iter().map(|p| (p.row_id, p.pred, p.reference)).collect();
         assert_eq!(got, vec![(1, 3, 1), (2, -1, 2), (5, 1, 5)]);

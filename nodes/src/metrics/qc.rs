@@ -69,7 +69,11 @@ fn lps_box(bbox: &BBox, g: &Geometry) -> ([f64; 3], [f64; 3]) {
     let mut hi = [f64::NEG_INFINITY; 3];
     for c in 0..8 {
         let pick = |axis: usize, bit: usize| {
-            (if c >> bit & 1 == 1 { bbox.hi[axis] - 1 } else { bbox.lo[axis] }) as f64
+            (if c >> bit & 1 == 1 {
+                bbox.hi[axis] - 1
+            } else {
+                bbox.lo[axis]
+            }) as f64
         };
         let (i, j, k) = (pick(2, 0), pick(1, 1), pick(0, 2));
         for r in 0..3 {

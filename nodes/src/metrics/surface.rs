@@ -90,7 +90,8 @@ fn edges(m: &[bool], shape: [usize; 3]) -> Vec<bool> {
             for i in 1..w.saturating_sub(1) {
                 let v = base + i;
                 if m[v] {
-                    e[v] = !(m[v - 1] && m[v + 1] && m[v - sj] && m[v + sj] && m[v - sk] && m[v + sk]);
+                    e[v] =
+                        !(m[v - 1] && m[v + 1] && m[v - sj] && m[v + sj] && m[v - sk] && m[v + sk]);
                 }
             }
         }
@@ -113,7 +114,10 @@ mod tests {
                 }
             }
         }
-        let g = LabelGrid { ids, shape: [6, 6, 6] };
+        let g = LabelGrid {
+            ids,
+            shape: [6, 6, 6],
+        };
         let mut bb = BBox::empty();
         bb.add([1, 1, 1]);
         bb.add([4, 4, 4]);

@@ -158,9 +158,15 @@ mod tests {
     #[test]
     fn csv_quotes_and_non_finite_numbers() {
         let mut t = Table::new(vec!["class_name".into(), "hd95".into()]);
-        t.rows.push(vec![Cell::Text("a, \"b\"".into()), Cell::Float(f64::INFINITY)]);
+        t.rows.push(vec![
+            Cell::Text("a, \"b\"".into()),
+            Cell::Float(f64::INFINITY),
+        ]);
         t.rows.push(vec![Cell::Text("c".into()), Cell::Float(0.25)]);
-        assert_eq!(t.to_csv(), "class_name,hd95\n\"a, \"\"b\"\"\",inf\nc,0.25\n");
+        assert_eq!(
+            t.to_csv(),
+            "class_name,hd95\n\"a, \"\"b\"\"\",inf\nc,0.25\n"
+        );
         let j = t.to_json();
         assert_eq!(j["rows"][0]["hd95"], "inf");
         let back: Table = serde_json::from_value(serde_json::to_value(&t).unwrap()).unwrap();

@@ -8,10 +8,10 @@ pub mod net;
 pub mod preprocess;
 pub mod refine;
 pub mod snap;
-pub mod zeroshot;
 pub mod stream;
 pub mod weights;
 pub mod window;
+pub mod zeroshot;
 
 pub use auto::Vista3dAuto;
 pub use zeroshot::Vista3dZeroshot;

@@ -44,7 +44,10 @@ mod tests {
         let sv = Tensor::from_slice(&[1i32, 1, 1, 1, 2, 2, 2, 2, 0, 0]);
         let m = Tensor::from_slice(&[1u8, 1, 1, 0, 1, 1, 0, 0, 1, 1]);
         let got = Vec::<bool>::try_from(&snap_to_supervoxels(&m, &sv).unwrap()).unwrap();
-        assert_eq!(got, [true, true, true, true, false, false, false, false, false, false]);
+        assert_eq!(
+            got,
+            [true, true, true, true, false, false, false, false, false, false]
+        );
         let e = snap_to_supervoxels(&m, &sv.narrow(0, 0, 5)).unwrap_err();
         assert!(e.contains("not on the mask's grid"), "{e}");
     }

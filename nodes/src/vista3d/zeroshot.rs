@@ -73,7 +73,11 @@ impl Node for Vista3dZeroshot {
             summary: "VISTA3D zero-shot: a structure outside its classes from clicks, \
                       optionally snapped to supervoxels",
             inputs: vec![
-                PortSpec::input("image", PortType::Image, "CT in HU (1.5 mm as for vista3d_auto)"),
+                PortSpec::input(
+                    "image",
+                    PortType::Image,
+                    "CT in HU (1.5 mm as for vista3d_auto)",
+                ),
                 PortSpec::optional_input(
                     "supervoxels",
                     PortType::Labels,
@@ -88,7 +92,11 @@ impl Node for Vista3dZeroshot {
                 "the structure as class `id`, 0 elsewhere",
             )],
             params: vec![
-                ParamSpec::required("model", ParamType::InputPath, "VISTA3D weights (.safetensors)"),
+                ParamSpec::required(
+                    "model",
+                    ParamType::InputPath,
+                    "VISTA3D weights (.safetensors)",
+                ),
                 ParamSpec::optional(
                     "network",
                     ParamType::Choice(&["vista3d132", "small"]),
@@ -180,8 +188,7 @@ impl Node for Vista3dZeroshot {
         ] {
             rp.insert(k.into(), v);
         }
-        let mut out =
-            Vista3dRefine.run(ctx, Inputs::from([("image".to_string(), image)]), &rp)?;
+        let mut out = Vista3dRefine.run(ctx, Inputs::from([("image".to_string(), image)]), &rp)?;
         let Some(Value::Labels(mut labels)) = out.remove("labels") else {
             return Err(NodeError::Invalid("vista3d_refine gave no labels".into()));
         };
@@ -195,6 +202,9 @@ impl Node for Vista3dZeroshot {
             labels = LabelMap::new(v, labels.classes).map_err(NodeError::Invalid)?;
         }
         labels.classes = [(p.id, p.name.clone())].into();
-        Ok(Outputs::from([("labels".to_string(), Value::Labels(labels))]))
+        Ok(Outputs::from([(
+            "labels".to_string(),
+            Value::Labels(labels),
+        )]))
     }
 }

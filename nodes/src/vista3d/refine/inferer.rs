@@ -81,8 +81,7 @@ pub fn infer(
     // see the same clicks in it, so the head's output is the same; computed once.
     let mut heads: Vec<([i64; 3], Tensor)> = Vec::new();
     for (w, c) in clicks.iter().enumerate() {
-        let centred: [i64; 3] =
-            std::array::from_fn(|a| window_start(c.at[a], patch[a], padded[a]));
+        let centred: [i64; 3] = std::array::from_fn(|a| window_start(c.at[a], patch[a], padded[a]));
         let lo = source.place(c.at, patch, centred);
         let win = |t: &Tensor| {
             t.narrow(0, lo[0], patch[0])

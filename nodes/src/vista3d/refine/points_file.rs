@@ -37,9 +37,9 @@ fn csv(text: &str) -> Result<Json, String> {
         .lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty() && !l.trim_start().starts_with('#'));
-    let (hn, header) = lines
-        .next()
-        .ok_or("1: the file is empty; the first line names the columns space, x, y, z, label, class")?;
+    let (hn, header) = lines.next().ok_or(
+        "1: the file is empty; the first line names the columns space, x, y, z, label, class",
+    )?;
     let cols: Vec<String> = header.split(',').map(|c| c.trim().to_lowercase()).collect();
     let col = |name: &str| cols.iter().position(|c| c == name);
     let (Some(space), Some(x), Some(y), Some(z), Some(label)) =
