@@ -2,6 +2,7 @@
 //! or a corner belong together, as MONAI's `get_largest_connected_component_mask` default).
 
 use super::grid::{BBox, LabelGrid};
+use crate::spatial::components::label;
 
 /// Number of components of `grid == id` inside `bbox` (which holds all of it) and the size
 /// of the largest, in voxels.
@@ -9,72 +10,27 @@ pub fn components(grid: &LabelGrid, id: i32, bbox: &BBox) -> (usize, u64) {
     if bbox.is_empty() {
         return (0, 0);
     }
-    let [bd, bh, bw] = bbox.shape();
+    let shape = bbox.shape();
     let [_, gh, gw] = grid.shape;
-    let at = |z: usize, y: usize, x: usize| {
-        grid.ids[((bbox.lo[0] + z) * gh + bbox.lo[1] + y) * gw + bbox.lo[2] + x] == id
-    };
-    let idx = |z: usize, y: usize, x: usize| (z * bh + y) * bw + x;
-    let mut parent: Vec<u32> = vec![u32::MAX; bd * bh * bw];
-    fn find(p: &mut [u32], mut a: u32) -> u32 {
-        while p[a as usize] != a {
-            let up = p[p[a as usize] as usize];
-            p[a as usize] = up;
-            a = up;
-        }
-        a
-    }
-    for z in 0..bd {
-        for y in 0..bh {
-            for x in 0..bw {
-                if !at(z, y, x) {
-                    continue;
-                }
-                let me = idx(z, y, x) as u32;
-                parent[me as usize] = me;
-                // The 13 neighbours already visited (earlier in raster order).
-                for (dz, dy, dx) in BACKWARD {
-                    let (nz, ny, nx) = (z as i64 + dz, y as i64 + dy, x as i64 + dx);
-                    if nz < 0 || ny < 0 || nx < 0 || ny >= bh as i64 || nx >= bw as i64 {
-                        continue;
-                    }
-                    let n = idx(nz as usize, ny as usize, nx as usize) as u32;
-                    if parent[n as usize] == u32::MAX {
-                        continue;
-                    }
-                    let (ra, rb) = (find(&mut parent, me), find(&mut parent, n));
-                    if ra != rb {
-                        parent[ra.max(rb) as usize] = ra.min(rb);
-                    }
-                }
-            }
+    let mut mask = Vec::with_capacity(shape.iter().product());
+    for k in bbox.lo[0]..bbox.hi[0] {
+        for j in bbox.lo[1]..bbox.hi[1] {
+            let row = (k * gh + j) * gw;
+            mask.extend(
+                grid.ids[row + bbox.lo[2]..row + bbox.hi[2]]
+                    .iter()
+                    .map(|&v| v == id),
+            );
         }
     }
-    let mut sizes = std::collections::HashMap::new();
-    for v in 0..parent.len() {
-        if parent[v] != u32::MAX {
-            *sizes.entry(find(&mut parent, v as u32)).or_insert(0u64) += 1;
-        }
+    let labels = label(&mask, shape);
+    let n = labels.iter().copied().max().unwrap_or(0) as usize;
+    let mut sizes = vec![0u64; n + 1];
+    for &l in &labels {
+        sizes[l as usize] += 1;
     }
-    (sizes.len(), sizes.values().copied().max().unwrap_or(0))
+    (n, sizes.iter().skip(1).copied().max().unwrap_or(0))
 }
-
-/// Offsets (dz, dy, dx) of the 26-neighbours that come before a voxel in raster order.
-const BACKWARD: [(i64, i64, i64); 13] = [
-    (-1, -1, -1),
-    (-1, -1, 0),
-    (-1, -1, 1),
-    (-1, 0, -1),
-    (-1, 0, 0),
-    (-1, 0, 1),
-    (-1, 1, -1),
-    (-1, 1, 0),
-    (-1, 1, 1),
-    (0, -1, -1),
-    (0, -1, 0),
-    (0, -1, 1),
-    (0, 0, -1),
-];
 
 #[cfg(test)]
 mod tests {

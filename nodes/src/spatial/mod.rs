@@ -4,6 +4,7 @@
 //! [`reorient`], [`foreground_box`], [`crop`]) that tests and other nodes call directly; the
 //! node kinds in `nodes.rs` only read params and ports.
 
+pub mod components;
 mod cpu;
 mod crop;
 pub mod grid;
