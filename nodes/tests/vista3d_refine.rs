@@ -10,7 +10,7 @@ use serde_json::{json, Value as Json};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex};
-use tch::{Device, Kind};
+use tch::{Device, Kind, Tensor};
 use vistaflow_nodes::io::nifti;
 use vistaflow_nodes::node::{CancelToken, Ctx, Node, ProgressSink};
 use vistaflow_nodes::spatial::{reorient, Orientation};
@@ -339,6 +339,45 @@ fn a_far_click_leaves_the_rest_of_the_prior_alone() {
         count(&added),
         "added voxels not connected to the click"
     );
+}
+
+#[test]
+fn a_negative_click_in_a_false_positive_removes_only_that_component() {
+    let Some(f) = fixture() else { return };
+    let img = image(&f.ts.join("example_ct_sm.nii.gz"));
+    let prior = labels(&f.ts.join("example_seg.nii.gz"));
+    // A false-positive island of class 5 far from the organ (which spans i 41..105): a
+    // 6 x 6 x 4 block at i 10..16, j 74..80, k 3..7 ([k, j, i] tensor order below).
+    let p0 = prior.volume.data().to_kind(Kind::Int64);
+    let island = Tensor::zeros_like(&p0).to_kind(Kind::Bool);
+    let _ = island
+        .narrow(0, 3, 4)
+        .narrow(1, 74, 6)
+        .narrow(2, 10, 6)
+        .fill_(1);
+    let with_fp = p0.where_self(&island.logical_not(), &Tensor::from(5i64));
+    let mut fp_prior = prior.clone();
+    fp_prior.volume = Volume::new(with_fp.to_kind(Kind::Uint8), *prior.volume.geometry()).unwrap();
+    let mut p = params(
+        &f,
+        json!([{"voxel": [12, 76, 5], "label": "negative", "class": 5}]),
+        32,
+    );
+    p["patch"] = json!([32, 32, 16]);
+    let (r, _) = run_node(&img, Some(&fp_prior), p);
+    let o = r.unwrap().volume.data().to_kind(Kind::Int64);
+    let before = count(&island);
+    let left = count(&o.eq(5).logical_and(&island));
+    eprintln!("false-positive island: {before} voxels, {left} left after the negative click");
+    assert!(
+        left < before / 2,
+        "the island was not removed: {left} of {before} left"
+    );
+    // The organ of class 5 is untouched, and so is every other class.
+    let organ = p0.eq(5);
+    assert_eq!(count(&organ), count(&o.eq(5).logical_and(&organ)));
+    let others = p0.ne(5).logical_and(&island.logical_not());
+    assert_eq!(count(&others.logical_and(&o.ne_tensor(&p0))), 0);
 }
 
 #[test]
