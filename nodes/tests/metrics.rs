@@ -27,12 +27,7 @@ fn labels(p: &Path) -> Value {
 
 fn run(inputs: Inputs, params: Json) -> Result<Table, String> {
     let node = Metrics;
-    let mut p: vistaflow_nodes::params::Params = serde_json::from_value(params).unwrap();
-    for spec in &node.spec().params {
-        if let Some(d) = &spec.default {
-            p.entry(spec.name.to_string()).or_insert(d.clone());
-        }
-    }
+    let p = common::with_defaults(&node, params);
     let mut out = node
         .run(&Ctx::cpu(), inputs, &p)
         .map_err(|e| e.to_string())?;

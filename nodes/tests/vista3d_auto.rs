@@ -59,13 +59,7 @@ fn run_node(
     let rec = Arc::new(Recorder::default());
     let ctx = Ctx::new(Device::Cpu, CancelToken::new(), rec.clone());
     let node = Vista3dAuto;
-    let mut p: vistaflow_nodes::params::Params = serde_json::from_value(params).unwrap();
-    // Defaults as the engine fills them.
-    for spec in &node.spec().params {
-        if let Some(d) = &spec.default {
-            p.entry(spec.name.to_string()).or_insert(d.clone());
-        }
-    }
+    let p = common::with_defaults(&node, params);
     let inputs = Inputs::from([("image".to_string(), image)]);
     (node.run(&ctx, inputs, &p).map_err(|e| e.to_string()), rec)
 }

@@ -72,12 +72,7 @@ fn run_node(
     let rec = Arc::new(Recorder::default());
     let ctx = Ctx::new(Device::Cpu, CancelToken::new(), rec.clone());
     let node = Vista3dRefine;
-    let mut p: vistaflow_nodes::params::Params = serde_json::from_value(params).unwrap();
-    for spec in &node.spec().params {
-        if let Some(d) = &spec.default {
-            p.entry(spec.name.to_string()).or_insert(d.clone());
-        }
-    }
+    let p = common::with_defaults(&node, params);
     let mut inputs = Inputs::from([("image".to_string(), Value::Image(img.clone()))]);
     if let Some(l) = prior {
         inputs.insert("labels".into(), Value::Labels(l.clone()));
@@ -513,12 +508,7 @@ fn run_with_memo(
     params: Json,
 ) -> (LabelMap, f64) {
     let node = Vista3dRefine;
-    let mut p: vistaflow_nodes::params::Params = serde_json::from_value(params).unwrap();
-    for spec in &node.spec().params {
-        if let Some(d) = &spec.default {
-            p.entry(spec.name.to_string()).or_insert(d.clone());
-        }
-    }
+    let p = common::with_defaults(&node, params);
     let mut ctx = Ctx::new(
         Device::Cpu,
         CancelToken::new(),

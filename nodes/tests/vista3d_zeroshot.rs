@@ -14,12 +14,7 @@ use vistaflow_nodes::vista3d::Vista3dZeroshot;
 use vistaflow_nodes::Inputs;
 
 fn run(node: &dyn Node, inputs: Inputs, params: Json) -> Result<LabelMap, String> {
-    let mut p: vistaflow_nodes::params::Params = serde_json::from_value(params).unwrap();
-    for spec in &node.spec().params {
-        if let Some(d) = &spec.default {
-            p.entry(spec.name.to_string()).or_insert(d.clone());
-        }
-    }
+    let p = common::with_defaults(node, params);
     let mut out = node
         .run(&Ctx::cpu(), inputs, &p)
         .map_err(|e| e.to_string())?;

@@ -8,7 +8,8 @@ use super::node_task::Shared;
 use crate::cache::{EntryInfo, Lookup, Store};
 use crate::hash::{Digest, KeyHasher};
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
 use tch::Tensor;
 use vistaflow_nodes::node::Memo;
 use vistaflow_nodes::{Geometry, PortType, Value, Volume};
@@ -24,13 +25,14 @@ pub struct StoreMemo {
     node_key: Digest,
     /// Value id of each connected input port.
     inputs: BTreeMap<String, Digest>,
-    /// Digests of the files the node reads, in param order.
-    sources: Vec<Digest>,
+    /// The files the node reads, digested on first use (most nodes never use their memo).
+    source_paths: Vec<PathBuf>,
+    sources: OnceLock<Option<Vec<Digest>>>,
 }
 
 impl StoreMemo {
-    /// The memo of node `i` of the run; `None` when a source file cannot be digested.
-    pub fn of(sh: &Shared, i: usize) -> Option<StoreMemo> {
+    /// The memo of node `i` of the run.
+    pub fn of(sh: &Shared, i: usize) -> StoreMemo {
         let n = &sh.plan.nodes[i];
         let spec = n.node.spec();
         let inputs = n
@@ -38,23 +40,29 @@ impl StoreMemo {
             .iter()
             .map(|e| (e.port.clone(), sh.keys.output(e.from, &e.from_port)))
             .collect();
-        let sources = n
-            .source_paths()
-            .iter()
-            .map(|(_, p)| digest_path(&sh.store, p).ok())
-            .collect::<Option<Vec<_>>>()?;
-        Some(StoreMemo {
+        StoreMemo {
             store: sh.store.clone(),
             kind: spec.kind,
             version: spec.version,
             node: n.id.clone(),
             node_key: sh.keys.node[i],
             inputs,
-            sources,
-        })
+            source_paths: n.source_paths().into_iter().map(|(_, p)| p).collect(),
+            sources: OnceLock::new(),
+        }
     }
 
-    fn id(&self, scope: &[&str], key: &str) -> Digest {
+    /// The entry's identity; `None` when a file the node reads cannot be digested.
+    fn id(&self, scope: &[&str], key: &str) -> Option<Digest> {
+        let sources = self
+            .sources
+            .get_or_init(|| {
+                self.source_paths
+                    .iter()
+                    .map(|p| digest_path(&self.store, p).ok())
+                    .collect()
+            })
+            .as_ref()?;
         let mut h = KeyHasher::new("vistaflow.memo.v1");
         h.field("kind", self.kind.as_bytes())
             .field("version", self.version.as_bytes());
@@ -65,17 +73,17 @@ impl StoreMemo {
             let id = self.inputs.get(p).map(|d| d.0.to_vec()).unwrap_or_default();
             h.field(&format!("input:{p}"), &id);
         }
-        for s in &self.sources {
+        for s in sources {
             h.field("source", &s.0);
         }
         h.field("key", key.as_bytes());
-        h.finish()
+        Some(h.finish())
     }
 }
 
 impl Memo for StoreMemo {
     fn get(&self, scope: &[&str], key: &str) -> Option<Tensor> {
-        match self.store.get(&self.id(scope, key), PortType::Image) {
+        match self.store.get(&self.id(scope, key)?, PortType::Image) {
             Ok(Lookup::Hit(Value::Image(v))) => {
                 let shape: Vec<i64> = v
                     .meta
@@ -90,6 +98,9 @@ impl Memo for StoreMemo {
     }
 
     fn put(&self, scope: &[&str], key: &str, tensor: &Tensor) {
+        let Some(id) = self.id(scope, key) else {
+            return;
+        };
         let shape: Vec<String> = tensor.size().iter().map(i64::to_string).collect();
         let flat = tensor.reshape([1, 1, 1, -1]);
         let Ok(vol) = Volume::new(flat, Geometry::axis_aligned([1.0; 3], [0.0; 3])) else {
@@ -103,6 +114,6 @@ impl Memo for StoreMemo {
             port: format!("memo:{key}"),
         };
         // A failed write only costs a recomputation later.
-        let _ = self.store.put(&self.id(scope, key), &info, &value);
+        let _ = self.store.put(&id, &info, &value);
     }
 }

@@ -234,9 +234,7 @@ async fn attempt(
         ctx = ctx.with_run_record(Arc::new(move || super::provenance::record(&sh)));
     }
     if sh.write_cache && n.cache {
-        if let Some(memo) = super::memo::StoreMemo::of(sh, i) {
-            ctx = ctx.with_memo(Arc::new(memo));
-        }
+        ctx = ctx.with_memo(Arc::new(super::memo::StoreMemo::of(sh, i)));
     }
     let timeout = n.timeout;
     let job = tokio::task::spawn_blocking(move || {

@@ -2,11 +2,10 @@
 //! 3D Slicer colour table (`.ctbl`) and an ITK-SNAP label description (`.itksnap.txt`).
 
 use super::preview::class_colour;
-use crate::io::atomic::{create_parent, write, write_error};
+use crate::io::atomic::write_text;
 use crate::io::sample::Sample;
 use crate::node::{Ctx, NodeError};
 use crate::value::{LabelMap, Value};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// The sidecar files written beside `path` (`seg.nii.gz` -> `seg.json`, `seg.ctbl`,
@@ -79,12 +78,12 @@ pub fn write_labels(path: &Path, labels: &LabelMap, ctx: &Ctx) -> Result<(), Nod
             "id": id, "name": name, "color": class_colour(*id),
         })).collect::<Vec<_>>(),
     });
-    text_file(
+    write_text(
         &json_path,
         &(serde_json::to_string_pretty(&json).unwrap_or_default() + "\n"),
     )?;
-    text_file(&ctbl, &slicer_table(&classes))?;
-    text_file(&itk, &itksnap_table(&classes))
+    write_text(&ctbl, &slicer_table(&classes))?;
+    write_text(&itk, &itksnap_table(&classes))
 }
 
 /// 3D Slicer's colour table file: `id name r g b a` per line, names without spaces.
@@ -118,12 +117,4 @@ fn itksnap_table(classes: &[(u32, String)]) -> String {
         );
     }
     s
-}
-
-fn text_file(path: &Path, text: &str) -> Result<(), NodeError> {
-    create_parent(path)?;
-    write(path, |w| {
-        w.write_all(text.as_bytes())
-            .map_err(|e| write_error(path, e))
-    })
 }

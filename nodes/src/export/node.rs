@@ -138,10 +138,7 @@ impl Node for Export {
 /// resampled through both affines (with a warning).
 fn on_grid(ctx: &Ctx, labels: LabelMap, image: &Volume) -> Result<LabelMap, NodeError> {
     let (a, b) = (Grid::of(&labels.volume), Grid::of(image));
-    let close = (0..3).all(|r| {
-        (0..4).all(|c| (a.geometry.affine_lps[r][c] - b.geometry.affine_lps[r][c]).abs() < 1e-4)
-    });
-    if a.shape == b.shape && close {
+    if a.matches(&b, 1e-4) {
         return Ok(labels);
     }
     ctx.warn(&format!(

@@ -1,10 +1,9 @@
 //! The run's provenance record as a JSON file (`export` with `format: report`).
 
-use crate::io::atomic::{create_parent, write, write_error};
+use crate::io::atomic::write_text;
 use crate::node::{Ctx, NodeError};
 use crate::value::LabelMap;
 use sha2::{Digest, Sha256};
-use std::io::Write;
 use std::path::Path;
 
 /// Writes the engine's run record, plus the sha256 of the label voxels when given (so two
@@ -31,9 +30,5 @@ pub fn write_report(path: &Path, labels: Option<&LabelMap>, ctx: &Ctx) -> Result
         });
     }
     let text = serde_json::to_string_pretty(&record).unwrap_or_default() + "\n";
-    create_parent(path)?;
-    write(path, |w| {
-        w.write_all(text.as_bytes())
-            .map_err(|e| write_error(path, e))
-    })
+    write_text(path, &text)
 }

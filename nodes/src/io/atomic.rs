@@ -66,6 +66,15 @@ pub(crate) fn write(
     Ok(())
 }
 
+/// Writes `text` to `path` atomically, creating missing folders (tables, sidecars, reports).
+pub(crate) fn write_text(path: &Path, text: &str) -> Result<(), NodeError> {
+    create_parent(path)?;
+    write(path, |w| {
+        w.write_all(text.as_bytes())
+            .map_err(|e| write_error(path, e))
+    })
+}
+
 fn parent(path: &Path) -> &Path {
     match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,

@@ -173,16 +173,11 @@ fn table_format(path: &Path) -> Result<&'static str, NodeError> {
 }
 
 fn write_table(path: &Path, table: &Table) -> Result<(), NodeError> {
-    use std::io::Write;
     let text = match table_format(path)? {
         "csv" => table.to_csv(),
         _ => serde_json::to_string_pretty(&table.to_json()).unwrap_or_default() + "\n",
     };
-    crate::io::atomic::create_parent(path)?;
-    crate::io::atomic::write(path, |w| {
-        w.write_all(text.as_bytes())
-            .map_err(|e| crate::io::atomic::write_error(path, e))
-    })
+    crate::io::atomic::write_text(path, &text)
 }
 
 /// Spacing along the tensor's axes (k, j, i); notes when the axes are not orthogonal.
@@ -213,10 +208,7 @@ fn onto_reference(
     notes: &mut Vec<String>,
 ) -> Result<LabelMap, NodeError> {
     let (a, b) = (Grid::of(&pred.volume), Grid::of(&reference.volume));
-    let same_affine = (0..3).all(|r| {
-        (0..4).all(|c| (a.geometry.affine_lps[r][c] - b.geometry.affine_lps[r][c]).abs() < 1e-4)
-    });
-    if a.shape == b.shape && same_affine {
+    if a.matches(&b, 1e-4) {
         return Ok(pred);
     }
     let note = format!(

@@ -28,6 +28,14 @@ impl Grid {
         }
     }
 
+    /// Same shape, and every affine entry within `tol_mm`: two volumes whose voxels are the
+    /// same points.
+    pub fn matches(&self, other: &Grid, tol_mm: f64) -> bool {
+        let (a, b) = (&self.geometry.affine_lps, &other.geometry.affine_lps);
+        self.shape == other.shape
+            && (0..3).all(|r| (0..4).all(|c| (a[r][c] - b[r][c]).abs() <= tol_mm))
+    }
+
     /// Number of voxels along voxel axis `a` (0 = i, 1 = j, 2 = k).
     pub fn len_along(&self, a: usize) -> i64 {
         self.shape[2 - a]

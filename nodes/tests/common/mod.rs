@@ -152,3 +152,17 @@ pub fn file_error<T>(p: &Path, read: Result<T, NodeError>) -> String {
         Ok(_) => panic!("{}: expected an error, read fine", p.display()),
     }
 }
+
+/// `params` with the node's defaults filled in, as the engine fills them.
+pub fn with_defaults(
+    node: &dyn vistaflow_nodes::Node,
+    params: Json,
+) -> vistaflow_nodes::params::Params {
+    let mut p: vistaflow_nodes::params::Params = serde_json::from_value(params).unwrap();
+    for spec in &node.spec().params {
+        if let Some(d) = &spec.default {
+            p.entry(spec.name.to_string()).or_insert(d.clone());
+        }
+    }
+    p
+}

@@ -29,7 +29,7 @@ use crate::node::{
     Ctx, Fallback, InputTypes, Inputs, Node, NodeError, NodeSpec, Outputs, PortSpec,
 };
 use crate::params::{self, ParamSpec, ParamType, Params};
-use crate::spatial::{crop, foreground_box, reorient, Orientation};
+use crate::spatial::{crop, foreground_box, reorient, Grid, Orientation};
 use crate::value::{LabelMap, PortType, Value, Volume};
 use features::FeatureSource;
 use inferer::NetClick;
@@ -389,10 +389,7 @@ fn keep_positive(logits: &Tensor, clicks: &[NetClick]) -> Result<Tensor, NodeErr
 
 /// The prior must lie on the image's grid.
 fn check_grid(labels: &Volume, img: &Volume) -> Result<(), NodeError> {
-    let same_shape = labels.spatial_shape() == img.spatial_shape();
-    let (a, b) = (labels.geometry().affine_lps, img.geometry().affine_lps);
-    let close = (0..3).all(|r| (0..4).all(|c| (a[r][c] - b[r][c]).abs() <= 1e-3));
-    if labels.data().dim() != 3 || !same_shape || !close {
+    if labels.data().dim() != 3 || !Grid::of(labels).matches(&Grid::of(img), 1e-3) {
         let s = labels.spatial_shape();
         let t = img.spatial_shape();
         return Err(NodeError::Invalid(format!(
