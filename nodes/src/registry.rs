@@ -28,6 +28,7 @@ impl Registry {
         r.register(Arc::new(crate::vista3d::Vista3dAuto));
         r.register(Arc::new(crate::vista3d::refine::Vista3dRefine));
         r.register(Arc::new(crate::vista3d::Vista3dZeroshot));
+        r.register(Arc::new(crate::vista3d::Vista3dTrain));
         r.register(Arc::new(crate::metrics::Metrics));
         r.register(Arc::new(crate::supervoxels::Supervoxels));
         r.register(Arc::new(crate::export::Export));

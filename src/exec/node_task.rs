@@ -278,7 +278,7 @@ fn to_device(v: Value, device: Device) -> Value {
             l.volume = l.volume.to_device(device);
             Value::Labels(l)
         }
-        Value::Table(t) => Value::Table(t),
+        other @ (Value::Table(_) | Value::Model(_)) => other,
     }
 }
 

@@ -161,7 +161,7 @@ impl Node for Resample {
         let out = resample_value(value, &target, interp, p.fill, ctx)?;
         let port = match out {
             Value::Labels(_) => "labels",
-            Value::Image(_) | Value::Table(_) => "image",
+            Value::Image(_) | Value::Table(_) | Value::Model(_) => "image",
         };
         Ok(Outputs::from([(port.to_string(), out)]))
     }

@@ -55,7 +55,7 @@ pub fn resample_value(
         )));
     }
     let (interp, fill) = match value {
-        Value::Table(_) => unreachable!("checked above"),
+        Value::Table(_) | Value::Model(_) => unreachable!("checked above"),
         Value::Labels(_) => {
             if interp == InterpChoice::Fixed(Interp::Linear) {
                 return Err(NodeError::Invalid(
@@ -114,6 +114,6 @@ pub fn resample_value(
             volume: out,
             classes: l.classes.clone(),
         }),
-        Value::Image(_) | Value::Table(_) => Value::Image(out),
+        Value::Image(_) | Value::Table(_) | Value::Model(_) => Value::Image(out),
     })
 }

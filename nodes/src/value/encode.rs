@@ -1,7 +1,7 @@
 //! A value taken apart into named tensors plus JSON, and put back together: the form in which
 //! the engine stores values (the engine owns the file format; this owns the meaning).
 
-use super::{ClassTable, Geometry, LabelMap, PortType, Table, Value, Volume};
+use super::{ClassTable, Geometry, LabelMap, ModelFile, PortType, Table, Value, Volume};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use tch::{Device, Tensor};
@@ -48,6 +48,12 @@ impl Value {
                     meta: serde_json::to_value(t).expect("a table is always JSON"),
                 }
             }
+            Value::Model(m) => {
+                return Encoded {
+                    tensors: vec![],
+                    meta: serde_json::to_value(m).expect("a model reference is always JSON"),
+                }
+            }
         };
         let meta = VolumeMeta {
             affine_lps: vol.geometry().affine_lps,
@@ -70,6 +76,11 @@ impl Value {
             let t: Table = serde_json::from_value(parts.meta)
                 .map_err(|source| EncodeError::BadMeta { ty, source })?;
             return Ok(Value::Table(t));
+        }
+        if ty == PortType::Model {
+            let m: ModelFile = serde_json::from_value(parts.meta)
+                .map_err(|source| EncodeError::BadMeta { ty, source })?;
+            return Ok(Value::Model(m));
         }
         let meta: VolumeMeta = serde_json::from_value(parts.meta)
             .map_err(|source| EncodeError::BadMeta { ty, source })?;
@@ -95,7 +106,7 @@ impl Value {
                 let classes = meta.classes.unwrap_or_default();
                 Ok(Value::Labels(LabelMap::new(vol, classes).map_err(invalid)?))
             }
-            PortType::Table => unreachable!("tables are decoded above"),
+            PortType::Table | PortType::Model => unreachable!("decoded above"),
         }
     }
 }

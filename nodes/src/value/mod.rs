@@ -2,11 +2,13 @@
 
 mod encode;
 mod labels;
+mod model;
 mod table;
 mod volume;
 
 pub use encode::{EncodeError, Encoded};
 pub use labels::{ClassTable, LabelMap};
+pub use model::ModelFile;
 pub use table::{Cell, Table};
 pub use volume::{Geometry, Volume};
 
@@ -21,6 +23,8 @@ pub enum PortType {
     Labels,
     /// Rows of named columns ([`Table`]), e.g. metrics per class.
     Table,
+    /// Trained weights and their card ([`ModelFile`]), from `vista3d_train`.
+    Model,
 }
 
 impl PortType {
@@ -29,6 +33,7 @@ impl PortType {
             PortType::Image => "image",
             PortType::Labels => "labels",
             PortType::Table => "table",
+            PortType::Model => "model",
         }
     }
 }
@@ -45,6 +50,7 @@ pub enum Value {
     Image(Volume),
     Labels(LabelMap),
     Table(Table),
+    Model(ModelFile),
 }
 
 impl Value {
@@ -53,6 +59,7 @@ impl Value {
             Value::Image(_) => PortType::Image,
             Value::Labels(_) => PortType::Labels,
             Value::Table(_) => PortType::Table,
+            Value::Model(_) => PortType::Model,
         }
     }
 
@@ -61,7 +68,7 @@ impl Value {
         match self {
             Value::Image(v) => Some(v),
             Value::Labels(l) => Some(&l.volume),
-            Value::Table(_) => None,
+            Value::Table(_) | Value::Model(_) => None,
         }
     }
 
@@ -89,6 +96,7 @@ impl Clone for Value {
             Value::Image(v) => Value::Image(v.clone()),
             Value::Labels(l) => Value::Labels(l.clone()),
             Value::Table(t) => Value::Table(t.clone()),
+            Value::Model(m) => Value::Model(m.clone()),
         }
     }
 }

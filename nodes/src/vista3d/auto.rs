@@ -27,7 +27,7 @@ pub struct Vista3dAuto;
 #[serde(deny_unknown_fields)]
 struct AutoParams {
     classes: Json,
-    model: PathBuf,
+    model: Option<PathBuf>,
     network: String,
     patch: [i64; 3],
     overlap: f64,
@@ -37,7 +37,20 @@ struct AutoParams {
     skip_empty: bool,
 }
 
-const CLASSES_DOC: &str = "`everything` (the bundle's 117 classes), or a list of class names \
+/// The `model` param's doc, shared by the nodes that load weights.
+pub const MODEL_DOC: &str = "the weights: a .safetensors state dict (MONAI/VISTA3D-HF layout; \
+    convert the bundle's model.pt with `vistaflow convert-weights`), e.g. \
+    models/vista3d-demo.safetensors; or connect a vista3d_train's `model` output to the `model` \
+    input instead";
+
+/// The `network` choices and their doc, shared by the nodes that load weights.
+pub const NETWORKS: &[&str] = &["auto", "vista3d132", "small"];
+pub const NETWORK_DOC: &str = "the architecture of the weights: auto (from the model card \
+    next to the weights, else from the file's tensor shapes), vista3d132 (published) or small \
+    (the test configuration)";
+
+const CLASSES_DOC: &str = "`everything` (the bundle's 117 classes; for a model trained by \
+    vista3d_train, the classes on its card), or a list of class names \
     (as in the VISTA3D label table, e.g. liver, `left kidney`) or ids; kidney, lung and bone \
     are segmented through their parts as the bundle does";
 
@@ -49,11 +62,15 @@ impl Node for Vista3dAuto {
             version: "1",
             summary: "VISTA3D automatic segmentation of CT classes (sliding window, streaming \
                       argmax); output on the input's grid",
-            inputs: vec![PortSpec::input(
-                "image",
-                PortType::Image,
-                "CT in Hounsfield units, ideally resampled to 1.5 mm",
-            )],
+            inputs: vec![
+                PortSpec::input(
+                    "image",
+                    PortType::Image,
+                    "CT in Hounsfield units, resampled to the model's spacing (1.5 mm for the \
+                     official weights)",
+                ),
+                models::model_input(),
+            ],
             exactly_one_input_of: vec![],
             outputs: vec![
                 PortSpec::output(
@@ -78,18 +95,12 @@ impl Node for Vista3dAuto {
                     json!("everything"),
                     CLASSES_DOC,
                 ),
-                ParamSpec::required(
-                    "model",
-                    ParamType::InputPath,
-                    "the weights: a .safetensors state dict (MONAI/VISTA3D-HF layout; convert \
-                     the bundle's model.pt with `vistaflow convert-weights`)",
-                ),
+                ParamSpec::optional("model", ParamType::InputPath, Json::Null, MODEL_DOC),
                 ParamSpec::optional(
                     "network",
-                    ParamType::Choice(&["vista3d132", "small"]),
-                    json!("vista3d132"),
-                    "the architecture the weights are for: vista3d132 (published) or small \
-                     (the test configuration)",
+                    ParamType::Choice(NETWORKS),
+                    json!("auto"),
+                    NETWORK_DOC,
                 ),
                 ParamSpec::optional(
                     "patch",
@@ -151,22 +162,33 @@ impl Node for Vista3dAuto {
                 "vista3d_auto needs a CT image on its `image` input".into(),
             ));
         };
-        let resolved = table().resolve(&p.classes).map_err(NodeError::Invalid)?;
+        let weights = models::weights_path(p.model.as_deref(), &inputs, "vista3d_auto")?;
+        let card = models::card_of(&weights)?;
+        let classes = match &card {
+            // A trained model's "everything" is what it was trained for.
+            Some(c) if p.classes == json!("everything") => {
+                json!(c
+                    .classes
+                    .keys()
+                    .filter_map(|k| k.parse::<u32>().ok())
+                    .collect::<Vec<_>>())
+            }
+            _ => p.classes.clone(),
+        };
+        let resolved = table().resolve(&classes).map_err(NodeError::Invalid)?;
         for w in &resolved.warnings {
             ctx.warn(w);
         }
-        let config = match p.network.as_str() {
-            "small" => Config::small(),
-            _ => Config::vista3d132(),
-        };
+        let config = models::network_config(&p.network, &weights)?;
         let opts = options(&p, &config, ctx)?;
-        let prepared = preprocess::prepare(img, ctx)?;
+        let spacing = card.map_or(table().preprocess.spacing_mm, |c| c.spacing_mm);
+        let prepared = preprocess::prepare(img, Some(spacing), ctx)?;
         let ids = resolved.ids;
         let (labels, probs) = match &prepared.image {
             None => (None, None),
             Some(net_image) => {
                 ctx.check_cancelled()?;
-                let net = models::shared(&p.model, &config, ctx.device, opts.kind)?;
+                let net = models::shared(&weights, &config, ctx.device, opts.kind)?;
                 let out = stream::segment(&net, net_image, &ids, &opts, &CtxHooks(ctx))?;
                 if out.windows_skipped > 0 {
                     ctx.warn(&format!(

@@ -66,3 +66,118 @@ pub fn shared(
     }
     Ok(net)
 }
+
+/// What a model card (written by `vista3d_train` next to its weights, NAME.json) tells the
+/// nodes that load the weights.
+#[derive(Clone, Debug, serde::Deserialize)]
+pub struct Card {
+    pub config: Config,
+    /// VISTA3D id (as text) -> class name: the classes the model was trained for.
+    pub classes: std::collections::BTreeMap<String, String>,
+    pub spacing_mm: [f64; 3],
+}
+
+/// The card next to `weights` (same name, .json), when there is one.
+pub fn card_of(weights: &Path) -> Result<Option<Card>, NodeError> {
+    let path = weights.with_extension("json");
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return Ok(None);
+    };
+    let json: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| NodeError::file(&path, format!("model card is not valid JSON: {e}")))?;
+    if !json["format"]
+        .as_str()
+        .is_some_and(|f| f.starts_with("vistaflow.vista3d.model/"))
+    {
+        return Ok(None);
+    }
+    serde_json::from_value(json)
+        .map(Some)
+        .map_err(|e| NodeError::file(&path, format!("model card: {e}")))
+}
+
+/// The network configuration for the `network` param: `vista3d132`, `small`, or `auto` (the
+/// weights' card, else read off the tensor names and shapes in the file's header).
+pub fn network_config(network: &str, weights: &Path) -> Result<Config, NodeError> {
+    match network {
+        "vista3d132" => Ok(Config::vista3d132()),
+        "small" => Ok(Config::small()),
+        _ => {
+            if let Some(card) = card_of(weights)? {
+                return Ok(card.config);
+            }
+            let shapes = header_shapes(weights)?;
+            super::weights::infer_config(&shapes).ok_or_else(|| {
+                NodeError::file(
+                    weights,
+                    "this file does not hold a VISTA3D state dict (no \
+                     image_encoder.encoder.conv_init.weight)",
+                )
+            })
+        }
+    }
+}
+
+/// Tensor shapes from a safetensors header (8-byte length, then JSON), without reading the
+/// tensors.
+fn header_shapes(path: &Path) -> Result<std::collections::BTreeMap<String, Vec<i64>>, NodeError> {
+    use std::io::Read;
+    let err = |m: String| NodeError::file(path, m);
+    let mut f = std::fs::File::open(path).map_err(|e| {
+        err(format!(
+            "cannot read the weights: {e}; give a .safetensors file (see `vistaflow \
+             convert-weights`)"
+        ))
+    })?;
+    let mut len = [0u8; 8];
+    f.read_exact(&mut len)
+        .map_err(|e| err(format!("not a safetensors file ({e})")))?;
+    let n = u64::from_le_bytes(len);
+    if n > 100 << 20 {
+        return Err(err(
+            "not a safetensors file (header length out of range)".into()
+        ));
+    }
+    let mut head = vec![0u8; n as usize];
+    f.read_exact(&mut head)
+        .map_err(|e| err(format!("not a safetensors file ({e})")))?;
+    let json: serde_json::Value =
+        serde_json::from_slice(&head).map_err(|e| err(format!("not a safetensors file ({e})")))?;
+    let mut out = std::collections::BTreeMap::new();
+    for (k, v) in json.as_object().into_iter().flatten() {
+        if let Some(shape) = v["shape"].as_array() {
+            out.insert(k.clone(), shape.iter().filter_map(|x| x.as_i64()).collect());
+        }
+    }
+    Ok(out)
+}
+
+/// The optional `model` input of the nodes that load weights.
+pub fn model_input() -> crate::node::PortSpec {
+    crate::node::PortSpec::optional_input(
+        "model",
+        crate::value::PortType::Model,
+        "a model from vista3d_train (instead of the `model` param)",
+    )
+}
+
+/// The weights to load: the `model` input (a vista3d_train output) or the `model` param,
+/// exactly one of them.
+pub fn weights_path(
+    param: Option<&Path>,
+    inputs: &crate::node::Inputs,
+    kind: &str,
+) -> Result<PathBuf, NodeError> {
+    match (param, inputs.get("model")) {
+        (Some(_), Some(_)) => Err(NodeError::Invalid(format!(
+            "{kind}: weights come from the `model` param or the `model` input, not both"
+        ))),
+        (Some(p), None) => Ok(p.to_path_buf()),
+        (None, Some(crate::value::Value::Model(m))) => Ok(m.path.clone()),
+        _ => Err(NodeError::Invalid(format!(
+            "{kind} needs weights: `model: vista3d.safetensors` (the official VISTA3D \
+             converted by `vistaflow convert-weights`, or models/vista3d-demo.safetensors), \
+             or a vista3d_train node's `model` output on the `model` input"
+        ))),
+    }
+}

@@ -21,8 +21,13 @@ pub struct Prepared {
     original: Orientation,
 }
 
-/// Checks the input and prepares it; warnings go to `ctx`.
-pub fn prepare(img: &Volume, ctx: &Ctx) -> Result<Prepared, NodeError> {
+/// Checks the input and prepares it; warnings go to `ctx`. `spacing_mm`: what the model was
+/// trained at (a warning when the input is far from it); `None` checks nothing (training).
+pub fn prepare(
+    img: &Volume,
+    spacing_mm: Option<[f64; 3]>,
+    ctx: &Ctx,
+) -> Result<Prepared, NodeError> {
     let img = single_channel(img)?;
     let [nk, nj, ni] = img.spatial_shape();
     if [nk, nj, ni].contains(&1) {
@@ -32,13 +37,15 @@ pub fn prepare(img: &Volume, ctx: &Ctx) -> Result<Prepared, NodeError> {
         )));
     }
     let sp = img.geometry().spacing();
-    let want = table().preprocess.spacing_mm;
-    if (0..3).any(|a| (sp[a] - want[a]).abs() > 0.25 * want[a]) {
-        ctx.warn(&format!(
-            "input spacing is {:.2} x {:.2} x {:.2} mm but VISTA3D expects {} mm: results will \
-             be poor. Put `resample` with `spacing: [1.5, 1.5, 1.5]` before vista3d_auto",
-            sp[0], sp[1], sp[2], want[0]
-        ));
+    if let Some(want) = spacing_mm {
+        if (0..3).any(|a| (sp[a] - want[a]).abs() > 0.25 * want[a]) {
+            ctx.warn(&format!(
+                "input spacing is {:.2} x {:.2} x {:.2} mm but the model was trained at {} x \
+                 {} x {} mm: results will be poor. Put `resample` with `spacing: [{}, {}, {}]` \
+                 before it",
+                sp[0], sp[1], sp[2], want[0], want[1], want[2], want[0], want[1], want[2]
+            ));
+        }
     }
     let data = img.data();
     let (lo, hi) = (data.min().double_value(&[]), data.max().double_value(&[]));
@@ -104,6 +111,14 @@ fn single_channel(img: &Volume) -> Result<Volume, NodeError> {
 }
 
 impl Prepared {
+    /// Another volume on the input's grid (its labels, for training) through the same crop
+    /// and orientation: [X, Y, Z] in network order, its own kind.
+    pub fn forward(&self, v: &Volume) -> Result<Tensor, NodeError> {
+        let cropped = crop(v, &self.crop)?;
+        let ras = reorient(&cropped, Orientation::parse("RAS")?)?;
+        Ok(ras.data().permute([2, 1, 0]))
+    }
+
     /// A result in network order ([X, Y, Z], or [C, X, Y, Z] when `channels` > 0) back on the
     /// input's grid as `kind`: orientation undone, pasted into the uncropped extent (0
     /// outside). `None` gives all zeros.

@@ -20,7 +20,7 @@ pub struct Vista3dZeroshot;
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ZeroshotParams {
-    model: PathBuf,
+    model: Option<PathBuf>,
     network: String,
     points: Json,
     points_file: Option<PathBuf>,
@@ -84,6 +84,7 @@ impl Node for Vista3dZeroshot {
                     "supervoxels of the same image (the `supervoxels` node): a supervoxel joins \
                      the mask when most of it is inside",
                 ),
+                super::models::model_input(),
             ],
             exactly_one_input_of: vec![],
             outputs: vec![PortSpec::output(
@@ -92,16 +93,17 @@ impl Node for Vista3dZeroshot {
                 "the structure as class `id`, 0 elsewhere",
             )],
             params: vec![
-                ParamSpec::required(
+                ParamSpec::optional(
                     "model",
                     ParamType::InputPath,
-                    "VISTA3D weights (.safetensors)",
+                    Json::Null,
+                    super::auto::MODEL_DOC,
                 ),
                 ParamSpec::optional(
                     "network",
-                    ParamType::Choice(&["vista3d132", "small"]),
-                    json!("vista3d132"),
-                    "network configuration of the weights",
+                    ParamType::Choice(crate::vista3d::auto::NETWORKS),
+                    json!("auto"),
+                    crate::vista3d::auto::NETWORK_DOC,
                 ),
                 ParamSpec::optional(
                     "points",
@@ -188,7 +190,11 @@ impl Node for Vista3dZeroshot {
         ] {
             rp.insert(k.into(), v);
         }
-        let mut out = Vista3dRefine.run(ctx, Inputs::from([("image".to_string(), image)]), &rp)?;
+        let mut refine_inputs = Inputs::from([("image".to_string(), image)]);
+        if let Some(m) = inputs.remove("model") {
+            refine_inputs.insert("model".into(), m);
+        }
+        let mut out = Vista3dRefine.run(ctx, refine_inputs, &rp)?;
         let Some(Value::Labels(mut labels)) = out.remove("labels") else {
             return Err(NodeError::Invalid("vista3d_refine gave no labels".into()));
         };

@@ -30,7 +30,7 @@ pub fn write(path: &Path, value: &Value, compress: bool, ctx: &Ctx) -> Result<()
     let (data, dtype) = storable(vol, "NRRD").map_err(err)?;
     let classes = match value {
         Value::Labels(l) => Some(&l.classes),
-        Value::Image(_) | Value::Table(_) => None,
+        Value::Image(_) | Value::Table(_) | Value::Model(_) => None,
     };
     let data_name = detached.then(|| {
         format!(

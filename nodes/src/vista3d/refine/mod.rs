@@ -20,10 +20,9 @@ mod features;
 mod inferer;
 mod points_file;
 
-pub use clicks::{Click, Place};
+pub use clicks::{special_classes, Click, Place};
 
 use super::classes::table;
-use super::net::Config;
 use super::{models, preprocess};
 use crate::node::{
     Ctx, Fallback, InputTypes, Inputs, Node, NodeError, NodeSpec, Outputs, PortSpec,
@@ -67,7 +66,7 @@ pub struct Vista3dRefine;
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RefineParams {
-    model: PathBuf,
+    model: Option<PathBuf>,
     network: String,
     points: Json,
     points_file: Option<PathBuf>,
@@ -96,6 +95,7 @@ impl Node for Vista3dRefine {
                     "a prior label map on the image's grid (e.g. vista3d_auto's) to correct; \
                      only regions connected to a click change",
                 ),
+                models::model_input(),
             ],
             exactly_one_input_of: vec![],
             outputs: vec![PortSpec::output(
@@ -105,17 +105,17 @@ impl Node for Vista3dRefine {
                  clicked classes), VISTA3D class ids",
             )],
             params: vec![
-                ParamSpec::required(
+                ParamSpec::optional(
                     "model",
                     ParamType::InputPath,
-                    "the weights: a .safetensors state dict (MONAI/VISTA3D-HF layout)",
+                    Json::Null,
+                    crate::vista3d::auto::MODEL_DOC,
                 ),
                 ParamSpec::optional(
                     "network",
-                    ParamType::Choice(&["vista3d132", "small"]),
-                    json!("vista3d132"),
-                    "the architecture the weights are for: vista3d132 (published) or small \
-                     (the test configuration)",
+                    ParamType::Choice(crate::vista3d::auto::NETWORKS),
+                    json!("auto"),
+                    crate::vista3d::auto::NETWORK_DOC,
                 ),
                 ParamSpec::optional(
                     "points",
@@ -173,10 +173,12 @@ impl Node for Vista3dRefine {
         };
         let points = points_of(&p.points, p.points_file.as_deref()).map_err(invalid)?;
         let clicks = clicks::parse(&points).map_err(invalid)?;
-        let config = match p.network.as_str() {
-            "small" => Config::small(),
-            _ => Config::vista3d132(),
-        };
+        let weights = models::weights_path(p.model.as_deref(), &inputs, "vista3d_refine")?;
+        let config = models::network_config(&p.network, &weights)?;
+        let spacing = models::card_of(&weights)?.map_or(
+            crate::vista3d::classes::table().preprocess.spacing_mm,
+            |c| c.spacing_mm,
+        );
         let f = config.shape_factor();
         if p.patch.iter().any(|&s| s < f || s % f != 0) {
             return Err(invalid(format!(
@@ -238,7 +240,7 @@ impl Node for Vista3dRefine {
         }
 
         // The bundle's preprocessing, and the same crop and orientation for the label map.
-        let prepared = preprocess::prepare(&img, ctx)?;
+        let prepared = preprocess::prepare(&img, Some(spacing), ctx)?;
         let Some(net_image) = prepared.image.as_ref() else {
             return Err(invalid(
                 "no voxel of the image is above 0 HU, so VISTA3D has nothing to work on; is it \
@@ -289,7 +291,7 @@ impl Node for Vista3dRefine {
         }
 
         ctx.check_cancelled()?;
-        let net = models::shared(&p.model, &config, ctx.device, Kind::Float)?;
+        let net = models::shared(&weights, &config, ctx.device, Kind::Float)?;
         let keep = match p.cache_features.as_str() {
             "on" => true,
             "off" => false,

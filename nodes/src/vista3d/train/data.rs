@@ -1,0 +1,211 @@
+//! Training cases (a CT and its labels prepared as for inference, labels mapped to VISTA3D
+//! ids) and the random patches drawn from them, with augmentation.
+
+use super::rng::Rng;
+use crate::node::{Ctx, NodeError};
+use crate::spatial::Grid;
+use crate::value::{LabelMap, Volume};
+use crate::vista3d::preprocess;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use tch::{Device, Kind, Tensor};
+
+/// One prepared (image, labels) pair.
+pub struct Case {
+    /// [X, Y, Z] in [0, 1], as `vista3d_auto` feeds the network.
+    pub image: Tensor,
+    /// [X, Y, Z] VISTA3D class ids (0: background or a structure this pair does not map).
+    pub labels: Tensor,
+    /// The VISTA3D ids this pair is labelled for (MONAI's `label_set`, without 0).
+    pub label_set: Vec<i64>,
+    /// Voxels of each class present, to centre patches on.
+    pub voxels: Vec<(i64, Vec<[i64; 3]>)>,
+    pub shape: [i64; 3],
+}
+
+/// Prepares a pair: the labels must be on the image's grid; `map` takes the pair's label ids
+/// to VISTA3D ids.
+pub fn prepare(
+    image: &Volume,
+    labels: &LabelMap,
+    map: &BTreeMap<i64, i64>,
+    pair: &str,
+    ctx: &Ctx,
+) -> Result<Case, NodeError> {
+    let (gi, gl) = (Grid::of(image), Grid::of(&labels.volume));
+    if !gi.matches(&gl, 1e-3) {
+        return Err(NodeError::Invalid(format!(
+            "{pair}: the labels are not on the image's grid; put `resample` with `reference` \
+             (the image) and `interpolation: nearest` before vista3d_train"
+        )));
+    }
+    let prepared = preprocess::prepare(image, None, ctx)?;
+    let Some(img) = prepared.image.as_ref() else {
+        return Err(NodeError::Invalid(format!(
+            "{pair}: no voxel of the image is above 0 HU; is it CT in Hounsfield units?"
+        )));
+    };
+    let raw = prepared.forward(&labels.volume)?.to_kind(Kind::Int64);
+    let src: Vec<i64> = Vec::try_from(&raw.contiguous().view([-1]))
+        .map_err(|e: tch::TchError| NodeError::Invalid(e.to_string()))?;
+    let s = raw.size();
+    let shape = [s[0], s[1], s[2]];
+    let mut mapped = vec![0i64; src.len()];
+    let mut voxels: BTreeMap<i64, Vec<[i64; 3]>> = BTreeMap::new();
+    for (i, &v) in src.iter().enumerate() {
+        if let Some(&id) = map.get(&v) {
+            mapped[i] = id;
+            let i = i as i64;
+            let at = [
+                i / (shape[1] * shape[2]),
+                (i / shape[2]) % shape[1],
+                i % shape[2],
+            ];
+            voxels.entry(id).or_default().push(at);
+        }
+    }
+    let mut label_set: Vec<i64> = map.values().copied().collect();
+    label_set.sort_unstable();
+    label_set.dedup();
+    for id in &label_set {
+        if !voxels.contains_key(id) {
+            ctx.warn(&format!(
+                "{pair}: class {id} is mapped but has no voxel in this pair's labels"
+            ));
+        }
+    }
+    Ok(Case {
+        image: img.to_device(Device::Cpu).to_kind(Kind::Float).contiguous(),
+        labels: Tensor::from_slice(&mapped).view(shape),
+        label_set,
+        voxels: voxels.into_iter().collect(),
+        shape,
+    })
+}
+
+/// Augmentation settings (the `augment` parameter).
+#[derive(Clone, Debug, Deserialize, serde::Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Augment {
+    /// Zoom factor drawn in [1 - scale, 1 + scale].
+    pub scale: f64,
+    /// Intensity: x * (1 + U(+-intensity)) + U(+-intensity) (MONAI's RandScale/ShiftIntensity).
+    pub intensity: f64,
+    /// Axes (0 = x, 1 = y, 2 = z) flipped with probability 0.5 each. Off by default: a flip
+    /// swaps left and right, and left/right classes would learn each other.
+    pub flip: Vec<usize>,
+    /// Probability of keeping only a random band of 8 to patch/2 slices along z (the rest
+    /// padding), so the network learns thin series such as a 20-slice scan.
+    pub slab: f64,
+    /// Probability of centring a patch on a labelled voxel (MONAI's pos/neg sampling).
+    pub foreground: f64,
+}
+
+impl Default for Augment {
+    fn default() -> Self {
+        Augment {
+            scale: 0.1,
+            intensity: 0.1,
+            flip: vec![],
+            slab: 0.0,
+            foreground: 0.67,
+        }
+    }
+}
+
+/// A training patch: image [1, 1, X, Y, Z], labels [X, Y, Z] (VISTA3D ids).
+pub struct Patch {
+    pub image: Tensor,
+    pub labels: Tensor,
+    pub label_set: Vec<i64>,
+}
+
+/// Draws one augmented patch of size `patch` from a random case.
+pub fn sample(cases: &[Case], patch: [i64; 3], aug: &Augment, rng: &mut Rng) -> Patch {
+    let case = &cases[rng.below(cases.len())];
+    let centre: [i64; 3] = if !case.voxels.is_empty() && rng.chance(aug.foreground) {
+        let (_, vox) = &case.voxels[rng.below(case.voxels.len())];
+        vox[rng.below(vox.len())]
+    } else {
+        std::array::from_fn(|a| rng.below(case.shape[a] as usize) as i64)
+    };
+    let zoom = if aug.scale > 0.0 {
+        rng.range(1.0 - aug.scale, 1.0 + aug.scale)
+    } else {
+        1.0
+    };
+    let size: [i64; 3] = std::array::from_fn(|a| ((patch[a] as f64 * zoom).round() as i64).max(1));
+    let lo: [i64; 3] = std::array::from_fn(|a| centre[a] - size[a] / 2);
+    let mut image = crop_padded(&case.image, lo, size);
+    let mut labels = crop_padded(&case.labels, lo, size);
+    if size != patch {
+        image = image
+            .view([1, 1, size[0], size[1], size[2]])
+            .upsample_trilinear3d(patch, false, None, None, None)
+            .view(patch);
+        labels = labels
+            .to_kind(Kind::Float)
+            .view([1, 1, size[0], size[1], size[2]])
+            .upsample_nearest3d(patch, None, None, None)
+            .view(patch)
+            .to_kind(Kind::Int64);
+    }
+    if aug.intensity > 0.0 {
+        let f = 1.0 + rng.range(-aug.intensity, aug.intensity);
+        let o = rng.range(-aug.intensity, aug.intensity);
+        image = image * f + o;
+    }
+    for &a in &aug.flip {
+        if rng.chance(0.5) {
+            image = image.flip([a as i64]);
+            labels = labels.flip([a as i64]);
+        }
+    }
+    if aug.slab > 0.0 && rng.chance(aug.slab) {
+        let most = (patch[2] / 2).max(8);
+        let thick = 8 + rng.below((most - 8 + 1) as usize) as i64;
+        let start = rng.below((patch[2] - thick + 1).max(1) as usize) as i64;
+        let keep = Tensor::zeros(patch, (Kind::Bool, Device::Cpu));
+        let _ = keep.narrow(2, start, thick.min(patch[2])).fill_(1);
+        image = image * keep.to_kind(Kind::Float);
+        labels = labels * keep.to_kind(Kind::Int64);
+    }
+    Patch {
+        image: image.view([1, 1, patch[0], patch[1], patch[2]]),
+        labels,
+        label_set: case.label_set.clone(),
+    }
+}
+
+/// `t[lo .. lo + size]` with zeros where the box leaves `t`.
+fn crop_padded(t: &Tensor, lo: [i64; 3], size: [i64; 3]) -> Tensor {
+    let shape = t.size();
+    let out = Tensor::zeros(size, (t.kind(), Device::Cpu));
+    let mut src = t.shallow_clone();
+    let mut dst = out.shallow_clone();
+    for a in 0..3 {
+        let from = lo[a].max(0);
+        let to = (lo[a] + size[a]).min(shape[a]);
+        if to <= from {
+            return out;
+        }
+        src = src.narrow(a as i64, from, to - from);
+        dst = dst.narrow(a as i64, from - lo[a], to - from);
+    }
+    dst.copy_(&src);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crop_pads_outside() {
+        let t = Tensor::arange(27, (Kind::Int64, Device::Cpu)).view([3, 3, 3]);
+        let c = crop_padded(&t, [-1, 1, 2], [2, 2, 2]);
+        let v: Vec<i64> = Vec::try_from(&c.view([-1])).unwrap();
+        // Rows x = -1 are padding; x = 0, y = 1..2, z = 2..3 -> 5, (pad), 8, (pad).
+        assert_eq!(v, vec![0, 0, 0, 0, 5, 0, 8, 0]);
+    }
+}

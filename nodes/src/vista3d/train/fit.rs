@@ -1,0 +1,410 @@
+//! The training loop, the model card and writing the model.
+
+use super::checkpoint::{self, Checkpoints};
+use super::data::{self, Case};
+use super::init::is_buffer;
+use super::loss::{dice_ce, hard_dice};
+use super::optim::{learning_rate, AdamW};
+use super::prompts::{self, PromptOptions};
+use super::rng::Rng;
+use super::TrainParams;
+use crate::node::{Ctx, NodeError};
+use crate::value::{Cell, ModelFile, Table, Volume};
+use crate::vista3d::classes::table;
+use crate::vista3d::net::{Branches, Config, Vista3d};
+use serde_json::{json, Value as Json};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Instant;
+use tch::{Device, Kind, Tensor};
+
+/// Steps per log row.
+const LOG_EVERY: i64 = 10;
+
+/// What a finished run reports.
+pub struct RunResult {
+    pub log: Vec<Json>,
+    pub seconds: f64,
+    pub steps_timed: i64,
+    pub resumed_from: i64,
+    /// Mean hard Dice of the class head per class over the last tenth of the steps.
+    pub train_dice: BTreeMap<i64, f64>,
+}
+
+impl RunResult {
+    pub fn log_table(&self) -> Table {
+        let cols = ["step", "loss", "auto", "point", "lr", "seconds"];
+        let mut t = Table::new(cols.iter().map(|c| c.to_string()).collect());
+        for r in &self.log {
+            t.rows.push(
+                cols.iter()
+                    .map(|c| match (c, &r[c]) {
+                        (&"step", v) => Cell::Int(v.as_i64().unwrap_or(0)),
+                        (_, v) => Cell::Float(v.as_f64().unwrap_or(f64::NAN)),
+                    })
+                    .collect(),
+            );
+        }
+        t
+    }
+}
+
+fn trainable(net: &Vista3d) -> BTreeMap<String, Tensor> {
+    net.vs
+        .variables()
+        .into_iter()
+        .filter(|(k, _)| !is_buffer(k))
+        .collect()
+}
+
+pub fn train(
+    net: &Vista3d,
+    cases: &[Case],
+    p: &TrainParams,
+    identity: &str,
+    ckpt: &Checkpoints,
+    ctx: &Ctx,
+) -> Result<RunResult, NodeError> {
+    for (k, t) in net.vs.variables() {
+        if is_buffer(&k) {
+            let _ = t.shallow_clone().set_requires_grad(false);
+        }
+    }
+    let mut opt = AdamW::new(trainable(net), p.weight_decay);
+    let mut log: Vec<Json> = Vec::new();
+    let mut start = 0;
+    if let Some(r) = ckpt.load(identity)? {
+        let _g = tch::no_grad_guard();
+        for (k, t) in net.vs.variables() {
+            if let Some(src) = r.weights.get(&k) {
+                t.shallow_clone().copy_(src);
+            }
+        }
+        for (k, m) in opt.exp_avg.iter_mut() {
+            if let Some(src) = r.exp_avg.get(k) {
+                m.copy_(src);
+            }
+        }
+        for (k, v) in opt.exp_avg_sq.iter_mut() {
+            if let Some(src) = r.exp_avg_sq.get(k) {
+                v.copy_(src);
+            }
+        }
+        opt.steps = r.step;
+        start = r.step;
+        log = r.log;
+        ctx.warn(&format!(
+            "resuming from the checkpoint at step {start} of {} ({})",
+            p.steps,
+            ckpt.dir.display()
+        ));
+    }
+    let opts = PromptOptions {
+        max_foreprompt: p.max_foreprompt as usize,
+        max_backprompt: p.max_backprompt as usize,
+        max_point: p.max_point as usize,
+    };
+    let dev = ctx.device;
+    let t0 = Instant::now();
+    let mut block = [0.0f64; 3];
+    let mut block_n = [0usize; 3];
+    let mut dice_sum: BTreeMap<i64, (f64, usize)> = BTreeMap::new();
+    let dice_from = p.steps - (p.steps / 10).max(1);
+    for step in start..p.steps {
+        ctx.check_cancelled()?;
+        let mut rng = Rng::new(p.seed as u64, step as u64);
+        let (patch, flat, pr) = draw(cases, p, &opts, &mut rng)?;
+        let heads = heads_of_step(p, &mut rng);
+        let image = patch.image.to_device(dev);
+        let (dec_point, dec_class) = net.image_encoder.forward(&image, heads);
+        let targets = Tensor::stack(
+            &pr.classes
+                .iter()
+                .map(|&id| patch.labels.eq(id))
+                .collect::<Vec<_>>(),
+            0,
+        )
+        .unsqueeze(1)
+        .to_kind(Kind::Float)
+        .to_device(dev);
+        let fore = targets.narrow(0, 0, pr.n_fore as i64);
+        let mut loss = Tensor::zeros([], (Kind::Float, dev));
+        let (mut l_auto_v, mut l_point_v) = (f64::NAN, f64::NAN);
+        let mut logits = None;
+        if let Some(dec) = dec_class {
+            let ids = Tensor::from_slice(&pr.classes).to_device(dev);
+            let l = net.class_head.forward(&dec, &ids);
+            let l_auto = dice_ce(&l, &targets);
+            l_auto_v = l_auto.double_value(&[]);
+            loss = loss + l_auto;
+            if step >= dice_from {
+                let d = hard_dice(&l.narrow(0, 0, pr.n_fore as i64), &fore);
+                for (k, v) in d.iter().enumerate() {
+                    let e = dice_sum.entry(pr.classes[k]).or_default();
+                    e.0 += v;
+                    e.1 += 1;
+                }
+            }
+            logits = Some(l);
+        }
+        if let Some(features) = dec_point {
+            let (coords, labels) = clicks(&pr, logits.as_ref(), &flat, p, &mut rng)?;
+            let class_t = Tensor::from_slice(&pr.classes[..pr.n_fore])
+                .view([-1, 1])
+                .to_device(dev);
+            let pl = net.point_head.forward(
+                &features,
+                &coords.to_device(dev),
+                &labels.to_device(dev),
+                Some(&class_t),
+            );
+            let l_point = dice_ce(&pl, &fore);
+            l_point_v = l_point.double_value(&[]);
+            loss = loss + l_point;
+        }
+        opt.zero_grad();
+        loss.backward();
+        let lr = learning_rate(p.lr, step, p.warmup, p.steps);
+        opt.step(lr);
+        let lv = loss.double_value(&[]);
+        if !lv.is_finite() {
+            return Err(NodeError::Invalid(format!(
+                "the loss is {lv} at step {step}: lower `lr` (now {})",
+                p.lr
+            )));
+        }
+        block[0] += lv;
+        add(&mut block[1], &mut block_n[1], l_auto_v);
+        add(&mut block[2], &mut block_n[2], l_point_v);
+        block_n[0] += 1;
+        let done = step + 1;
+        if done % LOG_EVERY == 0 || done == p.steps {
+            let mean = |k: usize| json!(block[k] / block_n[k] as f64);
+            log.push(json!({
+                "step": done, "loss": mean(0), "auto": mean(1), "point": mean(2),
+                "lr": lr, "seconds": t0.elapsed().as_secs_f64(),
+            }));
+            block = [0.0; 3];
+            block_n = [0; 3];
+        }
+        if done % p.checkpoint_every == 0 && done < p.steps {
+            ckpt.save(
+                identity,
+                done,
+                &log,
+                &net.vs.variables().into_iter().collect(),
+                &opt.exp_avg,
+                &opt.exp_avg_sq,
+            )?;
+        }
+        let shown = log.last().and_then(|r| r["loss"].as_f64()).unwrap_or(lv);
+        ctx.progress(
+            done as u64,
+            p.steps as u64,
+            &format!("steps (loss {shown:.3})"),
+        );
+    }
+    Ok(RunResult {
+        log,
+        seconds: t0.elapsed().as_secs_f64(),
+        steps_timed: p.steps - start,
+        resumed_from: start,
+        train_dice: dice_sum
+            .into_iter()
+            .map(|(k, (s, n))| (k, s / n as f64))
+            .collect(),
+    })
+}
+
+fn add(sum: &mut f64, n: &mut usize, v: f64) {
+    if v.is_finite() {
+        *sum += v;
+        *n += 1;
+    }
+}
+
+/// Which heads a step trains, as MONAI's `drop_label_prob` / `drop_point_prob`: with clicks,
+/// some steps train only the point head (no label prompt) and some only the class head.
+fn heads_of_step(p: &TrainParams, rng: &mut Rng) -> Branches {
+    let r = rng.uniform();
+    if !p.click_training {
+        return Branches {
+            point: false,
+            class: true,
+        };
+    }
+    if r < p.drop_label_prob {
+        Branches {
+            point: true,
+            class: false,
+        }
+    } else if rng.chance(p.drop_point_prob) {
+        Branches {
+            point: false,
+            class: true,
+        }
+    } else {
+        Branches {
+            point: true,
+            class: true,
+        }
+    }
+}
+
+/// A patch with at least one class of its pair's label set, and its prompts.
+fn draw(
+    cases: &[Case],
+    p: &TrainParams,
+    opts: &PromptOptions,
+    rng: &mut Rng,
+) -> Result<(data::Patch, Vec<i64>, prompts::Prompts), NodeError> {
+    for _ in 0..100 {
+        let patch = data::sample(cases, p.patch, &p.augment, rng);
+        let flat: Vec<i64> = Vec::try_from(&patch.labels.contiguous().view([-1]))?;
+        if let Some(pr) = prompts::sample(&flat, p.patch, &patch.label_set, opts, rng) {
+            return Ok((patch, flat, pr));
+        }
+    }
+    Err(NodeError::Invalid(
+        "100 random patches in a row held no mapped class: check `classes` against the label \
+         ids of the data, or raise augment.foreground"
+            .into(),
+    ))
+}
+
+/// The click tensors of the present classes: the sampled clicks plus, with probability
+/// `error_click`, one from the class head's current error (padding otherwise).
+fn clicks(
+    pr: &prompts::Prompts,
+    logits: Option<&Tensor>,
+    flat: &[i64],
+    p: &TrainParams,
+    rng: &mut Rng,
+) -> Result<(Tensor, Tensor), NodeError> {
+    let n = pr.points[0].len() + 1;
+    let mut coords = Vec::with_capacity(pr.n_fore * n * 3);
+    let mut labels = Vec::with_capacity(pr.n_fore * n);
+    for k in 0..pr.n_fore {
+        let (at, label) = if let Some(logits) = logits.filter(|_| rng.chance(p.error_click)) {
+            let pred: Vec<bool> = Vec::try_from(
+                &logits
+                    .get(k as i64)
+                    .detach()
+                    .gt(0.0)
+                    .to_device(Device::Cpu)
+                    .contiguous()
+                    .view([-1]),
+            )?;
+            let target: Vec<bool> = flat.iter().map(|&v| v == pr.classes[k]).collect();
+            prompts::error_click(&pred, &target, p.patch, pr.classes[k], rng)
+        } else {
+            ([0, 0, 0], -1)
+        };
+        for (pt, &l) in pr.points[k]
+            .iter()
+            .chain([&at])
+            .zip(pr.point_labels[k].iter().chain([&label]))
+        {
+            coords.extend(pt.map(|x| x as f32));
+            labels.push(l);
+        }
+    }
+    let b = pr.n_fore as i64;
+    Ok((
+        Tensor::from_slice(&coords).view([b, n as i64, 3]),
+        Tensor::from_slice(&labels).view([b, n as i64]),
+    ))
+}
+
+/// The model card: what the weights are, what they were trained on and how well.
+pub fn card(
+    net: &Vista3d,
+    p: &TrainParams,
+    cfg: &Config,
+    cases: &[Case],
+    data: Vec<Json>,
+    run: &RunResult,
+    first_image: &Volume,
+) -> Json {
+    let t = table();
+    let mut ids: Vec<i64> = cases.iter().flat_map(|c| c.label_set.clone()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let classes: BTreeMap<String, String> = ids
+        .iter()
+        .map(|&i| {
+            let name = t
+                .classes
+                .get(&(i as u32))
+                .cloned()
+                .unwrap_or_else(|| format!("zero-shot {i}"));
+            (i.to_string(), name)
+        })
+        .collect();
+    let name_of = |i: &i64| classes.get(&i.to_string()).cloned().unwrap_or_default();
+    let last = &run.log[run
+        .log
+        .len()
+        .saturating_sub(((p.steps / LOG_EVERY) / 10).max(1) as usize)..];
+    let final_loss =
+        last.iter().filter_map(|r| r["loss"].as_f64()).sum::<f64>() / last.len().max(1) as f64;
+    let _ = net;
+    json!({
+        "format": "vistaflow.vista3d.model/1",
+        "config": cfg,
+        "classes": classes,
+        "spacing_mm": first_image.geometry().spacing(),
+        "patch": p.patch,
+        "preprocess": "vista3d_auto's: foreground crop (HU > 0, margin 10), HU -963.8..1053.7 \
+                       scaled to [0, 1], RAS",
+        "training": {
+            "params": serde_json::to_value(p).expect("params serialise"),
+            "steps": p.steps,
+            "seconds": run.seconds,
+            "steps_per_second": run.steps_timed as f64 / run.seconds.max(1e-9),
+            "resumed_from_step": run.resumed_from,
+            "log": run.log,
+            "threads": tch::get_num_threads(),
+            "device": format!("{:?}", net.device()),
+        },
+        "data": data,
+        "metrics": {
+            "final_loss": final_loss,
+            "train_patch_dice": run.train_dice.iter().map(|(k, v)| (name_of(k), json!(v))).collect::<BTreeMap<_, _>>(),
+        },
+        "software": {"vistaflow": env!("CARGO_PKG_VERSION")},
+    })
+}
+
+/// Writes the weights (MONAI state-dict names, float32) and the card next to them.
+pub fn write_model(net: &Vista3d, path: &Path, card: &Json) -> Result<ModelFile, NodeError> {
+    let mut tensors: Vec<(String, Tensor)> = net
+        .vs
+        .variables()
+        .into_iter()
+        .map(|(k, t)| {
+            (
+                k,
+                t.detach()
+                    .to_device(Device::Cpu)
+                    .to_kind(Kind::Float)
+                    .contiguous(),
+            )
+        })
+        .collect();
+    tensors.sort_by(|a, b| a.0.cmp(&b.0));
+    checkpoint::write_tensors(path, &tensors)?;
+    let mut card = card.clone();
+    let bytes =
+        std::fs::read(path).map_err(|e| NodeError::file(path, format!("cannot read back: {e}")))?;
+    let sha256 = format!("{:x}", Sha256::digest(&bytes));
+    card["weights_sha256"] = json!(sha256);
+    let text = serde_json::to_string_pretty(&card).expect("card serialises") + "\n";
+    crate::io::atomic::write_text(&path.with_extension("json"), &text)?;
+    Ok(ModelFile {
+        path: path.to_path_buf(),
+        sha256,
+        card,
+    })
+}
