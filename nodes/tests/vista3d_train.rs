@@ -235,5 +235,49 @@ fn bad_input_is_refused_with_the_fix() {
     assert!(e.contains("multiple of 4"), "{e}");
     let e = err(pair(&d), json!({"path": dir.path().join("m.pt")}));
     assert!(e.contains(".safetensors"), "{e}");
+    // Init weights of another configuration.
+    let small = common::data_dir()
+        .unwrap()
+        .join("vista3d/small/weights.safetensors");
+    let e = err(pair(&d), json!({"init": small}));
+    assert!(e.contains("`config` must be the configuration"), "{e}");
     assert!(!out.exists(), "a refused run wrote a model");
+}
+
+/// Fine-tuning: `init` weights are the starting point (the small configuration's fixed
+/// weights from the MONAI oracle), not a fresh network.
+#[test]
+fn init_weights_are_fine_tuned() {
+    let Some(d) = data() else { return };
+    let small = common::data_dir()
+        .unwrap()
+        .join("vista3d/small/weights.safetensors");
+    let dir = tempfile::tempdir().unwrap();
+    let run = |name: &str, init: Json| {
+        let out = dir.path().join(name);
+        let (r, _) = train(
+            pair(&d),
+            params(
+                &out,
+                json!({"config": "small", "steps": 1, "init": init, "lr": 1e-6, "warmup": 0}),
+            ),
+        );
+        r.unwrap();
+        tch::Tensor::read_safetensors(&out).unwrap()
+    };
+    let tuned = run("tuned.safetensors", json!(small));
+    let fresh = run("fresh.safetensors", Json::Null);
+    let start: std::collections::BTreeMap<String, tch::Tensor> =
+        tch::Tensor::read_safetensors(&small)
+            .unwrap()
+            .into_iter()
+            .collect();
+    let name = "image_encoder.encoder.conv_init.weight";
+    let get =
+        |v: &[(String, tch::Tensor)]| v.iter().find(|(k, _)| k == name).unwrap().1.shallow_clone();
+    // One step at lr 1e-6 moves a weight by about 1e-6: the tuned net is the init, nudged.
+    let moved = (get(&tuned) - &start[name]).abs().max().double_value(&[]);
+    assert!(moved > 0.0 && moved < 1e-5, "moved {moved}");
+    let fresh_gap = (get(&fresh) - &start[name]).abs().max().double_value(&[]);
+    assert!(fresh_gap > 1e-2, "a fresh network equals the init weights?");
 }

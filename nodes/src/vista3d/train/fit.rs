@@ -163,10 +163,8 @@ pub fn train(
             l_point_v = l_point.double_value(&[]);
             loss = loss + l_point;
         }
-        opt.zero_grad();
-        loss.backward();
         let lr = learning_rate(p.lr, step, p.warmup, p.steps);
-        opt.step(lr);
+        opt.minimise(&loss, lr);
         let lv = loss.double_value(&[]);
         if !lv.is_finite() {
             return Err(NodeError::Invalid(format!(

@@ -1,6 +1,9 @@
 //! AdamW (PyTorch's `torch.optim.AdamW` update, betas 0.9/0.999, eps 1e-8) with its moments
 //! kept as named tensors, so a checkpoint can hold them and a resumed run continues bit for
-//! bit (tch's built-in optimizers do not expose their state). Plus the learning-rate schedule.
+//! bit (tch's built-in optimizers do not expose their state). Gradients are computed per
+//! step, not accumulated into `.grad`: a parameter outside a step's graph (the point head in
+//! a class-only step) gets no update, as PyTorch's `zero_grad(set_to_none=True)` gives, and
+//! the same whether or not the process ran earlier steps. Plus the learning-rate schedule.
 
 use std::collections::BTreeMap;
 use tch::Tensor;
@@ -35,28 +38,29 @@ impl AdamW {
         }
     }
 
-    pub fn zero_grad(&mut self) {
-        for p in self.params.values_mut() {
-            p.zero_grad();
-        }
+    /// Backpropagates `loss` and applies one update with learning rate `lr`.
+    pub fn minimise(&mut self, loss: &Tensor, lr: f64) {
+        let params: Vec<&Tensor> = self.params.values().collect();
+        let grads = Tensor::run_backward(&[loss], &params, false, false);
+        self.step(&grads, lr);
     }
 
-    /// One update with learning rate `lr` from the gradients in place.
-    pub fn step(&mut self, lr: f64) {
+    /// One update from `grads` (in the order of the parameters' names; undefined: the
+    /// parameter was not used and is left alone).
+    fn step(&mut self, grads: &[Tensor], lr: f64) {
         let _g = tch::no_grad_guard();
         self.steps += 1;
         let bc1 = 1.0 - BETA1.powi(self.steps as i32);
         let bc2 = 1.0 - BETA2.powi(self.steps as i32);
-        for (name, p) in self.params.iter_mut() {
-            let g = p.grad();
+        for ((name, p), g) in self.params.iter_mut().zip(grads) {
             if !g.defined() {
                 continue;
             }
             let m = self.exp_avg.get_mut(name).expect("moment per parameter");
             let v = self.exp_avg_sq.get_mut(name).expect("moment per parameter");
             let _ = p.g_mul_scalar_(1.0 - lr * self.weight_decay);
-            let _ = m.g_mul_scalar_(BETA1).g_add_(&(&g * (1.0 - BETA1)));
-            let _ = v.g_mul_scalar_(BETA2).g_add_(&(&g * &g * (1.0 - BETA2)));
+            let _ = m.g_mul_scalar_(BETA1).g_add_(&(g * (1.0 - BETA1)));
+            let _ = v.g_mul_scalar_(BETA2).g_add_(&(g * g * (1.0 - BETA2)));
             let denom = (v.sqrt() / bc2.sqrt()) + EPS;
             let _ = p.g_sub_(&(&*m / &denom * (lr / bc1)));
         }
@@ -85,10 +89,8 @@ mod tests {
         let p = Tensor::from_slice(&[1.0f32, -2.0]).set_requires_grad(true);
         let mut opt = AdamW::new(BTreeMap::from([("p".to_string(), p.shallow_clone())]), 0.01);
         for _ in 0..3 {
-            opt.zero_grad();
             let loss = (&p * &p).sum(Kind::Float);
-            loss.backward();
-            opt.step(0.1);
+            opt.minimise(&loss, 0.1);
         }
         let got: Vec<f32> = Vec::try_from(&p.detach()).unwrap();
         for (g, w) in got.iter().zip([0.6989112f32, -1.6949446]) {
