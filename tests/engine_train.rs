@@ -45,6 +45,11 @@ fn vistaflow(wf: &Path) -> Command {
     c
 }
 
+fn sha256_file(p: &Path) -> String {
+    use sha2::Digest;
+    format!("{:x}", sha2::Sha256::digest(std::fs::read(p).unwrap()))
+}
+
 fn checkpoint_step(dir: &Path) -> Option<i64> {
     let text = std::fs::read_to_string(dir.join("state.json")).ok()?;
     let j: serde_json::Value = serde_json::from_str(&text).ok()?;
@@ -121,7 +126,8 @@ fn a_killed_training_resumes_to_the_same_weights() {
     assert!(out.contains("0 ran"), "{out}");
 }
 
-/// Train and segment in one workflow: the `model` output feeds vista3d_auto's `model` input;
+/// Train in two stages and segment in one workflow: a `model` output feeds the next stage's
+/// `init` input and vista3d_auto's `model` input;
 /// a second run takes both from the cache; more steps retrain and segment again.
 #[test]
 fn a_trained_model_flows_into_vista3d_auto() {
@@ -144,9 +150,13 @@ nodes:
     kind: vista3d_train
     inputs: {{ image: ct.image, labels: seg.labels }}
     params: {{ classes: {{ "5": liver }}, config: tiny, patch: [32, 32, 32], steps: {steps}, path: m.safetensors }}
+  tune:                     # a second stage from the first one's model
+    kind: vista3d_train
+    inputs: {{ image: ct.image, labels: seg.labels, init: train.model }}
+    params: {{ classes: {{ "5": liver }}, config: tiny, patch: [32, 32, 32], steps: 2, lr: 0.0001, path: m2.safetensors }}
   auto:
     kind: vista3d_auto
-    inputs: {{ image: small_ct.image, model: train.model }}
+    inputs: {{ image: small_ct.image, model: tune.model }}
     params: {{ patch: [32, 32, 32] }}
   out:
     kind: export
@@ -170,7 +180,15 @@ nodes:
     };
     let wf = write(3);
     let first = summary(&wf);
-    assert!(first.contains("6 ran"), "{first}");
+    assert!(first.contains("7 ran"), "{first}");
+    let card: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("m2.json")).unwrap()).unwrap();
+    let first_sha = sha256_file(&d.join("m.safetensors"));
+    assert_eq!(
+        card["init_sha256"],
+        serde_json::json!(first_sha),
+        "stage 2 starts from stage 1"
+    );
     assert!(d.join("auto.nii.gz").is_file());
     let second = summary(&wf);
     assert!(second.contains("0 ran"), "{second}");

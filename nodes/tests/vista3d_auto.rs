@@ -331,7 +331,7 @@ fn bad_inputs_are_clear_errors() {
 fn all_air_windows_are_skipped_and_labelled_background() {
     let Some(f) = fixture() else { return };
     // A 1.5 mm volume: a soft-tissue block in one corner, air elsewhere.
-    let mut data = Tensor::full([96, 96, 160], -1000.0, (Kind::Float, Device::Cpu));
+    let data = Tensor::full([96, 96, 160], -1000.0, (Kind::Float, Device::Cpu));
     let _ = data
         .narrow(0, 0, 40)
         .narrow(1, 0, 40)

@@ -90,6 +90,12 @@ impl Node for Vista3dTrain {
                     "its label map, on the image's grid (ids mapped by `classes`)",
                 ),
             ];
+            inputs.push(PortSpec::optional_input(
+                "init",
+                PortType::Model,
+                "a model to start from (e.g. another vista3d_train's `model`: training in \
+                 stages); instead of the `init` param",
+            ));
             for k in 1..MAX_PAIRS {
                 inputs.push(PortSpec::optional_input(
                     IMAGE_PORTS[k],
@@ -149,7 +155,17 @@ impl Node for Vista3dTrain {
             }));
             cases.push(case);
         }
-        let net = match &p.init {
+        let init = match (&p.init, inputs.get("init")) {
+            (Some(_), Some(_)) => {
+                return Err(NodeError::Invalid(
+                    "init: give the `init` param or the `init` input, not both".into(),
+                ))
+            }
+            (Some(path), None) => Some(path.clone()),
+            (None, Some(Value::Model(m))) => Some(m.path.clone()),
+            _ => None,
+        };
+        let net = match &init {
             Some(path) => weights::load(path, &cfg, ctx.device).map_err(|e| {
                 NodeError::Invalid(format!(
                     "init: {e}\n  hint: `config` must be the configuration the weights were \
@@ -162,12 +178,17 @@ impl Node for Vista3dTrain {
                 net
             }
         };
-        let identity = identity(&p, &data_card)?;
+        let init_sha256 = match &init {
+            Some(path) => Some(file_sha256(path)?),
+            None => None,
+        };
+        let identity = identity(&p, init_sha256.as_deref(), &data_card);
         let ckpt = checkpoint::Checkpoints {
             dir: checkpoint_dir(&p.path),
         };
         let run = fit::train(&net, &cases, &p, &identity, &ckpt, ctx)?;
-        let card = fit::card(&net, &p, &cfg, &cases, data_card, &run, pairs[0].0);
+        let mut card = fit::card(&net, &p, &cfg, &cases, data_card, &run, pairs[0].0);
+        card["init_sha256"] = json!(init_sha256);
         let model = fit::write_model(&net, &p.path, &card)?;
         ckpt.clear();
         let mut out = Outputs::new();
@@ -364,21 +385,20 @@ pub fn checkpoint_dir(path: &std::path::Path) -> PathBuf {
 
 /// Everything that determines the trained weights: the parameters (except how often to
 /// checkpoint), the data, the init weights and this code's version.
-fn identity(p: &TrainParams, data: &[Json]) -> Result<String, NodeError> {
+fn identity(p: &TrainParams, init_sha256: Option<&str>, data: &[Json]) -> String {
     let mut params = serde_json::to_value(p).expect("params serialise");
     let o = params.as_object_mut().expect("object");
     o.remove("checkpoint_every");
     o.remove("path");
-    let init = match &p.init {
-        Some(path) => {
-            let bytes = std::fs::read(path)
-                .map_err(|e| NodeError::file(path, format!("cannot read: {e}")))?;
-            format!("{:x}", Sha256::digest(&bytes))
-        }
-        None => "none".into(),
-    };
+    let init = init_sha256.unwrap_or("none");
     let all = json!({"version": 1, "params": params, "data": data, "init": init});
-    Ok(format!("{:x}", Sha256::digest(all.to_string().as_bytes())))
+    format!("{:x}", Sha256::digest(all.to_string().as_bytes()))
+}
+
+fn file_sha256(path: &std::path::Path) -> Result<String, NodeError> {
+    let bytes =
+        std::fs::read(path).map_err(|e| NodeError::file(path, format!("cannot read: {e}")))?;
+    Ok(format!("{:x}", Sha256::digest(&bytes)))
 }
 
 /// sha256 of a tensor's bytes (contiguous, on the CPU).
