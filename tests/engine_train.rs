@@ -195,7 +195,7 @@ nodes:
     let wf = write(4);
     let third = summary(&wf);
     assert!(
-        third.contains("3 ran"),
-        "train, auto and out again: {third}"
+        third.contains("4 ran"),
+        "train, tune, auto and out again: {third}"
     );
 }
