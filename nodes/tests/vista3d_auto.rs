@@ -317,7 +317,7 @@ fn bad_inputs_are_clear_errors() {
     r.unwrap();
     let w = rec.warnings.lock().unwrap().join("\n");
     assert!(
-        w.contains("expects 1.5 mm") && w.contains("resample"),
+        w.contains("trained at 1.5 x 1.5 x 1.5 mm") && w.contains("resample"),
         "{w}"
     );
     let mr = load(&f.data.join("totalsegmentator/example_mr_sm.nii.gz"), false);
