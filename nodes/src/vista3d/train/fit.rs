@@ -347,7 +347,6 @@ pub fn card(
         .saturating_sub(((p.steps / LOG_EVERY) / 10).max(1) as usize)..];
     let final_loss =
         last.iter().filter_map(|r| r["loss"].as_f64()).sum::<f64>() / last.len().max(1) as f64;
-    let _ = net;
     json!({
         "format": "vistaflow.vista3d.model/1",
         "config": cfg,
