@@ -25,6 +25,10 @@ nodes:
       config: tiny
       patch: [32, 32, 32]
       steps: 16
+      ema: 0.9                  # the average must resume too
+      background_patches: true
+      max_backprompt: 2
+      augment: {{ contrast: 0.05 }}
       checkpoint_every: 4
       path: {name}.safetensors
 "#,

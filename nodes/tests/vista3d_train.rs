@@ -235,6 +235,13 @@ fn bad_input_is_refused_with_the_fix() {
     assert!(e.contains("multiple of 4"), "{e}");
     let e = err(pair(&d), json!({"path": dir.path().join("m.pt")}));
     assert!(e.contains(".safetensors"), "{e}");
+    // Pair weights: one positive weight per connected pair.
+    let e = err(pair(&d), json!({"pair_weights": [3, 1]}));
+    assert!(e.contains("one positive weight per") && e.contains("1 connected"), "{e}");
+    let e = err(pair(&d), json!({"pair_weights": [0]}));
+    assert!(e.contains("pair_weights"), "{e}");
+    let e = err(pair(&d), json!({"augment": {"contrast": 0.7}}));
+    assert!(e.contains("contrast in [0, 0.5)"), "{e}");
     // Init weights of another configuration.
     let small = common::data_dir()
         .unwrap()

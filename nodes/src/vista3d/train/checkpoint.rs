@@ -29,6 +29,16 @@ pub struct Restored {
     pub weights: BTreeMap<String, Tensor>,
     pub exp_avg: BTreeMap<String, Tensor>,
     pub exp_avg_sq: BTreeMap<String, Tensor>,
+    /// The moving average of the weights (empty when the run keeps none).
+    pub ema: BTreeMap<String, Tensor>,
+}
+
+/// What a checkpoint holds besides the step and the log, by tensor-name prefix.
+pub struct Saved<'a> {
+    pub weights: &'a BTreeMap<String, Tensor>,
+    pub exp_avg: &'a BTreeMap<String, Tensor>,
+    pub exp_avg_sq: &'a BTreeMap<String, Tensor>,
+    pub ema: &'a BTreeMap<String, Tensor>,
 }
 
 pub struct Checkpoints {
@@ -60,6 +70,7 @@ impl Checkpoints {
             weights: BTreeMap::new(),
             exp_avg: BTreeMap::new(),
             exp_avg_sq: BTreeMap::new(),
+            ema: BTreeMap::new(),
         };
         for (k, t) in tensors {
             if let Some(n) = k.strip_prefix("w.") {
@@ -68,6 +79,8 @@ impl Checkpoints {
                 r.exp_avg.insert(n.into(), t);
             } else if let Some(n) = k.strip_prefix("v.") {
                 r.exp_avg_sq.insert(n.into(), t);
+            } else if let Some(n) = k.strip_prefix("e.") {
+                r.ema.insert(n.into(), t);
             }
         }
         Ok(Some(r))
@@ -79,9 +92,7 @@ impl Checkpoints {
         identity: &str,
         step: i64,
         log: &[serde_json::Value],
-        weights: &BTreeMap<String, Tensor>,
-        exp_avg: &BTreeMap<String, Tensor>,
-        exp_avg_sq: &BTreeMap<String, Tensor>,
+        saved: Saved,
     ) -> Result<(), NodeError> {
         fs::create_dir_all(&self.dir).map_err(|e| {
             NodeError::file(
@@ -94,7 +105,12 @@ impl Checkpoints {
             .and_then(|t| serde_json::from_str(&t).ok());
         let name = format!("state-{step}.safetensors");
         let mut all: Vec<(String, Tensor)> = Vec::new();
-        for (prefix, map) in [("w.", weights), ("m.", exp_avg), ("v.", exp_avg_sq)] {
+        for (prefix, map) in [
+            ("w.", saved.weights),
+            ("m.", saved.exp_avg),
+            ("v.", saved.exp_avg_sq),
+            ("e.", saved.ema),
+        ] {
             for (k, t) in map {
                 all.push((format!("{prefix}{k}"), t.detach()));
             }

@@ -99,6 +99,11 @@ pub struct Augment {
     pub slab: f64,
     /// Probability of centring a patch on a labelled voxel (MONAI's pos/neg sampling).
     pub foreground: f64,
+    /// Largest per-class intensity offset (in the network's [0, 1] units, 1 = 2017 HU): with
+    /// probability 0.5 each class present gets its own offset in [-contrast/2, contrast], as
+    /// contrast enhancement brightens organs by different amounts (a non-contrast training CT
+    /// then teaches shape more than the organs' exact intensities). 0: off.
+    pub contrast: f64,
 }
 
 impl Default for Augment {
@@ -109,6 +114,7 @@ impl Default for Augment {
             flip: vec![],
             slab: 0.0,
             foreground: 0.67,
+            contrast: 0.0,
         }
     }
 }
@@ -120,9 +126,19 @@ pub struct Patch {
     pub label_set: Vec<i64>,
 }
 
-/// Draws one augmented patch of size `patch` from a random case.
-pub fn sample(cases: &[Case], patch: [i64; 3], aug: &Augment, rng: &mut Rng) -> Patch {
-    let case = &cases[rng.below(cases.len())];
+/// Draws one augmented patch of size `patch` from a random case (uniformly, or in proportion
+/// to `weights`, one per case).
+pub fn sample(
+    cases: &[Case],
+    weights: Option<&[f64]>,
+    patch: [i64; 3],
+    aug: &Augment,
+    rng: &mut Rng,
+) -> Patch {
+    let case = &cases[match weights {
+        Some(w) => pick_weighted(w, rng.uniform()),
+        None => rng.below(cases.len()),
+    }];
     let centre: [i64; 3] = if !case.voxels.is_empty() && rng.chance(aug.foreground) {
         let (_, vox) = &case.voxels[rng.below(case.voxels.len())];
         vox[rng.below(vox.len())]
@@ -155,6 +171,12 @@ pub fn sample(cases: &[Case], patch: [i64; 3], aug: &Augment, rng: &mut Rng) -> 
         let o = rng.range(-aug.intensity, aug.intensity);
         image = image * f + o;
     }
+    if aug.contrast > 0.0 && rng.chance(0.5) {
+        for &id in &case.label_set {
+            let offset = rng.range(-aug.contrast / 2.0, aug.contrast);
+            image = image + labels.eq(id).to_kind(Kind::Float) * offset;
+        }
+    }
     for &a in &aug.flip {
         if rng.chance(0.5) {
             image = image.flip([a as i64]);
@@ -175,6 +197,19 @@ pub fn sample(cases: &[Case], patch: [i64; 3], aug: &Augment, rng: &mut Rng) -> 
         labels,
         label_set: case.label_set.clone(),
     }
+}
+
+/// The index whose share of `weights` (all positive) holds `u` in [0, 1).
+fn pick_weighted(weights: &[f64], u: f64) -> usize {
+    let total: f64 = weights.iter().sum();
+    let mut acc = 0.0;
+    for (i, w) in weights.iter().enumerate() {
+        acc += w / total;
+        if u < acc {
+            return i;
+        }
+    }
+    weights.len() - 1
 }
 
 /// `t[lo .. lo + size]` with zeros where the box leaves `t`.
@@ -199,6 +234,67 @@ fn crop_padded(t: &Tensor, lo: [i64; 3], size: [i64; 3]) -> Tensor {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn weighted_pick_follows_the_shares() {
+        assert_eq!(pick_weighted(&[3.0, 1.0], 0.0), 0);
+        assert_eq!(pick_weighted(&[3.0, 1.0], 0.74), 0);
+        assert_eq!(pick_weighted(&[3.0, 1.0], 0.76), 1);
+        assert_eq!(pick_weighted(&[1.0, 1.0, 2.0], 0.49), 1);
+        assert_eq!(pick_weighted(&[1.0, 1.0, 2.0], 0.999_999), 2);
+    }
+
+    /// Two classes in halves of a constant 0.5 image: with `contrast`, each class gets its
+    /// own offset in [-c/2, c] on about half the draws, and the unlabelled voxels none.
+    #[test]
+    fn contrast_moves_each_class_by_its_own_offset() {
+        let shape = [8, 8, 8];
+        let labels = Tensor::zeros(shape, (Kind::Int64, Device::Cpu));
+        let _ = labels.narrow(0, 0, 4).narrow(1, 0, 4).fill_(1);
+        let _ = labels.narrow(0, 4, 4).narrow(1, 0, 4).fill_(2);
+        let case = Case {
+            image: Tensor::full(shape, 0.5, (Kind::Float, Device::Cpu)),
+            labels,
+            label_set: vec![1, 2],
+            // Every patch centred on the middle: the patch is the whole volume.
+            voxels: vec![(1, vec![[4, 4, 4]])],
+            shape,
+        };
+        let aug = Augment {
+            scale: 0.0,
+            intensity: 0.0,
+            foreground: 1.0,
+            contrast: 0.1,
+            ..Augment::default()
+        };
+        let (mut moved, mut differ) = (0, 0);
+        for seed in 0..40 {
+            let p = sample(
+                std::slice::from_ref(&case),
+                None,
+                shape,
+                &aug,
+                &mut Rng::new(seed, 0),
+            );
+            let img = p.image.view(shape);
+            let mean_of = |id: i64| {
+                let m = p.labels.eq(id);
+                let v = img.masked_select(&m);
+                let (lo, hi) = (v.min().double_value(&[]), v.max().double_value(&[]));
+                assert!((hi - lo).abs() < 1e-6, "one offset per class");
+                lo - 0.5
+            };
+            let (a, b, bg) = (mean_of(1), mean_of(2), mean_of(0));
+            assert!(bg.abs() < 1e-6, "unlabelled voxels moved by {bg}");
+            for o in [a, b] {
+                assert!((-0.05 - 1e-6..=0.1 + 1e-6).contains(&o), "offset {o}");
+            }
+            moved += (a.abs() > 1e-9) as i32;
+            differ += ((a - b).abs() > 1e-6) as i32;
+        }
+        assert!((10..=30).contains(&moved), "applied on {moved} of 40 draws");
+        assert_eq!(differ, moved, "the two classes drew the same offset");
+    }
 
     #[test]
     fn crop_pads_outside() {

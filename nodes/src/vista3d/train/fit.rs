@@ -1,10 +1,10 @@
 //! The training loop, the model card and writing the model.
 
-use super::checkpoint::{self, Checkpoints};
+use super::checkpoint::{self, Checkpoints, Saved};
 use super::data::{self, Case};
 use super::init::is_buffer;
 use super::loss::{dice_ce, hard_dice};
-use super::optim::{learning_rate, AdamW};
+use super::optim::{learning_rate, AdamW, Ema};
 use super::prompts::{self, PromptOptions};
 use super::rng::Rng;
 use super::TrainParams;
@@ -28,7 +28,8 @@ pub struct RunResult {
     pub seconds: f64,
     pub steps_timed: i64,
     pub resumed_from: i64,
-    /// Mean hard Dice of the class head per class over the last tenth of the steps.
+    /// Mean hard Dice of the class head per class over the last tenth of the steps (of the
+    /// weights as trained, not their average).
     pub train_dice: BTreeMap<i64, f64>,
 }
 
@@ -72,40 +73,15 @@ pub fn train(
         }
     }
     let mut opt = AdamW::new(trainable(net), p.weight_decay);
-    let mut log: Vec<Json> = Vec::new();
-    let mut start = 0;
-    if let Some(r) = ckpt.load(identity)? {
-        let _g = tch::no_grad_guard();
-        for (k, t) in net.vs.variables() {
-            if let Some(src) = r.weights.get(&k) {
-                t.shallow_clone().copy_(src);
-            }
-        }
-        for (k, m) in opt.exp_avg.iter_mut() {
-            if let Some(src) = r.exp_avg.get(k) {
-                m.copy_(src);
-            }
-        }
-        for (k, v) in opt.exp_avg_sq.iter_mut() {
-            if let Some(src) = r.exp_avg_sq.get(k) {
-                v.copy_(src);
-            }
-        }
-        opt.steps = r.step;
-        start = r.step;
-        log = r.log;
-        ctx.warn(&format!(
-            "resuming from the checkpoint at step {start} of {} ({})",
-            p.steps,
-            ckpt.dir.display()
-        ));
-    }
+    let mut ema = (p.ema > 0.0).then(|| Ema::new(trainable(net), p.ema));
+    let (start, mut log) = resume(net, &mut opt, ema.as_mut(), identity, ckpt, p.steps, ctx)?;
+    let no_ema = BTreeMap::new();
     let opts = PromptOptions {
         max_foreprompt: p.max_foreprompt as usize,
         max_backprompt: p.max_backprompt as usize,
         max_point: p.max_point as usize,
+        background: p.background_patches,
     };
-    let dev = ctx.device;
     let t0 = Instant::now();
     let mut block = [0.0f64; 3];
     let mut block_n = [0usize; 3];
@@ -113,58 +89,13 @@ pub fn train(
     let dice_from = p.steps - (p.steps / 10).max(1);
     for step in start..p.steps {
         ctx.check_cancelled()?;
-        let mut rng = Rng::new(p.seed as u64, step as u64);
-        let (patch, flat, pr) = draw(cases, p, &opts, &mut rng)?;
-        let heads = heads_of_step(p, &mut rng);
-        let image = patch.image.to_device(dev);
-        let (dec_point, dec_class) = net.image_encoder.forward(&image, heads);
-        let targets = Tensor::stack(
-            &pr.classes
-                .iter()
-                .map(|&id| patch.labels.eq(id))
-                .collect::<Vec<_>>(),
-            0,
-        )
-        .unsqueeze(1)
-        .to_kind(Kind::Float)
-        .to_device(dev);
-        let fore = targets.narrow(0, 0, pr.n_fore as i64);
-        let mut loss = Tensor::zeros([], (Kind::Float, dev));
-        let (mut l_auto_v, mut l_point_v) = (f64::NAN, f64::NAN);
-        let mut logits = None;
-        if let Some(dec) = dec_class {
-            let ids = Tensor::from_slice(&pr.classes).to_device(dev);
-            let l = net.class_head.forward(&dec, &ids);
-            let l_auto = dice_ce(&l, &targets);
-            l_auto_v = l_auto.double_value(&[]);
-            loss = loss + l_auto;
-            if step >= dice_from {
-                let d = hard_dice(&l.narrow(0, 0, pr.n_fore as i64), &fore);
-                for (k, v) in d.iter().enumerate() {
-                    let e = dice_sum.entry(pr.classes[k]).or_default();
-                    e.0 += v;
-                    e.1 += 1;
-                }
-            }
-            logits = Some(l);
-        }
-        if let Some(features) = dec_point {
-            let (coords, labels) = clicks(&pr, logits.as_ref(), &flat, p, &mut rng)?;
-            let class_t = Tensor::from_slice(&pr.classes[..pr.n_fore])
-                .view([-1, 1])
-                .to_device(dev);
-            let pl = net.point_head.forward(
-                &features,
-                &coords.to_device(dev),
-                &labels.to_device(dev),
-                Some(&class_t),
-            );
-            let l_point = dice_ce(&pl, &fore);
-            l_point_v = l_point.double_value(&[]);
-            loss = loss + l_point;
-        }
+        let dice = (step >= dice_from).then_some(&mut dice_sum);
+        let (loss, l_auto, l_point) = one_step(net, cases, p, &opts, step, dice, ctx.device)?;
         let lr = learning_rate(p.lr, step, p.warmup, p.steps);
         opt.minimise(&loss, lr);
+        if let Some(e) = ema.as_mut() {
+            e.update();
+        }
         let lv = loss.double_value(&[]);
         if !lv.is_finite() {
             return Err(NodeError::Invalid(format!(
@@ -173,8 +104,8 @@ pub fn train(
             )));
         }
         block[0] += lv;
-        add(&mut block[1], &mut block_n[1], l_auto_v);
-        add(&mut block[2], &mut block_n[2], l_point_v);
+        add(&mut block[1], &mut block_n[1], l_auto);
+        add(&mut block[2], &mut block_n[2], l_point);
         block_n[0] += 1;
         let done = step + 1;
         if done % LOG_EVERY == 0 || done == p.steps {
@@ -191,9 +122,12 @@ pub fn train(
                 identity,
                 done,
                 &log,
-                &net.vs.variables().into_iter().collect(),
-                &opt.exp_avg,
-                &opt.exp_avg_sq,
+                Saved {
+                    weights: &net.vs.variables().into_iter().collect(),
+                    exp_avg: &opt.exp_avg,
+                    exp_avg_sq: &opt.exp_avg_sq,
+                    ema: ema.as_ref().map_or(&no_ema, |e| &e.avg),
+                },
             )?;
         }
         let shown = log.last().and_then(|r| r["loss"].as_f64()).unwrap_or(lv);
@@ -202,6 +136,9 @@ pub fn train(
             p.steps as u64,
             &format!("steps (loss {shown:.3})"),
         );
+    }
+    if let Some(e) = &ema {
+        e.apply();
     }
     Ok(RunResult {
         log,
@@ -213,6 +150,112 @@ pub fn train(
             .map(|(k, (s, n))| (k, s / n as f64))
             .collect(),
     })
+}
+
+/// Loads this run's checkpoint into the network and the optimiser, if there is one: the step
+/// to start from and the log so far.
+fn resume(
+    net: &Vista3d,
+    opt: &mut AdamW,
+    ema: Option<&mut Ema>,
+    identity: &str,
+    ckpt: &Checkpoints,
+    steps: i64,
+    ctx: &Ctx,
+) -> Result<(i64, Vec<Json>), NodeError> {
+    let Some(r) = ckpt.load(identity)? else {
+        return Ok((0, Vec::new()));
+    };
+    {
+        let _g = tch::no_grad_guard();
+        for (k, t) in net.vs.variables() {
+            if let Some(src) = r.weights.get(&k) {
+                t.shallow_clone().copy_(src);
+            }
+        }
+    }
+    opt.restore(r.step, &r.exp_avg, &r.exp_avg_sq);
+    if let Some(e) = ema {
+        e.restore(&r.ema);
+    }
+    ctx.warn(&format!(
+        "resuming from the checkpoint at step {} of {steps} ({})",
+        r.step,
+        ckpt.dir.display()
+    ));
+    Ok((r.step, r.log))
+}
+
+/// The forward pass and loss of step `step` (its draws from `Rng::new(seed, step)`): the
+/// total loss to minimise, and the class head's and point head's losses (NaN when the step
+/// does not train that head). With `dice`, adds the class head's hard Dice per present class.
+fn one_step(
+    net: &Vista3d,
+    cases: &[Case],
+    p: &TrainParams,
+    opts: &PromptOptions,
+    step: i64,
+    dice: Option<&mut BTreeMap<i64, (f64, usize)>>,
+    dev: Device,
+) -> Result<(Tensor, f64, f64), NodeError> {
+    let mut rng = Rng::new(p.seed as u64, step as u64);
+    let (patch, flat, pr) = draw(cases, p, opts, &mut rng)?;
+    let mut heads = heads_of_step(p, &mut rng);
+    if pr.n_fore == 0 {
+        // A background patch: nothing to click on.
+        heads = Branches {
+            point: false,
+            class: true,
+        };
+    }
+    let image = patch.image.to_device(dev);
+    let (dec_point, dec_class) = net.image_encoder.forward(&image, heads);
+    let targets = Tensor::stack(
+        &pr.classes
+            .iter()
+            .map(|&id| patch.labels.eq(id))
+            .collect::<Vec<_>>(),
+        0,
+    )
+    .unsqueeze(1)
+    .to_kind(Kind::Float)
+    .to_device(dev);
+    let fore = targets.narrow(0, 0, pr.n_fore as i64);
+    let mut loss = Tensor::zeros([], (Kind::Float, dev));
+    let (mut l_auto_v, mut l_point_v) = (f64::NAN, f64::NAN);
+    let mut logits = None;
+    if let Some(dec) = dec_class {
+        let ids = Tensor::from_slice(&pr.classes).to_device(dev);
+        let l = net.class_head.forward(&dec, &ids);
+        let l_auto = dice_ce(&l, &targets);
+        l_auto_v = l_auto.double_value(&[]);
+        loss = loss + l_auto;
+        if let Some(sum) = dice {
+            let d = hard_dice(&l.narrow(0, 0, pr.n_fore as i64), &fore);
+            for (k, v) in d.iter().enumerate() {
+                let e = sum.entry(pr.classes[k]).or_default();
+                e.0 += v;
+                e.1 += 1;
+            }
+        }
+        logits = Some(l);
+    }
+    if let Some(features) = dec_point {
+        let (coords, labels) = clicks(&pr, logits.as_ref(), &flat, p, &mut rng)?;
+        let class_t = Tensor::from_slice(&pr.classes[..pr.n_fore])
+            .view([-1, 1])
+            .to_device(dev);
+        let pl = net.point_head.forward(
+            &features,
+            &coords.to_device(dev),
+            &labels.to_device(dev),
+            Some(&class_t),
+        );
+        let l_point = dice_ce(&pl, &fore);
+        l_point_v = l_point.double_value(&[]);
+        loss = loss + l_point;
+    }
+    Ok((loss, l_auto_v, l_point_v))
 }
 
 fn add(sum: &mut f64, n: &mut usize, v: f64) {
@@ -258,7 +301,7 @@ fn draw(
     rng: &mut Rng,
 ) -> Result<(data::Patch, Vec<i64>, prompts::Prompts), NodeError> {
     for _ in 0..100 {
-        let patch = data::sample(cases, p.patch, &p.augment, rng);
+        let patch = data::sample(cases, p.pair_weights.as_deref(), p.patch, &p.augment, rng);
         let flat: Vec<i64> = Vec::try_from(&patch.labels.contiguous().view([-1]))?;
         if let Some(pr) = prompts::sample(&flat, p.patch, &patch.label_set, opts, rng) {
             return Ok((patch, flat, pr));

@@ -51,12 +51,15 @@ pub struct TrainParams {
     pub lr: f64,
     pub weight_decay: f64,
     pub warmup: i64,
+    pub ema: f64,
     pub seed: i64,
+    pub pair_weights: Option<Vec<f64>>,
     pub augment: Augment,
     pub click_training: bool,
     pub max_foreprompt: i64,
     pub max_backprompt: i64,
     pub max_point: i64,
+    pub background_patches: bool,
     pub error_click: f64,
     pub drop_label_prob: f64,
     pub drop_point_prob: f64,
@@ -74,6 +77,9 @@ fn check_augment(v: &Json) -> Result<(), String> {
     }
     if !(0.0..=1.0).contains(&a.slab) || !(0.0..=1.0).contains(&a.foreground) {
         return Err("augment: slab and foreground are probabilities".into());
+    }
+    if !(0.0..0.5).contains(&a.contrast) {
+        return Err("augment: contrast in [0, 0.5) (1 = 2017 HU)".into());
     }
     Ok(())
 }
@@ -139,7 +145,7 @@ impl Node for Vista3dTrain {
         let pairs = pairs(&inputs)?;
         let maps = config::class_maps(&p.classes, pairs.len()).map_err(NodeError::Invalid)?;
         let cfg = config_of(&p.config).map_err(NodeError::Invalid)?;
-        check_numbers(&p, &cfg)?;
+        check_numbers(&p, &cfg, pairs.len())?;
         let mut cases = Vec::new();
         let mut data_card = Vec::new();
         for (k, ((img, lab), map)) in pairs.iter().zip(&maps).enumerate() {
@@ -246,17 +252,32 @@ fn params_spec() -> Vec<ParamSpec> {
             json!(50),
             "steps of linear warm-up, then cosine decay to 5 %",
         ),
+        ParamSpec::optional(
+            "ema",
+            ParamType::Float,
+            json!(0.0),
+            "decay of a moving average of the weights after each step (e.g. 0.998); the model \
+             written is that average; 0: the last weights",
+        ),
         ParamSpec::optional("seed", ParamType::Int, json!(0), "seed of all random draws"),
+        ParamSpec::optional(
+            "pair_weights",
+            ParamType::Floats { len: None },
+            Json::Null,
+            "how often each (image, labels) pair is drawn, one positive weight per pair; \
+             none: equally often",
+        ),
         ParamSpec::optional(
             "augment",
             ParamType::Custom {
-                describe: "{scale, intensity, flip, slab, foreground}",
+                describe: "{scale, intensity, flip, slab, foreground, contrast}",
                 check: check_augment,
             },
             json!({}),
             "augmentation: scale 0.1 (zoom), intensity 0.1, flip [] (axes; off: flips swap \
              left and right), slab 0 (probability of a thin z band), foreground 0.67 \
-             (probability of a patch centred on a labelled voxel)",
+             (probability of a patch centred on a labelled voxel), contrast 0 (largest \
+             per-class intensity offset, 1 = 2017 HU, as contrast enhancement)",
         ),
         ParamSpec::optional(
             "click_training",
@@ -282,6 +303,14 @@ fn params_spec() -> Vec<ParamSpec> {
             ParamType::Int,
             json!(5),
             "most random clicks per object and polarity",
+        ),
+        ParamSpec::optional(
+            "background_patches",
+            ParamType::Bool,
+            json!(false),
+            "also train on patches without any class of their pair, the class head on absent \
+             prompts (fewer false positives far from the organs); false: draw another patch, \
+             as MONAI",
         ),
         ParamSpec::optional(
             "error_click",
@@ -334,7 +363,11 @@ fn pairs(
     Ok(out)
 }
 
-fn check_numbers(p: &TrainParams, cfg: &crate::vista3d::net::Config) -> Result<(), NodeError> {
+fn check_numbers(
+    p: &TrainParams,
+    cfg: &crate::vista3d::net::Config,
+    n_pairs: usize,
+) -> Result<(), NodeError> {
     let f = cfg.shape_factor();
     let bad = |m: String| Err(NodeError::Invalid(m));
     if p.patch.iter().any(|&s| s < f || s % f != 0) {
@@ -348,6 +381,12 @@ fn check_numbers(p: &TrainParams, cfg: &crate::vista3d::net::Config) -> Result<(
     }
     if !(p.lr > 0.0 && p.lr < 1.0) || p.weight_decay < 0.0 {
         return bad(format!("lr {} must be in (0, 1), weight_decay >= 0", p.lr));
+    }
+    // Checked at load too; again here for callers that run the node directly.
+    check_augment(&serde_json::to_value(&p.augment).expect("augment serialises"))
+        .map_err(NodeError::Invalid)?;
+    if !(0.0..1.0).contains(&p.ema) {
+        return bad(format!("ema {} must be in [0, 1) (0: off)", p.ema));
     }
     if p.max_foreprompt < 1 || p.max_foreprompt > cfg.max_prompt || p.max_backprompt < 0 {
         return bad(format!(
@@ -366,6 +405,14 @@ fn check_numbers(p: &TrainParams, cfg: &crate::vista3d::net::Config) -> Result<(
                     are probabilities"
                 .into(),
         );
+    }
+    if let Some(w) = &p.pair_weights {
+        if w.len() != n_pairs || w.iter().any(|&x| !(x > 0.0 && x.is_finite())) {
+            return bad(format!(
+                "pair_weights {w:?}: give one positive weight per (image, labels) pair ({n_pairs} \
+                 connected)"
+            ));
+        }
     }
     if p.path.extension().and_then(|e| e.to_str()) != Some("safetensors") {
         return bad(format!(

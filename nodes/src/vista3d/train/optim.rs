@@ -38,6 +38,24 @@ impl AdamW {
         }
     }
 
+    /// Continues from a checkpoint: its moments (matched by name) after `steps` updates.
+    pub fn restore(
+        &mut self,
+        steps: i64,
+        exp_avg: &BTreeMap<String, Tensor>,
+        exp_avg_sq: &BTreeMap<String, Tensor>,
+    ) {
+        let _g = tch::no_grad_guard();
+        for (mine, saved) in [(&mut self.exp_avg, exp_avg), (&mut self.exp_avg_sq, exp_avg_sq)] {
+            for (k, m) in mine.iter_mut() {
+                if let Some(src) = saved.get(k) {
+                    m.copy_(src);
+                }
+            }
+        }
+        self.steps = steps;
+    }
+
     /// Backpropagates `loss` and applies one update with learning rate `lr`.
     pub fn minimise(&mut self, loss: &Tensor, lr: f64) {
         let params: Vec<&Tensor> = self.params.values().collect();
@@ -67,6 +85,52 @@ impl AdamW {
     }
 }
 
+/// An exponential moving average of the weights (Polyak averaging), updated after every
+/// step: `avg += (1 - decay) * (weights - avg)`, starting from the weights at step 0. With
+/// one patch per step the weights jitter from step to step; their average generalises better
+/// than the last of them.
+pub struct Ema {
+    decay: f64,
+    params: BTreeMap<String, Tensor>,
+    pub avg: BTreeMap<String, Tensor>,
+}
+
+impl Ema {
+    pub fn new(params: BTreeMap<String, Tensor>, decay: f64) -> Self {
+        let avg = params
+            .iter()
+            .map(|(k, t)| (k.clone(), t.detach().copy()))
+            .collect();
+        Ema { decay, params, avg }
+    }
+
+    pub fn update(&mut self) {
+        let _g = tch::no_grad_guard();
+        for (k, p) in &self.params {
+            let a = self.avg.get_mut(k).expect("an average per parameter");
+            let _ = a.lerp_(p, 1.0 - self.decay);
+        }
+    }
+
+    /// Continues from a checkpoint's averages (matched by name).
+    pub fn restore(&mut self, saved: &BTreeMap<String, Tensor>) {
+        let _g = tch::no_grad_guard();
+        for (k, a) in self.avg.iter_mut() {
+            if let Some(src) = saved.get(k) {
+                a.copy_(src);
+            }
+        }
+    }
+
+    /// Puts the averages into the parameters (the run is over).
+    pub fn apply(&self) {
+        let _g = tch::no_grad_guard();
+        for (k, p) in &self.params {
+            p.shallow_clone().copy_(&self.avg[k]);
+        }
+    }
+}
+
 /// Linear warm-up over `warmup` steps, then cosine decay to 5 % of `lr` at `total`.
 pub fn learning_rate(lr: f64, step: i64, warmup: i64, total: i64) -> f64 {
     if step < warmup {
@@ -84,6 +148,24 @@ mod tests {
 
     /// Against PyTorch's AdamW (torch 2.x: `AdamW([p], lr=0.1, weight_decay=0.01)`, three
     /// steps of loss sum(p^2) from p = [1, -2]) -> [0.6989112, -1.6949446].
+    #[test]
+    fn ema_averages_and_applies() {
+        let w = Tensor::from_slice(&[0.0f32, 4.0]);
+        let mut params = BTreeMap::new();
+        params.insert("w".to_string(), w.shallow_clone());
+        let mut ema = Ema::new(params, 0.5);
+        let _ = w.shallow_clone().copy_(&Tensor::from_slice(&[2.0f32, 0.0]));
+        ema.update();
+        let _ = w.shallow_clone().copy_(&Tensor::from_slice(&[2.0f32, 0.0]));
+        ema.update();
+        // 0 -> 1 -> 1.5; 4 -> 2 -> 1.
+        let avg: Vec<f32> = Vec::try_from(&ema.avg["w"]).unwrap();
+        assert_eq!(avg, vec![1.5, 1.0]);
+        ema.apply();
+        let now: Vec<f32> = Vec::try_from(&w).unwrap();
+        assert_eq!(now, vec![1.5, 1.0]);
+    }
+
     #[test]
     fn matches_torch_adamw_updates() {
         let p = Tensor::from_slice(&[1.0f32, -2.0]).set_requires_grad(true);

@@ -15,6 +15,9 @@ pub struct PromptOptions {
     pub max_foreprompt: usize,
     pub max_backprompt: usize,
     pub max_point: usize,
+    /// A patch without any class of the label set still trains the class head on absent
+    /// prompts (MONAI's sampler draws another patch instead).
+    pub background: bool,
 }
 
 /// Prompts of a patch: `classes[..n_fore]` are present, the rest absent.
@@ -36,8 +39,9 @@ pub fn point_labels_of(id: i64) -> (i64, i64) {
     }
 }
 
-/// Samples prompts from `labels` ([X, Y, Z] ids, flattened row-major with `shape`); `None`
-/// when the patch holds no class of the label set (MONAI draws another patch then).
+/// Samples prompts from `labels` ([X, Y, Z] ids, flattened row-major with `shape`). A patch
+/// that holds no class of the label set gives `None` (MONAI draws another patch then), or
+/// with `opts.background` absent prompts only (`n_fore` 0, no clicks).
 pub fn sample(
     labels: &[i64],
     shape: [i64; 3],
@@ -50,7 +54,7 @@ pub fn sample(
         .copied()
         .filter(|&id| labels.contains(&id))
         .collect();
-    if present.is_empty() {
+    if present.is_empty() && !opts.background {
         return None;
     }
     let mut absent: Vec<i64> = label_set
@@ -61,6 +65,14 @@ pub fn sample(
     if absent.len() > opts.max_backprompt {
         rng.shuffle(&mut absent);
         absent.truncate(opts.max_backprompt);
+    }
+    if present.is_empty() {
+        return (!absent.is_empty()).then(|| Prompts {
+            classes: absent,
+            n_fore: 0,
+            points: vec![],
+            point_labels: vec![],
+        });
     }
     if present.len() > opts.max_foreprompt {
         rng.shuffle(&mut present);
@@ -170,6 +182,7 @@ mod tests {
             max_foreprompt: 4,
             max_backprompt: 1,
             max_point: 5,
+            background: false,
         };
         for seed in 0..50 {
             let mut rng = Rng::new(seed, 0);
@@ -194,6 +207,15 @@ mod tests {
         }
         let mut rng = Rng::new(0, 0);
         assert!(sample(&[0; 64], shape, &[1], &opts, &mut rng).is_none());
+        // With background patches: the absent classes (at most max_backprompt), no clicks.
+        let opts = PromptOptions {
+            background: true,
+            max_backprompt: 2,
+            ..opts
+        };
+        let p = sample(&[0; 64], shape, &[1, 3, 7], &opts, &mut rng).unwrap();
+        assert_eq!((p.n_fore, p.classes.len(), p.points.len()), (0, 2, 0));
+        assert!(p.classes.iter().all(|c| [1, 3, 7].contains(c)) && p.classes[0] != p.classes[1]);
     }
 
     #[test]
