@@ -237,7 +237,10 @@ fn bad_input_is_refused_with_the_fix() {
     assert!(e.contains(".safetensors"), "{e}");
     // Pair weights: one positive weight per connected pair.
     let e = err(pair(&d), json!({"pair_weights": [3, 1]}));
-    assert!(e.contains("one positive weight per") && e.contains("1 connected"), "{e}");
+    assert!(
+        e.contains("one positive weight per") && e.contains("1 connected"),
+        "{e}"
+    );
     let e = err(pair(&d), json!({"pair_weights": [0]}));
     assert!(e.contains("pair_weights"), "{e}");
     let e = err(pair(&d), json!({"augment": {"contrast": 0.7}}));

@@ -46,7 +46,10 @@ impl AdamW {
         exp_avg_sq: &BTreeMap<String, Tensor>,
     ) {
         let _g = tch::no_grad_guard();
-        for (mine, saved) in [(&mut self.exp_avg, exp_avg), (&mut self.exp_avg_sq, exp_avg_sq)] {
+        for (mine, saved) in [
+            (&mut self.exp_avg, exp_avg),
+            (&mut self.exp_avg_sq, exp_avg_sq),
+        ] {
             for (k, m) in mine.iter_mut() {
                 if let Some(src) = saved.get(k) {
                     m.copy_(src);
