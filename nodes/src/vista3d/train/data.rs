@@ -277,14 +277,14 @@ mod tests {
                 &mut Rng::new(seed, 0),
             );
             let img = p.image.view(shape);
-            let mean_of = |id: i64| {
+            let offset_of = |id: i64| {
                 let m = p.labels.eq(id);
                 let v = img.masked_select(&m);
                 let (lo, hi) = (v.min().double_value(&[]), v.max().double_value(&[]));
                 assert!((hi - lo).abs() < 1e-6, "one offset per class");
                 lo - 0.5
             };
-            let (a, b, bg) = (mean_of(1), mean_of(2), mean_of(0));
+            let (a, b, bg) = (offset_of(1), offset_of(2), offset_of(0));
             assert!(bg.abs() < 1e-6, "unlabelled voxels moved by {bg}");
             for o in [a, b] {
                 assert!((-0.05 - 1e-6..=0.1 + 1e-6).contains(&o), "offset {o}");

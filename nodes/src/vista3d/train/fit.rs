@@ -4,7 +4,7 @@ use super::checkpoint::{self, Checkpoints, Saved};
 use super::data::{self, Case};
 use super::init::is_buffer;
 use super::loss::{dice_ce, hard_dice};
-use super::optim::{learning_rate, AdamW, Ema};
+use super::optim::{copy_by_name, learning_rate, AdamW, Ema};
 use super::prompts::{self, PromptOptions};
 use super::rng::Rng;
 use super::TrainParams;
@@ -166,14 +166,7 @@ fn resume(
     let Some(r) = ckpt.load(identity)? else {
         return Ok((0, Vec::new()));
     };
-    {
-        let _g = tch::no_grad_guard();
-        for (k, t) in net.vs.variables() {
-            if let Some(src) = r.weights.get(&k) {
-                t.shallow_clone().copy_(src);
-            }
-        }
-    }
+    copy_by_name(&net.vs.variables(), &r.weights);
     opt.restore(r.step, &r.exp_avg, &r.exp_avg_sq);
     if let Some(e) = ema {
         e.restore(&r.ema);
