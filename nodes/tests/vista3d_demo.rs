@@ -69,7 +69,7 @@ fn case() -> Option<Case> {
     let iso = run(
         &Resample,
         vec![("image", ct)],
-        json!({"spacing": [3, 3, 3]}),
+        json!({"spacing": [3, 3, 3], "fill": "border"}),
     )
     .remove("image")
     .unwrap();

@@ -245,6 +245,17 @@ fn bad_input_is_refused_with_the_fix() {
     assert!(e.contains("pair_weights"), "{e}");
     let e = err(pair(&d), json!({"augment": {"contrast": 0.7}}));
     assert!(e.contains("contrast in [0, 0.5)"), "{e}");
+    // Freezing: known parts only, and not all of them.
+    let e = err(pair(&d), json!({"freeze": ["encoder"]}));
+    assert!(
+        e.contains("unknown part `encoder`") && e.contains("image_encoder, class_head"),
+        "{e}"
+    );
+    let e = err(
+        pair(&d),
+        json!({"freeze": ["image_encoder", "class_head", "point_head"]}),
+    );
+    assert!(e.contains("nothing would train"), "{e}");
     // Init weights of another configuration.
     let small = common::data_dir()
         .unwrap()
@@ -290,4 +301,45 @@ fn init_weights_are_fine_tuned() {
     assert!(moved > 0.0 && moved < 1e-5, "moved {moved}");
     let fresh_gap = (get(&fresh) - &start[name]).abs().max().double_value(&[]);
     assert!(fresh_gap > 1e-2, "a fresh network equals the init weights?");
+}
+
+/// `freeze: [image_encoder, class_head]` trains the point head alone: every encoder and class
+/// head tensor comes out bit for bit as the init weights, the point head's move. About a
+/// quarter of the steps train only the class head (drop_point_prob): they reach no
+/// trainable weight and must not break the run.
+#[test]
+fn frozen_parts_keep_the_init_weights() {
+    let Some(d) = data() else { return };
+    let small = common::data_dir()
+        .unwrap()
+        .join("vista3d/small/weights.safetensors");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("clicks.safetensors");
+    let (r, _) = train(
+        pair(&d),
+        params(
+            &out,
+            json!({"config": "small", "steps": 6, "init": small, "lr": 1e-3, "warmup": 0,
+                   "freeze": ["image_encoder", "class_head"], "drop_label_prob": 0.5, "drop_point_prob": 0.5}),
+        ),
+    );
+    let log = r.unwrap();
+    assert!(column(&log, "loss").iter().all(|l| l.is_finite()));
+    let start: std::collections::BTreeMap<String, tch::Tensor> =
+        tch::Tensor::read_safetensors(&small)
+            .unwrap()
+            .into_iter()
+            .collect();
+    let (mut kept, mut moved) = (0, 0);
+    for (name, t) in tch::Tensor::read_safetensors(&out).unwrap() {
+        let same = t.equal(&start[&name]);
+        if name.starts_with("point_head.") {
+            moved += (!same) as i32;
+        } else {
+            assert!(same, "{name} changed although frozen");
+            kept += 1;
+        }
+    }
+    assert!(kept > 80, "{kept} frozen tensors");
+    assert!(moved > 50, "only {moved} point head tensors moved");
 }

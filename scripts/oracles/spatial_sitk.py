@@ -126,6 +126,23 @@ def main():
     save("ct_oblique", resample(ct, gob, "linear", fill), fill, "linear", "example_ct")
     save("seg_oblique", resample(seg, gob, "nearest", 0), 0, "nearest", "example_seg")
 
+    # 6. `fill: border` (MONAI Spacing's padding_mode): outside the input, the nearest edge
+    #    value. ITK has no such mode for resampling, so the input is first padded by
+    #    replicating its edge voxels (ZeroFluxNeumannPad, wider than any grid below reaches)
+    #    and then resampled as usual. The 1.5 mm grid grown by 3 voxels at both ends of each
+    #    axis (separable path) and the oblique grid above (general path).
+    pad = [40, 40, 40]
+    ct_pad = sitk.ZeroFluxNeumannPad(ct, pad, pad)
+    seg_pad = sitk.ZeroFluxNeumannPad(seg, pad, pad)
+    gx = dict(g15)
+    dmat = np.array(ct.GetDirection()).reshape(3, 3)
+    gx["origin"] = list(np.array(g15["origin"]) - dmat @ (3 * np.array(g15["spacing"])))
+    gx["size"] = [n + 6 for n in g15["size"]]
+    never = -30000.0  # the fill ITK would use past the padding: must not appear
+    save("ct_15_border", resample(ct_pad, gx, "linear", never), never, "linear", "example_ct")
+    save("ct_oblique_border", resample(ct_pad, gob, "linear", never), never, "linear", "example_ct")
+    save("seg_oblique_border", resample(seg_pad, gob, "nearest", 255), 255, "nearest", "example_seg")
+
     # 5. Reorientation LPS -> RAS of the contrast CT by nibabel (exact permutation/flip).
     a = nib.load(os.path.join(ts, "aorta_report/example_ct.nii.gz"))
     ras = nib.as_closest_canonical(a)

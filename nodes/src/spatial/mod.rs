@@ -17,5 +17,5 @@ pub use crop::{crop, foreground_box, parse_list, CropBox, META_END, META_FROM_SH
 pub use grid::Grid;
 pub use nodes::{CropForeground, Resample};
 pub use orient::{reorient, Orientation, CODES};
-pub use resample::{resample_volume, resample_volume_on_tensors, Interp};
+pub use resample::{resample_volume, resample_volume_on_tensors, Interp, Outside};
 pub use target::{resample_value, InterpChoice, Target};

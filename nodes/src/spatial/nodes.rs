@@ -4,7 +4,7 @@
 use super::crop::{crop, foreground_box, CropBox};
 use super::grid::Grid;
 use super::orient::{Orientation, CODES};
-use super::resample::Interp;
+use super::resample::{Interp, Outside};
 use super::target::{resample_value, InterpChoice, Target};
 use crate::node::{
     Ctx, Fallback, InputTypes, Inputs, Node, NodeError, NodeSpec, Outputs, PortSpec,
@@ -26,7 +26,23 @@ struct ResampleParams {
     spacing: Option<[f64; 3]>,
     orientation: Option<String>,
     interpolation: String,
-    fill: Option<f64>,
+    fill: Option<serde_json::Value>,
+}
+
+/// `fill`: a number, or `border`.
+fn check_fill(v: &serde_json::Value) -> Result<(), String> {
+    outside_of(v).map(|_| ())
+}
+
+fn outside_of(v: &serde_json::Value) -> Result<Outside, String> {
+    match v {
+        serde_json::Value::Number(n) => Ok(Outside::Fill(n.as_f64().unwrap_or(f64::NAN))),
+        serde_json::Value::String(s) if s == "border" => Ok(Outside::Border),
+        other => Err(format!(
+            "fill: a number (the value outside the input) or `border` (the nearest edge \
+             voxel's value), got {other}"
+        )),
+    }
 }
 
 impl Node for Resample {
@@ -90,10 +106,15 @@ impl Node for Resample {
                 ),
                 ParamSpec::optional(
                     "fill",
-                    ParamType::Float,
+                    ParamType::Custom {
+                        describe: "a number or `border`",
+                        check: check_fill,
+                    },
                     json!(null),
-                    "images only: the value outside the input (default: the image's minimum, \
-                     e.g. air in CT); label maps get 0",
+                    "what the grid gets outside the input: a number (images only; default: \
+                     the image's minimum, e.g. air in CT; label maps get 0), or `border`: the \
+                     nearest edge voxel's value, as MONAI's Spacing and the VISTA3D bundle, so \
+                     a coarser grid that ends past the last slice repeats it",
                 ),
             ],
             fallback: Fallback::Cpu,
@@ -158,7 +179,13 @@ impl Node for Resample {
                 )))
             }
         };
-        let out = resample_value(value, &target, interp, p.fill, ctx)?;
+        let outside = p
+            .fill
+            .as_ref()
+            .map(outside_of)
+            .transpose()
+            .map_err(NodeError::Invalid)?;
+        let out = resample_value(value, &target, interp, outside, ctx)?;
         let port = match out {
             Value::Labels(_) => "labels",
             Value::Image(_) | Value::Table(_) | Value::Model(_) => "image",

@@ -41,17 +41,35 @@ pub enum Interp {
 /// input a slab reads, in the input's dtype).
 const SLAB_VOXELS: i64 = 1 << 22;
 
+/// What output voxels outside the input get.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Outside {
+    /// This value (cast to the output dtype), as ITK's default pixel value.
+    Fill(f64),
+    /// The value at the nearest point of the input's edge (its index clamped into the
+    /// input), as MONAI's `Spacing` (`padding_mode="border"`, the VISTA3D bundle's
+    /// resampling): a coarser grid that ends past the last input voxel repeats the edge
+    /// instead of adding a slice of `fill`.
+    Border,
+}
+
+impl From<f64> for Outside {
+    fn from(fill: f64) -> Self {
+        Outside::Fill(fill)
+    }
+}
+
 /// Resamples `v` onto `out`; the result lives on `ctx.device`, carries `out`'s geometry, the
 /// input's metadata (less `crop_*` keys, which no longer hold) and identity. Outside the
-/// input, voxels are `fill` (cast to the output dtype).
+/// input, voxels are as `outside` says (a number: that fill value).
 pub fn resample_volume(
     v: &Volume,
     out: &Grid,
     interp: Interp,
-    fill: f64,
+    outside: impl Into<Outside>,
     ctx: &Ctx,
 ) -> Result<Volume, NodeError> {
-    resample_impl(v, out, interp, fill, ctx, true)
+    resample_impl(v, out, interp, outside.into(), ctx, true)
 }
 
 /// [`resample_volume`] without the CPU kernel: the tensor ops a GPU runs, on any device
@@ -61,20 +79,25 @@ pub fn resample_volume_on_tensors(
     v: &Volume,
     out: &Grid,
     interp: Interp,
-    fill: f64,
+    outside: impl Into<Outside>,
     ctx: &Ctx,
 ) -> Result<Volume, NodeError> {
-    resample_impl(v, out, interp, fill, ctx, false)
+    resample_impl(v, out, interp, outside.into(), ctx, false)
 }
 
 fn resample_impl(
     v: &Volume,
     out: &Grid,
     interp: Interp,
-    fill: f64,
+    outside: Outside,
     ctx: &Ctx,
     cpu_kernel: bool,
 ) -> Result<Volume, NodeError> {
+    // With `Border` every output voxel counts as inside: the indices are clamped anyway.
+    let (fill, border) = match outside {
+        Outside::Fill(f) => (f, false),
+        Outside::Border => (0.0, true),
+    };
     let input = Grid::of(v);
     if out.voxels() <= 0 {
         return Err(NodeError::Invalid(format!(
@@ -93,7 +116,9 @@ fn resample_impl(
         Interp::Linear if x.kind() == Kind::Double => Kind::Double,
         Interp::Linear => Kind::Float,
     };
-    check_fill(out_kind, fill)?;
+    if !border {
+        check_fill(out_kind, fill)?;
+    }
     let [nk, nj, ni] = out.shape;
     let y = Tensor::f_empty([c, nk, nj, ni], (out_kind, device))?;
     let slab = (SLAB_VOXELS / (nj * ni).max(1)).clamp(1, nk);
@@ -107,7 +132,7 @@ fn resample_impl(
                 let p = s.axis[a];
                 let stride: i64 = input.shape[3 - p..].iter().product();
                 let coords = (lo..hi).map(|idx| s.scale[a] * idx as f64 + s.offset[a]);
-                let smp = axis_samples(coords, input.shape[2 - p], interp);
+                let smp = axis_samples(coords, input.shape[2 - p], interp, border);
                 cpu::AxisOffsets {
                     o0: smp.i0.iter().map(|&i| (i * stride) as usize).collect(),
                     o1: smp.i1.iter().map(|&i| (i * stride) as usize).collect(),
@@ -140,8 +165,26 @@ fn resample_impl(
             continue;
         }
         let part = match &sep {
-            Some(s) => separable_slab(&x, s, input.shape, out.shape, (k0, k1), interp, out_kind)?,
-            None => oblique_slab(&x, &m, input.shape, out.shape, (k0, k1), interp, out_kind)?,
+            Some(s) => separable_slab(
+                &x,
+                s,
+                input.shape,
+                out.shape,
+                (k0, k1),
+                interp,
+                out_kind,
+                border,
+            )?,
+            None => oblique_slab(
+                &x,
+                &m,
+                input.shape,
+                out.shape,
+                (k0, k1),
+                interp,
+                out_kind,
+                border,
+            )?,
         };
         let part = match part.mask {
             Some(mask) => part.values.f_where_self(&mask, &fill_t)?,
@@ -199,7 +242,12 @@ struct AxisSamples {
     inside: Vec<bool>,
 }
 
-fn axis_samples(coords: impl Iterator<Item = f64>, n: i64, interp: Interp) -> AxisSamples {
+fn axis_samples(
+    coords: impl Iterator<Item = f64>,
+    n: i64,
+    interp: Interp,
+    border: bool,
+) -> AxisSamples {
     let mut s = AxisSamples {
         i0: vec![],
         i1: vec![],
@@ -208,7 +256,7 @@ fn axis_samples(coords: impl Iterator<Item = f64>, n: i64, interp: Interp) -> Ax
     };
     let nf = n as f64;
     for c in coords {
-        let inside = c >= -0.5 && c < nf - 0.5;
+        let inside = border || (c >= -0.5 && c < nf - 0.5);
         s.inside.push(inside);
         match interp {
             Interp::Nearest => {
@@ -281,6 +329,7 @@ fn separable_slab(
     (k0, k1): (i64, i64),
     interp: Interp,
     kind: Kind,
+    border: bool,
 ) -> Result<Part, NodeError> {
     // Output voxel axis a (0 = i, 1 = j, 2 = k) reads input axis s.axis[a], at tensor dim
     // 3 - s.axis[a] of x ([C, k, j, i]). Start with the slab axis: it shrinks the most.
@@ -297,7 +346,7 @@ fn separable_slab(
         let p = s.axis[a];
         let (lo, hi) = range(a);
         let coords = (lo..hi).map(|idx| s.scale[a] * idx as f64 + s.offset[a]);
-        let samples = axis_samples(coords, in_shape[2 - p], interp);
+        let samples = axis_samples(coords, in_shape[2 - p], interp, border);
         t = take_along(&t, 3 - p as i64, &samples, kind)?;
         inside[a] = samples.inside;
     }
@@ -333,6 +382,7 @@ fn oblique_slab(
     (k0, k1): (i64, i64),
     interp: Interp,
     kind: Kind,
+    border: bool,
 ) -> Result<Part, NodeError> {
     let dev = x.device();
     let c = x.size()[0];
@@ -439,6 +489,8 @@ fn oblique_slab(
                 .f_reshape([c, sk, nj, ni])?
         }
     };
+    // Border: the gathers above clamp into the input, which is the border value.
+    let mask = if border { None } else { mask };
     let mask = mask.map(|m| m.f_unsqueeze(0)).transpose()?;
     let all_inside = match &mask {
         Some(mk) => mk.f_all()?.f_int64_value(&[])? == 1,

@@ -4,7 +4,7 @@
 
 use super::grid::Grid;
 use super::orient::{reorient, Orientation};
-use super::resample::{resample_volume, Interp};
+use super::resample::{resample_volume, Interp, Outside};
 use crate::node::{Ctx, NodeError};
 use crate::value::{LabelMap, Value};
 
@@ -30,12 +30,13 @@ pub enum InterpChoice {
 }
 
 /// Resamples an image or a label map. Label maps: nearest only (anything else is refused),
-/// 0 outside, class table kept. Images: `fill` outside, default the image's minimum value.
+/// 0 outside (or the border), class table kept. Images: `outside`, default the image's
+/// minimum value.
 pub fn resample_value(
     value: &Value,
     target: &Target,
     interp: InterpChoice,
-    fill: Option<f64>,
+    outside: Option<Outside>,
     ctx: &Ctx,
 ) -> Result<Value, NodeError> {
     let vol = value.as_volume().ok_or_else(|| {
@@ -54,7 +55,7 @@ pub fn resample_value(
             vol.data().size()
         )));
     }
-    let (interp, fill) = match value {
+    let (interp, outside) = match value {
         Value::Table(_) | Value::Model(_) => unreachable!("checked above"),
         Value::Labels(_) => {
             if interp == InterpChoice::Fixed(Interp::Linear) {
@@ -64,29 +65,33 @@ pub fn resample_value(
                         .into(),
                 ));
             }
-            if fill.is_some() {
-                return Err(NodeError::Invalid(
-                    "`fill` applies to images; a label map is filled with 0 (background) \
-                     outside its grid: remove `fill`"
-                        .into(),
-                ));
+            match outside {
+                Some(Outside::Fill(_)) => {
+                    return Err(NodeError::Invalid(
+                        "a number as `fill` applies to images; a label map is filled with 0 \
+                         (background) outside its grid, or with `fill: border` takes the \
+                         nearest edge label: remove `fill` or use `border`"
+                            .into(),
+                    ))
+                }
+                Some(Outside::Border) => (Interp::Nearest, Outside::Border),
+                None => (Interp::Nearest, Outside::Fill(0.0)),
             }
-            (Interp::Nearest, 0.0)
         }
         Value::Image(v) => {
             let interp = match interp {
                 InterpChoice::Auto => Interp::Linear,
                 InterpChoice::Fixed(i) => i,
             };
-            let fill = match fill {
-                Some(f) => f,
-                None => v.data().f_min()?.f_double_value(&[])?,
+            let outside = match outside {
+                Some(o) => o,
+                None => Outside::Fill(v.data().f_min()?.f_double_value(&[])?),
             };
-            (interp, fill)
+            (interp, outside)
         }
     };
     let out = match target {
-        Target::Grid(g) => resample_volume(vol, g, interp, fill, ctx)?,
+        Target::Grid(g) => resample_volume(vol, g, interp, outside, ctx)?,
         Target::Spacing {
             spacing,
             orientation,
@@ -99,7 +104,7 @@ pub fn resample_value(
                         )));
                     }
                     let g = Grid::of(vol).with_spacing(*s);
-                    resample_volume(vol, &g, interp, fill, ctx)?
+                    resample_volume(vol, &g, interp, outside, ctx)?
                 }
                 None => vol.to_device(ctx.device),
             };

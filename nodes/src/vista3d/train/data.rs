@@ -99,11 +99,30 @@ pub struct Augment {
     pub slab: f64,
     /// Probability of centring a patch on a labelled voxel (MONAI's pos/neg sampling).
     pub foreground: f64,
+    /// How that voxel is drawn: `class` (a class, then one of its voxels: small structures
+    /// as often as large ones) or `voxel` (every labelled voxel equally likely, as MONAI's
+    /// RandCropByPosNegLabeld: large organs fill most patches). Not serialised when
+    /// `class`, so runs that predate it keep their checkpoint identity.
+    #[serde(skip_serializing_if = "Centre::is_class")]
+    pub centre: Centre,
     /// Largest per-class intensity offset (in the network's [0, 1] units, 1 = 2017 HU): with
     /// probability 0.5 each class present gets its own offset in [-contrast/2, contrast], as
     /// contrast enhancement brightens organs by different amounts (a non-contrast training CT
     /// then teaches shape more than the organs' exact intensities). 0: off.
     pub contrast: f64,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, serde::Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Centre {
+    Class,
+    Voxel,
+}
+
+impl Centre {
+    fn is_class(&self) -> bool {
+        *self == Centre::Class
+    }
 }
 
 impl Default for Augment {
@@ -114,6 +133,7 @@ impl Default for Augment {
             flip: vec![],
             slab: 0.0,
             foreground: 0.67,
+            centre: Centre::Class,
             contrast: 0.0,
         }
     }
@@ -140,8 +160,25 @@ pub fn sample(
         None => rng.below(cases.len()),
     }];
     let centre: [i64; 3] = if !case.voxels.is_empty() && rng.chance(aug.foreground) {
-        let (_, vox) = &case.voxels[rng.below(case.voxels.len())];
-        vox[rng.below(vox.len())]
+        match aug.centre {
+            Centre::Class => {
+                let (_, vox) = &case.voxels[rng.below(case.voxels.len())];
+                vox[rng.below(vox.len())]
+            }
+            Centre::Voxel => {
+                let total: usize = case.voxels.iter().map(|(_, v)| v.len()).sum();
+                let mut i = rng.below(total);
+                let mut at = [0; 3];
+                for (_, vox) in &case.voxels {
+                    if i < vox.len() {
+                        at = vox[i];
+                        break;
+                    }
+                    i -= vox.len();
+                }
+                at
+            }
+        }
     } else {
         std::array::from_fn(|a| rng.below(case.shape[a] as usize) as i64)
     };
@@ -294,6 +331,52 @@ mod tests {
         }
         assert!((10..=30).contains(&moved), "applied on {moved} of 40 draws");
         assert_eq!(differ, moved, "the two classes drew the same offset");
+    }
+
+    /// `centre: voxel` centres patches on every labelled voxel equally often (a class holding
+    /// 90 % of the voxels gets about 90 % of the patches); `class` on each class equally often.
+    #[test]
+    fn centre_by_voxel_or_by_class() {
+        let shape = [20, 20, 20];
+        let big: Vec<[i64; 3]> = (0..90).map(|i| [i / 10, i % 10, 0]).collect();
+        let small: Vec<[i64; 3]> = (0..10).map(|i| [19, 19, i]).collect();
+        let case = Case {
+            image: Tensor::zeros(shape, (Kind::Float, Device::Cpu)),
+            labels: Tensor::zeros(shape, (Kind::Int64, Device::Cpu)),
+            label_set: vec![1, 2],
+            voxels: vec![(1, big), (2, small)],
+            shape,
+        };
+        // Which class a patch was centred on: the small class sits at x = 19. A 1-voxel patch
+        // holds its centre's image value, so mark the small class's voxels in the image.
+        let _ = case.image.narrow(0, 19, 1).fill_(1.0);
+        let share_small = |centre: Centre| {
+            let aug = Augment {
+                scale: 0.0,
+                intensity: 0.0,
+                foreground: 1.0,
+                centre,
+                ..Augment::default()
+            };
+            let n = 2000;
+            let hits = (0..n)
+                .filter(|&s| {
+                    let p = sample(
+                        std::slice::from_ref(&case),
+                        None,
+                        [1, 1, 1],
+                        &aug,
+                        &mut Rng::new(s, 0),
+                    );
+                    p.image.double_value(&[0, 0, 0, 0, 0]) > 0.5
+                })
+                .count();
+            hits as f64 / n as f64
+        };
+        let by_voxel = share_small(Centre::Voxel);
+        let by_class = share_small(Centre::Class);
+        assert!((0.07..0.13).contains(&by_voxel), "by voxel: {by_voxel}");
+        assert!((0.45..0.55).contains(&by_class), "by class: {by_class}");
     }
 
     #[test]

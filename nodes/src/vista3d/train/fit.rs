@@ -51,12 +51,18 @@ impl RunResult {
     }
 }
 
-fn trainable(net: &Vista3d) -> BTreeMap<String, Tensor> {
+/// The variables the optimiser updates: not buffers, not in a frozen part.
+fn trainable(net: &Vista3d, freeze: &[String]) -> BTreeMap<String, Tensor> {
     net.vs
         .variables()
         .into_iter()
-        .filter(|(k, _)| !is_buffer(k))
+        .filter(|(k, _)| !is_buffer(k) && !is_frozen(k, freeze))
         .collect()
+}
+
+fn is_frozen(name: &str, freeze: &[String]) -> bool {
+    let part = name.split('.').next().unwrap_or(name);
+    freeze.iter().any(|f| f == part)
 }
 
 pub fn train(
@@ -68,12 +74,13 @@ pub fn train(
     ctx: &Ctx,
 ) -> Result<RunResult, NodeError> {
     for (k, t) in net.vs.variables() {
-        if is_buffer(&k) {
+        if is_buffer(&k) || is_frozen(&k, &p.freeze) {
+            // Frozen parts also build no autograd graph: a frozen encoder costs a forward only.
             let _ = t.shallow_clone().set_requires_grad(false);
         }
     }
-    let mut opt = AdamW::new(trainable(net), p.weight_decay);
-    let mut ema = (p.ema > 0.0).then(|| Ema::new(trainable(net), p.ema));
+    let mut opt = AdamW::new(trainable(net, &p.freeze), p.weight_decay);
+    let mut ema = (p.ema > 0.0).then(|| Ema::new(trainable(net, &p.freeze), p.ema));
     let (start, mut log) = resume(net, &mut opt, ema.as_mut(), identity, ckpt, p.steps, ctx)?;
     let no_ema = BTreeMap::new();
     let opts = PromptOptions {
@@ -91,7 +98,7 @@ pub fn train(
         ctx.check_cancelled()?;
         let dice = (step >= dice_from).then_some(&mut dice_sum);
         let (loss, l_auto, l_point) = one_step(net, cases, p, &opts, step, dice, ctx.device)?;
-        let lr = learning_rate(p.lr, step, p.warmup, p.steps);
+        let lr = learning_rate(p.lr, step, p.warmup, p.steps, p.schedule);
         opt.minimise(&loss, lr);
         if let Some(e) = ema.as_mut() {
             e.update();

@@ -72,3 +72,41 @@ pub fn initialise(net: &Vista3d, seed: u64) {
         t.shallow_clone().copy_(&src);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::vista3d::net::Vista3d;
+    use tch::Device;
+
+    /// Training feeds the point head several objects at once (one per present class); each
+    /// object's logits must be what it gets alone.
+    #[test]
+    fn point_head_batch_items_are_independent() {
+        let cfg = super::super::config_of(&serde_json::json!("tiny")).unwrap();
+        let net = Vista3d::zeros(&cfg, Device::Cpu);
+        initialise(&net, 3);
+        let f = cfg.encoder_embed_dim;
+        let decoded = Tensor::randn([1, f, 16, 16, 16], (Kind::Float, Device::Cpu));
+        let coords = Tensor::from_slice(&[2f32, 3., 4., 10., 12., 5., 7., 7., 7., 0., 0., 0.])
+            .view([2, 2, 3]);
+        let labels = Tensor::from_slice(&[1i64, 0, 1, -1]).view([2, 2]);
+        let ids = Tensor::from_slice(&[1i64, 3]).view([2, 1]);
+        let both = tch::no_grad(|| {
+            net.point_head
+                .forward(&decoded, &coords, &labels, Some(&ids))
+        });
+        for b in 0..2 {
+            let one = tch::no_grad(|| {
+                net.point_head.forward(
+                    &decoded,
+                    &coords.narrow(0, b, 1),
+                    &labels.narrow(0, b, 1),
+                    Some(&ids.narrow(0, b, 1)),
+                )
+            });
+            let d = (both.narrow(0, b, 1) - &one).abs().max().double_value(&[]);
+            assert!(d < 1e-4, "object {b}: batched logits differ by {d}");
+        }
+    }
+}

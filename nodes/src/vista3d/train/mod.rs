@@ -20,6 +20,11 @@ mod rng;
 
 pub use config::config_of;
 pub use data::Augment;
+pub use optim::Schedule;
+
+fn cosine() -> Schedule {
+    Schedule::Cosine
+}
 
 use crate::node::Fallback;
 use crate::node::{Ctx, Inputs, Node, NodeError, NodeSpec, Outputs, PortSpec};
@@ -51,6 +56,9 @@ pub struct TrainParams {
     pub lr: f64,
     pub weight_decay: f64,
     pub warmup: i64,
+    /// Not serialised when cosine (the default), so older runs keep their identity.
+    #[serde(default = "cosine", skip_serializing_if = "Schedule::is_cosine")]
+    pub schedule: Schedule,
     pub ema: f64,
     pub seed: i64,
     pub pair_weights: Option<Vec<f64>>,
@@ -63,8 +71,32 @@ pub struct TrainParams {
     pub error_click: f64,
     pub drop_label_prob: f64,
     pub drop_point_prob: f64,
+    /// Parts of the network left as they are. Empty ones are not serialised, so the
+    /// checkpoint identity of runs that predate the parameter is unchanged.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub freeze: Vec<String>,
     pub checkpoint_every: i64,
     pub path: PathBuf,
+}
+
+/// The parts of the network `freeze` can name (the weight names' first component).
+pub const PARTS: [&str; 3] = ["image_encoder", "class_head", "point_head"];
+
+fn check_freeze(v: &Json) -> Result<(), String> {
+    let parts: Vec<String> = serde_json::from_value(v.clone())
+        .map_err(|_| "freeze: a list of part names".to_string())?;
+    for p in &parts {
+        if !PARTS.contains(&p.as_str()) {
+            return Err(format!(
+                "freeze: unknown part `{p}`; the parts are {}",
+                PARTS.join(", ")
+            ));
+        }
+    }
+    if PARTS.iter().all(|p| parts.iter().any(|q| q == p)) {
+        return Err("freeze: every part is frozen, so nothing would train".into());
+    }
+    Ok(())
 }
 
 fn check_augment(v: &Json) -> Result<(), String> {
@@ -253,6 +285,12 @@ fn params_spec() -> Vec<ParamSpec> {
             "steps of linear warm-up, then cosine decay to 5 %",
         ),
         ParamSpec::optional(
+            "schedule",
+            ParamType::Choice(&["cosine", "constant"]),
+            json!("cosine"),
+            "the learning rate after warm-up: cosine decay to 5 % of `lr`, or constant",
+        ),
+        ParamSpec::optional(
             "ema",
             ParamType::Float,
             json!(0.0),
@@ -270,13 +308,14 @@ fn params_spec() -> Vec<ParamSpec> {
         ParamSpec::optional(
             "augment",
             ParamType::Custom {
-                describe: "{scale, intensity, flip, slab, foreground, contrast}",
+                describe: "{scale, intensity, flip, slab, foreground, centre, contrast}",
                 check: check_augment,
             },
             json!({}),
             "augmentation: scale 0.1 (zoom), intensity 0.1, flip [] (axes; off: flips swap \
              left and right), slab 0 (probability of a thin z band), foreground 0.67 \
-             (probability of a patch centred on a labelled voxel), contrast 0 (largest \
+             (probability of a patch centred on a labelled voxel), centre class (that voxel \
+             drawn per class, or `voxel`: every labelled voxel alike), contrast 0 (largest \
              per-class intensity offset, 1 = 2017 HU, as contrast enhancement)",
         ),
         ParamSpec::optional(
@@ -329,6 +368,17 @@ fn params_spec() -> Vec<ParamSpec> {
             ParamType::Float,
             json!(0.2),
             "with clicks: share of the other steps that train the class head only",
+        ),
+        ParamSpec::optional(
+            "freeze",
+            ParamType::Custom {
+                describe: "a list of image_encoder, class_head, point_head",
+                check: check_freeze,
+            },
+            json!([]),
+            "parts of the network not updated (as the VISTA3D bundle's freeze options): e.g. \
+             [image_encoder, class_head] trains the point head alone and leaves automatic \
+             segmentation exactly as the init weights give it",
         ),
         ParamSpec::optional(
             "checkpoint_every",
@@ -385,6 +435,7 @@ fn check_numbers(
     // Checked at load too; again here for callers that run the node directly.
     check_augment(&serde_json::to_value(&p.augment).expect("augment serialises"))
         .map_err(NodeError::Invalid)?;
+    check_freeze(&json!(p.freeze)).map_err(NodeError::Invalid)?;
     if !(0.0..1.0).contains(&p.ema) {
         return bad(format!("ema {} must be in [0, 1) (0: off)", p.ema));
     }

@@ -6,6 +6,22 @@
 //! the same whether or not the process ran earlier steps. Plus the learning-rate schedule.
 
 use std::collections::BTreeMap;
+
+/// The learning rate after warm-up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Schedule {
+    /// Cosine decay to 5 % of `lr` at the last step.
+    Cosine,
+    /// `lr` throughout.
+    Constant,
+}
+
+impl Schedule {
+    pub fn is_cosine(&self) -> bool {
+        *self == Schedule::Cosine
+    }
+}
 use tch::Tensor;
 
 const BETA1: f64 = 0.9;
@@ -51,9 +67,16 @@ impl AdamW {
     }
 
     /// Backpropagates `loss` and applies one update with learning rate `lr`.
+    /// A loss that no trainable parameter reaches (a class-only step with the class head and
+    /// encoder frozen) still counts as an update, so that `steps` stays the step number a
+    /// checkpoint restores.
     pub fn minimise(&mut self, loss: &Tensor, lr: f64) {
         let params: Vec<&Tensor> = self.params.values().collect();
-        let grads = Tensor::run_backward(&[loss], &params, false, false);
+        let grads = if loss.requires_grad() {
+            Tensor::run_backward(&[loss], &params, false, false)
+        } else {
+            params.iter().map(|_| Tensor::new()).collect()
+        };
         self.step(&grads, lr);
     }
 
@@ -135,9 +158,12 @@ impl Ema {
 }
 
 /// Linear warm-up over `warmup` steps, then cosine decay to 5 % of `lr` at `total`.
-pub fn learning_rate(lr: f64, step: i64, warmup: i64, total: i64) -> f64 {
+pub fn learning_rate(lr: f64, step: i64, warmup: i64, total: i64, schedule: Schedule) -> f64 {
     if step < warmup {
         return lr * (step + 1) as f64 / warmup as f64;
+    }
+    if schedule == Schedule::Constant {
+        return lr;
     }
     let span = (total - warmup).max(1) as f64;
     let t = ((step - warmup) as f64 / span).clamp(0.0, 1.0);
@@ -185,9 +211,11 @@ mod tests {
 
     #[test]
     fn schedule_warms_up_then_decays() {
-        assert!((learning_rate(1.0, 0, 10, 100) - 0.1).abs() < 1e-12);
-        assert!((learning_rate(1.0, 10, 10, 100) - 1.0).abs() < 1e-12);
-        assert!((learning_rate(1.0, 100, 10, 100) - 0.05).abs() < 1e-12);
-        assert!(learning_rate(1.0, 55, 10, 100) < 0.6);
+        assert!((learning_rate(1.0, 0, 10, 100, Schedule::Cosine) - 0.1).abs() < 1e-12);
+        assert!((learning_rate(1.0, 10, 10, 100, Schedule::Cosine) - 1.0).abs() < 1e-12);
+        assert!((learning_rate(1.0, 100, 10, 100, Schedule::Cosine) - 0.05).abs() < 1e-12);
+        assert!(learning_rate(1.0, 55, 10, 100, Schedule::Cosine) < 0.6);
+        assert_eq!(learning_rate(1.0, 55, 10, 100, Schedule::Constant), 1.0);
+        assert!((learning_rate(1.0, 4, 10, 100, Schedule::Constant) - 0.5).abs() < 1e-12);
     }
 }
