@@ -26,16 +26,14 @@ const CLASSES: [(&str, i64, i64); 4] = [
     ("aorta", 52, 6),
 ];
 
-/// Per class of CLASSES, the Dice the committed demo model reaches here, less 0.02
-/// (seen: liver 0.843, spleen 0.668, stomach 0.231, aorta 0.593).
-const MIN_DICE: [f64; 4] = [0.82, 0.64, 0.21, 0.57];
+/// Per class of CLASSES, the Dice the committed demo model reaches here, less 0.02 (seen:
+/// liver 0.840, spleen 0.682, stomach 0.191, aorta 0.652; both grids filled by `border`).
+const MIN_DICE: [f64; 4] = [0.82, 0.66, 0.17, 0.63];
 
-/// The demo model's point head is weak: one positive click changes the Dice by less than 0.01
-/// in each case below (seen: missed spleen part 0.668 -> 0.668, deleted spleen 0.000 ->
-/// 0.000, cut liver 0.603 -> 0.603). What is asserted is that a click never makes its class
-/// worse (a positive click only changes regions connected to it) and leaves the other classes
-/// alone; a model whose clicks mend these masks would raise the bounds.
-const NO_WORSE: f64 = -0.002;
+/// What one positive click must add to its class's Dice in each case below, at least (seen:
+/// missed spleen part 0.682 -> 0.870, deleted spleen 0.000 -> 0.783, liver cut in half 0.598
+/// -> 0.730; before the point-head stage the same clicks changed nothing).
+const CLICK_GAIN: f64 = 0.1;
 
 fn model() -> PathBuf {
     common::repo().join("models/vista3d-demo.safetensors")
@@ -77,7 +75,7 @@ fn case() -> Option<Case> {
     let truth = match run(
         &Resample,
         vec![("image", truth), ("reference", iso.clone())],
-        json!({}),
+        json!({"fill": "border"}),
     )
     .remove("labels")
     {
@@ -141,7 +139,7 @@ fn refine(c: &Case, prior: &LabelMap, click: [i64; 3], class: &str) -> Tensor {
 }
 
 #[test]
-fn demo_model_segments_and_clicks_do_no_harm() {
+fn demo_model_segments_and_one_click_mends_broken_masks() {
     let Some(c) = case() else { return };
     let (auto, truth) = (c.auto.volume.data(), c.truth.volume.data());
     let mut scores = Vec::new();
@@ -165,14 +163,22 @@ fn demo_model_segments_and_clicks_do_no_harm() {
     let fixed = refine(&c, &c.auto, inner_voxel(&missed), "spleen");
     let after = dice(&fixed.eq(3), &spleen_truth);
     eprintln!("spleen: Dice {before:.3} -> {after:.3} after one click in its missed part");
-    assert!(after > before + NO_WORSE, "{before} -> {after}");
-    // Other classes are kept where the click's object does not reach.
+    assert!(after > before + CLICK_GAIN, "{before} -> {after}");
+    // Other classes are kept where the click's object does not reach. The spleen's object
+    // does reach the stomach next to it and takes most of its (small, mostly wrong)
+    // automatic mask: printed, not asserted.
     let liver_kept = dice(&fixed.eq(1), &auto.eq(1));
     assert!(liver_kept > 0.98, "liver changed: {liver_kept}");
+    let stomach_truth = truth.eq(6);
+    eprintln!(
+        "  stomach after that click: Dice {:.3} -> {:.3}",
+        dice(&auto.eq(12), &stomach_truth),
+        dice(&fixed.eq(12), &stomach_truth)
+    );
 
     // Deliberately broken masks: the spleen deleted from the automatic result, and the half
     // of the liver beyond its centre (along x) cut away. One positive click in what was
-    // removed (the test; this model does not pass it, see NO_WORSE).
+    // removed (the test).
     let no_spleen = auto * auto.ne(3);
     let before = dice(&no_spleen.eq(3), &spleen_truth);
     let fixed = refine(
@@ -184,7 +190,7 @@ fn demo_model_segments_and_clicks_do_no_harm() {
     let after = dice(&fixed.eq(3), &spleen_truth);
     eprintln!("deleted spleen: Dice {before:.3} -> {after:.3} after one click at its centre");
     assert!(
-        after > before + NO_WORSE,
+        after > before + CLICK_GAIN,
         "deleted spleen: {before} -> {after}"
     );
 
@@ -207,5 +213,8 @@ fn demo_model_segments_and_clicks_do_no_harm() {
     );
     let after = dice(&fixed.eq(1), &liver_truth);
     eprintln!("liver cut in half: Dice {before:.3} -> {after:.3} after one click in the cut part");
-    assert!(after > before + NO_WORSE, "cut liver: {before} -> {after}");
+    assert!(
+        after > before + CLICK_GAIN,
+        "cut liver: {before} -> {after}"
+    );
 }
