@@ -164,27 +164,17 @@ fn resample_impl(
             k0 = k1;
             continue;
         }
+        let job = SlabJob {
+            in_shape: input.shape,
+            out_shape: out.shape,
+            range: (k0, k1),
+            interp,
+            kind: out_kind,
+            border,
+        };
         let part = match &sep {
-            Some(s) => separable_slab(
-                &x,
-                s,
-                input.shape,
-                out.shape,
-                (k0, k1),
-                interp,
-                out_kind,
-                border,
-            )?,
-            None => oblique_slab(
-                &x,
-                &m,
-                input.shape,
-                out.shape,
-                (k0, k1),
-                interp,
-                out_kind,
-                border,
-            )?,
+            Some(s) => separable_slab(&x, s, &job)?,
+            None => oblique_slab(&x, &m, &job)?,
         };
         let part = match part.mask {
             Some(mask) => part.values.f_where_self(&mask, &fill_t)?,
@@ -321,16 +311,26 @@ fn bool_tensor(v: &[bool], dev: Device) -> Result<Tensor, NodeError> {
         .f_to_kind(Kind::Bool)?)
 }
 
-fn separable_slab(
-    x: &Tensor,
-    s: &Separable,
+/// What one slab computes: from an input of `in_shape` onto output slices `range` of
+/// `out_shape` ([k, j, i]), sampled by `interp` into `kind`, with `border` or a fill outside.
+struct SlabJob {
     in_shape: [i64; 3],
     out_shape: [i64; 3],
-    (k0, k1): (i64, i64),
+    range: (i64, i64),
     interp: Interp,
     kind: Kind,
     border: bool,
-) -> Result<Part, NodeError> {
+}
+
+fn separable_slab(x: &Tensor, s: &Separable, job: &SlabJob) -> Result<Part, NodeError> {
+    let &SlabJob {
+        in_shape,
+        out_shape,
+        range: (k0, k1),
+        interp,
+        kind,
+        border,
+    } = job;
     // Output voxel axis a (0 = i, 1 = j, 2 = k) reads input axis s.axis[a], at tensor dim
     // 3 - s.axis[a] of x ([C, k, j, i]). Start with the slab axis: it shrinks the most.
     let range = |a: usize| -> (i64, i64) {
@@ -374,16 +374,15 @@ fn separable_slab(
     Ok(Part { values, mask })
 }
 
-fn oblique_slab(
-    x: &Tensor,
-    m: &super::grid::Mat4,
-    in_shape: [i64; 3],
-    out_shape: [i64; 3],
-    (k0, k1): (i64, i64),
-    interp: Interp,
-    kind: Kind,
-    border: bool,
-) -> Result<Part, NodeError> {
+fn oblique_slab(x: &Tensor, m: &super::grid::Mat4, job: &SlabJob) -> Result<Part, NodeError> {
+    let &SlabJob {
+        in_shape,
+        out_shape,
+        range: (k0, k1),
+        interp,
+        kind,
+        border,
+    } = job;
     let dev = x.device();
     let c = x.size()[0];
     let [_, nj, ni] = out_shape;
