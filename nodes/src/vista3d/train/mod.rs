@@ -22,10 +22,6 @@ pub use config::config_of;
 pub use data::Augment;
 pub use optim::Schedule;
 
-fn cosine() -> Schedule {
-    Schedule::Cosine
-}
-
 use crate::node::Fallback;
 use crate::node::{Ctx, Inputs, Node, NodeError, NodeSpec, Outputs, PortSpec};
 use crate::params::{self, ParamSpec, ParamType, Params};
@@ -57,7 +53,7 @@ pub struct TrainParams {
     pub weight_decay: f64,
     pub warmup: i64,
     /// Not serialised when cosine (the default), so older runs keep their identity.
-    #[serde(default = "cosine", skip_serializing_if = "Schedule::is_cosine")]
+    #[serde(default, skip_serializing_if = "Schedule::is_cosine")]
     pub schedule: Schedule,
     pub ema: f64,
     pub seed: i64,

@@ -6,12 +6,14 @@
 //! the same whether or not the process ran earlier steps. Plus the learning-rate schedule.
 
 use std::collections::BTreeMap;
+use tch::Tensor;
 
 /// The learning rate after warm-up.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Schedule {
     /// Cosine decay to 5 % of `lr` at the last step.
+    #[default]
     Cosine,
     /// `lr` throughout.
     Constant,
@@ -22,7 +24,6 @@ impl Schedule {
         *self == Schedule::Cosine
     }
 }
-use tch::Tensor;
 
 const BETA1: f64 = 0.9;
 const BETA2: f64 = 0.999;
