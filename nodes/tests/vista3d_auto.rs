@@ -212,8 +212,8 @@ fn cropped_and_reoriented_input_matches_monai() {
         .data()
         .pad([pi, pi + 5, pj, pj + 2, pk, pk + 7], "constant", -1024.0);
     let mut a = v.geometry().affine_lps;
-    for r in 0..3 {
-        a[r][3] -= a[r][0] * pi as f64 + a[r][1] * pj as f64 + a[r][2] * pk as f64;
+    for row in &mut a[..3] {
+        row[3] -= row[0] * pi as f64 + row[1] * pj as f64 + row[2] * pk as f64;
     }
     let padded = Volume::new(data, vistaflow_nodes::value::Geometry { affine_lps: a }).unwrap();
     let path = tmp.path().join("ct_pil_padded.nii.gz");

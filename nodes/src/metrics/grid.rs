@@ -56,10 +56,8 @@ impl BBox {
         (0..3).any(|a| self.lo[a] >= self.hi[a])
     }
     pub fn add(&mut self, p: [usize; 3]) {
-        for a in 0..3 {
-            self.lo[a] = self.lo[a].min(p[a]);
-            self.hi[a] = self.hi[a].max(p[a] + 1);
-        }
+        self.lo = [0, 1, 2].map(|a| self.lo[a].min(p[a]));
+        self.hi = [0, 1, 2].map(|a| self.hi[a].max(p[a] + 1));
     }
     pub fn union(&self, o: &BBox) -> BBox {
         if self.is_empty() {

@@ -175,7 +175,7 @@ impl PixelBits {
     /// Appends one frame: a bit per voxel, set where the voxel is `class`.
     fn push_mask<T: Id>(&mut self, v: &[T], class: i64) {
         self.bytes.reserve(v.len() / 8 + 2);
-        if self.nbits % 8 != 0 {
+        if !self.nbits.is_multiple_of(8) {
             // Frames of rows x columns not a multiple of 8 leave the next one unaligned.
             for &x in v {
                 self.push_bit(x.into() == class);

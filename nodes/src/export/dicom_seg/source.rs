@@ -178,7 +178,11 @@ pub fn check_grid(labels: &LabelMap, source: &Volume, src: &SourceRef) -> Result
         let b = source.geometry().affine_lps;
         let moved = (0..3)
             .flat_map(|r| (0..4).map(move |c| (r, c)))
-            .any(|(r, c)| !((affine[r][c] - b[r][c]).abs() <= GRID_TOL_MM));
+            .any(|(r, c)| {
+                // NaN counts as moved.
+                let d = (affine[r][c] - b[r][c]).abs();
+                d.is_nan() || d > GRID_TOL_MM
+            });
         if *shape != is || moved {
             return Err(NodeError::Invalid(
                 "dicom_seg: the source image is not on the grid load_dicom read (it was                  cropped, resampled or reoriented since), so its slices are not the series'                  instances. Pass load_dicom's own `image` as the source, and resample the                  labels onto that"

@@ -61,7 +61,8 @@ pub struct Instance {
 
 /// What a file turned out to be.
 pub enum Probe {
-    Image(Instance),
+    /// Boxed: an `Instance` is large and most probes are not images.
+    Image(Box<Instance>),
     /// A DICOM file that is not a grey-level cross-sectional image (DICOMDIR, SR, SEG, RT,
     /// colour, projection images without patient geometry); the reason, without values.
     Other(String),
@@ -277,7 +278,7 @@ fn instance(path: &Path, file: &dicom_object::DefaultDicomObject) -> Result<Prob
         frame_of_reference_uid: for_uid,
         module,
     };
-    Ok(Probe::Image(Instance {
+    Ok(Probe::Image(Box::new(Instance {
         path: path.to_path_buf(),
         transfer_syntax: clean(&meta.transfer_syntax),
         modality,
@@ -290,7 +291,7 @@ fn instance(path: &Path, file: &dicom_object::DefaultDicomObject) -> Result<Prob
         enhanced,
         frames,
         ids,
-    }))
+    })))
 }
 
 /// Geometry of a single-frame image from its root attributes; `Ok(None)` when absent.

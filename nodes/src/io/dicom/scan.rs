@@ -81,7 +81,7 @@ pub fn scan(root: &Path, ctx: &Ctx) -> Result<Scan, NodeError> {
     };
     for (p, r) in files.into_iter().zip(probes) {
         match r {
-            Some(Probe::Image(i)) => scan.images.push(i),
+            Some(Probe::Image(i)) => scan.images.push(*i),
             Some(Probe::NotDicom) => scan.not_dicom.push(p),
             Some(Probe::Other(why)) => scan.other.push((p, why)),
             Some(Probe::Broken(why)) => scan.broken.push((p, why)),

@@ -36,6 +36,13 @@ fn window_start(p: i64, roi: i64, s: i64) -> i64 {
     }
 }
 
+/// One object to segment: its clicks, its class and optionally its previous mask's logits.
+pub struct Object<'a> {
+    pub clicks: &'a [NetClick],
+    pub class: u32,
+    pub prev: Option<&'a Tensor>,
+}
+
 /// Stitched logits [X, Y, Z] (float32, CPU) for one object of class `class` over `image`
 /// ([X, Y, Z], scaled, on the network's device): one `patch` window centred on each click,
 /// window outputs summed where windows overlap (MONAI divides by a mask that is 1 wherever
@@ -47,12 +54,15 @@ pub fn infer(
     net: &Vista3d,
     source: &mut FeatureSource,
     image: &Tensor,
-    clicks: &[NetClick],
-    class: u32,
-    prev: Option<&Tensor>,
+    object: Object,
     patch: [i64; 3],
     progress: &mut dyn FnMut(u64, u64) -> Result<(), NodeError>,
 ) -> Result<Tensor, NodeError> {
+    let Object {
+        clicks,
+        class,
+        prev,
+    } = object;
     let dev = net.device();
     let size: [i64; 3] = std::array::from_fn(|a| image.size()[a]);
     let pad = window::padding(size, patch);

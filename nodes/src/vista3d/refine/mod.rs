@@ -325,9 +325,11 @@ impl Node for Vista3dRefine {
                 &net,
                 &mut source,
                 net_image,
-                &these,
-                cls,
-                prev.as_ref(),
+                inferer::Object {
+                    clicks: &these,
+                    class: cls,
+                    prev: prev.as_ref(),
+                },
                 p.patch,
                 &mut progress,
             )?;

@@ -189,6 +189,8 @@ fn resume(
 /// The forward pass and loss of step `step` (its draws from `Rng::new(seed, step)`): the
 /// total loss to minimise, and the class head's and point head's losses (NaN when the step
 /// does not train that head). With `dice`, adds the class head's hard Dice per present class.
+// On tch `a += b` is an in-place add_, which autograd must not see on the loss.
+#[allow(clippy::assign_op_pattern)]
 fn one_step(
     net: &Vista3d,
     cases: &[Case],

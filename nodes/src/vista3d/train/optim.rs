@@ -184,9 +184,9 @@ mod tests {
         let mut params = BTreeMap::new();
         params.insert("w".to_string(), w.shallow_clone());
         let mut ema = Ema::new(params, 0.5);
-        let _ = w.shallow_clone().copy_(&Tensor::from_slice(&[2.0f32, 0.0]));
+        w.shallow_clone().copy_(&Tensor::from_slice(&[2.0f32, 0.0]));
         ema.update();
-        let _ = w.shallow_clone().copy_(&Tensor::from_slice(&[2.0f32, 0.0]));
+        w.shallow_clone().copy_(&Tensor::from_slice(&[2.0f32, 0.0]));
         ema.update();
         // 0 -> 1 -> 1.5; 4 -> 2 -> 1.
         let avg: Vec<f32> = Vec::try_from(&ema.avg["w"]).unwrap();

@@ -191,10 +191,7 @@ mod tests {
             assert_eq!(p.classes.len(), 3);
             assert_eq!(p.classes[2], 7);
             for (k, id) in p.classes[..2].iter().enumerate() {
-                assert!(
-                    p.point_labels[k].iter().any(|&l| l == 1),
-                    "a positive click"
-                );
+                assert!(p.point_labels[k].contains(&1), "a positive click");
                 for (pt, &l) in p.points[k].iter().zip(&p.point_labels[k]) {
                     let v = labels[(pt[0] * 16 + pt[1] * 4 + pt[2]) as usize];
                     match l {
