@@ -52,3 +52,31 @@ impl Registry {
         self.nodes.values()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Registry;
+
+    /// A string continued on the next source line without its trailing `\` keeps the next
+    /// line's indentation: `vistaflow nodes` then shows gaps of 20 spaces.
+    #[test]
+    fn every_doc_reads_as_one_line_of_prose() {
+        let mut texts = Vec::new();
+        for node in Registry::builtin().iter() {
+            let spec = node.spec();
+            texts.push((spec.kind, "summary", spec.summary));
+            for port in spec.inputs.iter().chain(&spec.outputs) {
+                texts.push((spec.kind, port.name, port.doc));
+            }
+            for param in &spec.params {
+                texts.push((spec.kind, param.name, param.doc));
+            }
+        }
+        assert!(texts.len() > 100, "only {} docs found", texts.len());
+        let bad: Vec<_> = texts
+            .iter()
+            .filter(|(_, _, doc)| doc.contains("   ") || doc.contains('\n') || doc.trim() != *doc)
+            .collect();
+        assert!(bad.is_empty(), "docs with a lost line continuation: {bad:#?}");
+    }
+}

@@ -185,7 +185,9 @@ pub fn check_grid(labels: &LabelMap, source: &Volume, src: &SourceRef) -> Result
             });
         if *shape != is || moved {
             return Err(NodeError::Invalid(
-                "dicom_seg: the source image is not on the grid load_dicom read (it was                  cropped, resampled or reoriented since), so its slices are not the series'                  instances. Pass load_dicom's own `image` as the source, and resample the                  labels onto that"
+                "dicom_seg: the source image is not on the grid load_dicom read (it was cropped, \
+                 resampled or reoriented since), so its slices are not the series' instances. \
+                 Pass load_dicom's own `image` as the source, and resample the labels onto that"
                     .into(),
             ));
         }

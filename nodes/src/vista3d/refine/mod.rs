@@ -54,8 +54,11 @@ pub fn points_of(points: &Json, file: Option<&std::path::Path>) -> Result<Json, 
     match (points.is_null(), file) {
         (false, None) => Ok(points.clone()),
         (true, Some(f)) => points_file::read(f),
-        (true, None) => Err("give the clicks as `points` (a list) or `points_file` (a .json or                              .csv file)"
-            .into()),
+        (true, None) => Err(
+            "give the clicks as `points` (a list) or `points_file` (a .json or \
+             .csv file)"
+                .into(),
+        ),
         (false, Some(_)) => Err("give the clicks as `points` or `points_file`, not both".into()),
     }
 }
@@ -146,13 +149,16 @@ impl Node for Vista3dRefine {
                     "cache_features",
                     ParamType::Choice(&["auto", "on", "off"]),
                     json!("auto"),
-                    "keep the image encoder's features per window in the cache, so a later                      click in a window already seen runs only the point head (auto: on the                      CPU, where the encoder is slow; off on a GPU)",
+                    "keep the image encoder's features per window in the cache, so a later click \
+                     in a window already seen runs only the point head (auto: on the CPU, where \
+                     the encoder is slow; off on a GPU)",
                 ),
                 ParamSpec::optional(
                     "reuse_windows",
                     ParamType::Bool,
                     json!(true),
-                    "a click well inside a window an earlier run computed uses that window                      instead of one centred on it (false: MONAI's placement exactly)",
+                    "a click well inside a window an earlier run computed uses that window \
+                     instead of one centred on it (false: MONAI's placement exactly)",
                 ),
             ],
             fallback: Fallback::Cpu,
