@@ -6,47 +6,15 @@
 mod common;
 
 use serde_json::{json, Value as Json};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use tch::{Device, Kind, Tensor};
 use vistaflow_nodes::io::nifti;
-use vistaflow_nodes::node::{CancelToken, Ctx, Node, ProgressSink};
+use vistaflow_nodes::node::{CancelToken, Ctx, Node};
 use vistaflow_nodes::value::{LabelMap, Value, Volume};
 use vistaflow_nodes::vista3d::Vista3dAuto;
 use vistaflow_nodes::Inputs;
-
-/// Records warnings and progress.
-#[derive(Default)]
-struct Recorder {
-    warnings: Mutex<Vec<String>>,
-    windows: Mutex<(u64, u64)>,
-}
-
-impl ProgressSink for Recorder {
-    fn progress(&self, done: u64, total: u64, _unit: &str) {
-        *self.windows.lock().unwrap() = (done, total);
-    }
-    fn warn(&self, message: &str) {
-        self.warnings.lock().unwrap().push(message.to_string());
-    }
-}
-
-struct Fixture {
-    data: PathBuf,
-    weights: PathBuf,
-    config: PathBuf,
-}
-
-fn fixture() -> Option<Fixture> {
-    let data = common::data_dir()?;
-    let small = data.join("vista3d/small");
-    Some(Fixture {
-        weights: small.join("weights.safetensors"),
-        config: small.join("config.json"),
-        data,
-    })
-}
 
 fn load(p: &Path, labels: bool) -> Value {
     nifti::read(p, labels, &Ctx::cpu()).unwrap()
@@ -55,8 +23,11 @@ fn load(p: &Path, labels: bool) -> Value {
 fn run_node(
     image: Value,
     params: Json,
-) -> (Result<vistaflow_nodes::Outputs, String>, Arc<Recorder>) {
-    let rec = Arc::new(Recorder::default());
+) -> (
+    Result<vistaflow_nodes::Outputs, String>,
+    Arc<common::Recorder>,
+) {
+    let rec = Arc::new(common::Recorder::default());
     let ctx = Ctx::new(Device::Cpu, CancelToken::new(), rec.clone());
     let node = Vista3dAuto;
     let p = common::with_defaults(&node, params);
@@ -72,7 +43,7 @@ fn labels_of(out: &vistaflow_nodes::Outputs) -> &LabelMap {
 }
 
 /// MONAI's labels for `image` on its own grid.
-fn monai(f: &Fixture, image: &Path, ids: &[u32], patch: i64, tmp: &Path) -> Volume {
+fn monai(f: &common::SmallNet, image: &Path, ids: &[u32], patch: i64, tmp: &Path) -> Volume {
     let out = tmp.join("monai.nii.gz");
     let ids: Vec<String> = ids.iter().map(u32::to_string).collect();
     let patch = format!("{patch},{patch},{patch}");
@@ -118,14 +89,14 @@ fn agreement(a: &Volume, b: &Volume) -> (f64, Vec<(i64, i64)>) {
 }
 
 fn compare(case: &str, file: &str, classes: Json, ids: &[u32], patch: i64, min_classes: usize) {
-    let Some(f) = fixture() else { return };
-    let path = f.data.join("totalsegmentator").join(file);
+    let Some(f) = common::small_net() else { return };
+    let path = f.ts.join(file);
     compare_file(case, &f, &path, classes, ids, patch, min_classes);
 }
 
 fn compare_file(
     case: &str,
-    f: &Fixture,
+    f: &common::SmallNet,
     path: &Path,
     classes: Json,
     ids: &[u32],
@@ -157,7 +128,7 @@ fn compare_file(
         v.sort();
         v
     });
-    let (done, total) = *rec.windows.lock().unwrap();
+    let (done, total) = *rec.progress.lock().unwrap();
     assert!(total > 0 && done == total, "progress {done}/{total}");
 
     let theirs = monai(f, &path, ids, patch, tmp.path());
@@ -197,9 +168,9 @@ fn cropped_and_reoriented_input_matches_monai() {
     // example_ct is RAS and has tissue up to its borders: make a copy that exercises the
     // foreground crop (air margins wider than the 10-voxel margin) and a reorientation with
     // an axis permutation (PIL -> RAS).
-    let Some(f) = fixture() else { return };
+    let Some(f) = common::small_net() else { return };
     let tmp = tempfile::tempdir().unwrap();
-    let Value::Image(v) = load(&f.data.join("totalsegmentator/example_ct.nii.gz"), false) else {
+    let Value::Image(v) = load(&f.ts.join("example_ct.nii.gz"), false) else {
         unreachable!()
     };
     let v = vistaflow_nodes::spatial::reorient(
@@ -261,8 +232,8 @@ fn thin_slab_is_padded_like_monai() {
 
 #[test]
 fn bad_inputs_are_clear_errors() {
-    let Some(f) = fixture() else { return };
-    let image = load(&f.data.join("totalsegmentator/example_ct_sm.nii.gz"), false);
+    let Some(f) = common::small_net() else { return };
+    let image = load(&f.ts.join("example_ct_sm.nii.gz"), false);
     let base = json!({"classes": ["liver"], "model": f.weights, "network": "small"});
     let with = |k: &str, v: Json| {
         let mut p = base.clone();
@@ -320,7 +291,7 @@ fn bad_inputs_are_clear_errors() {
         w.contains("trained at 1.5 x 1.5 x 1.5 mm") && w.contains("resample"),
         "{w}"
     );
-    let mr = load(&f.data.join("totalsegmentator/example_mr_sm.nii.gz"), false);
+    let mr = load(&f.ts.join("example_mr_sm.nii.gz"), false);
     let (r, rec) = run_node(mr, base.clone());
     r.unwrap();
     let w = rec.warnings.lock().unwrap().join("\n");
@@ -329,7 +300,7 @@ fn bad_inputs_are_clear_errors() {
 
 #[test]
 fn all_air_windows_are_skipped_and_labelled_background() {
-    let Some(f) = fixture() else { return };
+    let Some(f) = common::small_net() else { return };
     // A 1.5 mm volume: a soft-tissue block in one corner, air elsewhere.
     let data = Tensor::full([96, 96, 160], -1000.0, (Kind::Float, Device::Cpu));
     let _ = data
@@ -364,8 +335,8 @@ fn all_air_windows_are_skipped_and_labelled_background() {
 
 #[test]
 fn probabilities_agree_with_the_labels() {
-    let Some(f) = fixture() else { return };
-    let image = load(&f.data.join("totalsegmentator/example_ct_sm.nii.gz"), false);
+    let Some(f) = common::small_net() else { return };
+    let image = load(&f.ts.join("example_ct_sm.nii.gz"), false);
     let (r, _) = run_node(
         image,
         json!({"classes": ["liver", "spleen"], "model": f.weights, "network": "small",
@@ -395,15 +366,15 @@ fn probabilities_agree_with_the_labels() {
 
 #[test]
 fn batched_windows_give_the_same_labels() {
-    let Some(f) = fixture() else { return };
-    let image = load(&f.data.join("totalsegmentator/example_ct_sm.nii.gz"), false);
+    let Some(f) = common::small_net() else { return };
+    let image = load(&f.ts.join("example_ct_sm.nii.gz"), false);
     let run = |b: i64| {
         let (r, rec) = run_node(
             image.clone(),
             json!({"classes": ["liver", "spleen", "aorta"], "model": f.weights,
                    "network": "small", "patch": [32, 32, 32], "sw_batch": b}),
         );
-        let (done, total) = *rec.windows.lock().unwrap();
+        let (done, total) = *rec.progress.lock().unwrap();
         assert_eq!(done, total);
         labels_of(&r.unwrap()).volume.clone()
     };

@@ -12,42 +12,11 @@ use std::process::Command;
 use std::sync::{Arc, Mutex};
 use tch::{Device, Kind, Tensor};
 use vistaflow_nodes::io::nifti;
-use vistaflow_nodes::node::{CancelToken, Ctx, Node, ProgressSink};
+use vistaflow_nodes::node::{CancelToken, Ctx, Node};
 use vistaflow_nodes::spatial::{reorient, Orientation};
 use vistaflow_nodes::value::{Geometry, LabelMap, Value, Volume};
 use vistaflow_nodes::vista3d::refine::Vista3dRefine;
 use vistaflow_nodes::Inputs;
-
-#[derive(Default)]
-struct Recorder {
-    warnings: Mutex<Vec<String>>,
-    windows: Mutex<(u64, u64)>,
-}
-
-impl ProgressSink for Recorder {
-    fn progress(&self, done: u64, total: u64, _unit: &str) {
-        *self.windows.lock().unwrap() = (done, total);
-    }
-    fn warn(&self, message: &str) {
-        self.warnings.lock().unwrap().push(message.to_string());
-    }
-}
-
-struct Fixture {
-    ts: PathBuf,
-    weights: PathBuf,
-    config: PathBuf,
-}
-
-fn fixture() -> Option<Fixture> {
-    let data = common::data_dir()?;
-    let small = data.join("vista3d/small");
-    Some(Fixture {
-        weights: small.join("weights.safetensors"),
-        config: small.join("config.json"),
-        ts: data.join("totalsegmentator"),
-    })
-}
 
 fn image(p: &Path) -> Volume {
     match nifti::read(p, false, &Ctx::cpu()).unwrap() {
@@ -67,9 +36,9 @@ fn run_node(
     img: &Volume,
     prior: Option<&LabelMap>,
     params: Json,
-) -> (Result<LabelMap, String>, Arc<Recorder>) {
+) -> (Result<LabelMap, String>, Arc<common::Recorder>) {
     tch::set_num_threads(2);
-    let rec = Arc::new(Recorder::default());
+    let rec = Arc::new(common::Recorder::default());
     let ctx = Ctx::new(Device::Cpu, CancelToken::new(), rec.clone());
     let node = Vista3dRefine;
     let p = common::with_defaults(&node, params);
@@ -85,14 +54,14 @@ fn run_node(
     (r, rec)
 }
 
-fn params(f: &Fixture, points: Json, patch: i64) -> Json {
+fn params(f: &common::SmallNet, points: Json, patch: i64) -> Json {
     json!({"model": f.weights, "network": "small", "points": points,
            "patch": [patch, patch, patch]})
 }
 
 /// MONAI's labels. `points`: (voxel [i, j, k] of `image`, positive, class id).
 fn monai(
-    f: &Fixture,
+    f: &common::SmallNet,
     image: &Path,
     prior: Option<&Path>,
     points: &[([i64; 3], bool, u32)],
@@ -156,7 +125,7 @@ fn same_place(from: &Geometry, to: &Geometry, v: [i64; 3]) -> [i64; 3] {
 
 /// example_ct_sm reoriented to PIL and padded with air, so that the clicks go through the
 /// foreground crop and an axis permutation with flips.
-fn reoriented_copy(f: &Fixture, tmp: &Path) -> (PathBuf, Volume, Geometry) {
+fn reoriented_copy(f: &common::SmallNet, tmp: &Path) -> (PathBuf, Volume, Geometry) {
     let v = image(&f.ts.join("example_ct_sm.nii.gz"));
     let orig = *v.geometry();
     let v = reorient(&v, Orientation::parse("PIL").unwrap()).unwrap();
@@ -176,7 +145,7 @@ fn reoriented_copy(f: &Fixture, tmp: &Path) -> (PathBuf, Volume, Geometry) {
 
 #[test]
 fn clicks_without_prior_match_monai() {
-    let Some(f) = fixture() else { return };
+    let Some(f) = common::small_net() else { return };
     let tmp = tempfile::tempdir().unwrap();
     let (path, img, orig) = reoriented_copy(&f, tmp.path());
     // Clicks chosen on example_ct_sm (where the random small weights give an object at the
@@ -195,7 +164,7 @@ fn clicks_without_prior_match_monai() {
     let ours = r.unwrap();
     assert_eq!(ours.volume.geometry(), img.geometry());
     assert_eq!(ours.classes.keys().copied().collect::<Vec<_>>(), vec![1]);
-    assert_eq!(*rec.windows.lock().unwrap(), (3, 3));
+    assert_eq!(*rec.progress.lock().unwrap(), (3, 3));
     let theirs = monai(&f, &path, None, &pts, 64, tmp.path());
     let same = agreement(&ours.volume, &theirs);
     let fg = count(&ours.volume.data().eq(1));
@@ -207,7 +176,7 @@ fn clicks_without_prior_match_monai() {
 
 #[test]
 fn clicks_on_a_prior_match_monai() {
-    let Some(f) = fixture() else { return };
+    let Some(f) = common::small_net() else { return };
     let tmp = tempfile::tempdir().unwrap();
     let ct = f.ts.join("example_ct_sm.nii.gz");
     let seg = f.ts.join("example_seg.nii.gz");
@@ -238,7 +207,7 @@ fn clicks_on_a_prior_match_monai() {
 
 #[test]
 fn voxel_lps_and_ras_clicks_are_the_same_click() {
-    let Some(f) = fixture() else { return };
+    let Some(f) = common::small_net() else { return };
     let tmp = tempfile::tempdir().unwrap();
     let (_, img, orig) = reoriented_copy(&f, tmp.path());
     let v = same_place(&orig, img.geometry(), [81, 58, 19]);
@@ -264,7 +233,7 @@ fn voxel_lps_and_ras_clicks_are_the_same_click() {
 
 #[test]
 fn a_far_click_leaves_the_rest_of_the_prior_alone() {
-    let Some(f) = fixture() else { return };
+    let Some(f) = common::small_net() else { return };
     let img = image(&f.ts.join("example_ct_sm.nii.gz"));
     let prior = labels(&f.ts.join("example_seg.nii.gz"));
     // Class 5 spans i 41..105; a click at i = 12 with 32 x 32 x 16 windows reaches i < 32
@@ -338,7 +307,7 @@ fn a_far_click_leaves_the_rest_of_the_prior_alone() {
 
 #[test]
 fn a_negative_click_in_a_false_positive_removes_only_that_component() {
-    let Some(f) = fixture() else { return };
+    let Some(f) = common::small_net() else { return };
     let img = image(&f.ts.join("example_ct_sm.nii.gz"));
     let prior = labels(&f.ts.join("example_seg.nii.gz"));
     // A false-positive island of class 5 far from the organ (which spans i 41..105): a
@@ -377,7 +346,7 @@ fn a_negative_click_in_a_false_positive_removes_only_that_component() {
 
 #[test]
 fn bad_clicks_are_clear_errors() {
-    let Some(f) = fixture() else { return };
+    let Some(f) = common::small_net() else { return };
     let img = image(&f.ts.join("example_ct_sm.nii.gz"));
     let err = |points: Json| {
         let e = run_node(&img, None, params(&f, points, 32)).0.unwrap_err();
@@ -447,7 +416,7 @@ fn bad_clicks_are_clear_errors() {
 fn special_and_zero_shot_classes_in_turn_match_monai() {
     // Hepatic tumour (26) is a special class (point labels 2/3); 140 is a zero-shot id (the
     // point head's zero-shot token). Two classes: two network passes, merged in turn.
-    let Some(f) = fixture() else { return };
+    let Some(f) = common::small_net() else { return };
     let tmp = tempfile::tempdir().unwrap();
     let ct = f.ts.join("example_ct_sm.nii.gz");
     let seg = f.ts.join("example_seg.nii.gz");
@@ -459,7 +428,7 @@ fn special_and_zero_shot_classes_in_turn_match_monai() {
     ];
     let (r, rec) = run_node(&img, Some(&prior), params(&f, as_json(&pts), 64));
     let ours = r.unwrap();
-    assert_eq!(*rec.windows.lock().unwrap(), (3, 3));
+    assert_eq!(*rec.progress.lock().unwrap(), (3, 3));
     assert!(ours.classes.contains_key(&26) && ours.classes.contains_key(&140));
     let theirs = monai(&f, &ct, Some(&seg), &pts, 64, tmp.path());
     let same = agreement(&ours.volume, &theirs);
@@ -512,7 +481,7 @@ fn run_with_memo(
     let mut ctx = Ctx::new(
         Device::Cpu,
         CancelToken::new(),
-        Arc::new(Recorder::default()),
+        Arc::new(common::Recorder::default()),
     );
     if let Some(m) = memo {
         ctx = ctx.with_memo(m);
@@ -532,7 +501,7 @@ fn run_with_memo(
 
 #[test]
 fn the_next_click_in_a_seen_window_runs_only_the_point_head() {
-    let Some(f) = fixture() else { return };
+    let Some(f) = common::small_net() else { return };
     tch::set_num_threads(2);
     let img = image(&f.ts.join("example_ct_sm.nii.gz"));
     let prior = labels(&f.ts.join("example_seg.nii.gz"));
@@ -594,7 +563,7 @@ fn the_next_click_in_a_seen_window_runs_only_the_point_head() {
 
 #[test]
 fn points_file_csv_and_json_are_the_points() {
-    let Some(f) = fixture() else { return };
+    let Some(f) = common::small_net() else { return };
     let tmp = tempfile::tempdir().unwrap();
     let img = image(&f.ts.join("example_ct_sm.nii.gz"));
     let pts = json!([

@@ -8,27 +8,15 @@ mod common;
 
 use serde_json::{json, Value as Json};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use tch::Device;
 use vistaflow_nodes::io::nifti;
-use vistaflow_nodes::node::{CancelToken, Ctx, Node, ProgressSink};
+use vistaflow_nodes::node::{CancelToken, Ctx, Node};
 use vistaflow_nodes::spatial::{crop, CropBox};
 use vistaflow_nodes::value::{Table, Value};
 use vistaflow_nodes::vista3d::refine::Vista3dRefine;
 use vistaflow_nodes::vista3d::{Vista3dAuto, Vista3dTrain};
 use vistaflow_nodes::Inputs;
-
-#[derive(Default)]
-struct Recorder {
-    warnings: Mutex<Vec<String>>,
-}
-
-impl ProgressSink for Recorder {
-    fn progress(&self, _done: u64, _total: u64, _unit: &str) {}
-    fn warn(&self, message: &str) {
-        self.warnings.lock().unwrap().push(message.to_string());
-    }
-}
 
 fn data() -> Option<PathBuf> {
     common::data_dir().map(|d| d.join("totalsegmentator"))
@@ -61,8 +49,8 @@ fn params(out: &Path, extra: Json) -> Json {
     p
 }
 
-fn train(inputs: Inputs, p: Json) -> (Result<Table, String>, Arc<Recorder>) {
-    let rec = Arc::new(Recorder::default());
+fn train(inputs: Inputs, p: Json) -> (Result<Table, String>, Arc<common::Recorder>) {
+    let rec = Arc::new(common::Recorder::default());
     let ctx = Ctx::new(Device::Cpu, CancelToken::new(), rec.clone());
     let node = Vista3dTrain;
     let r = node
@@ -160,7 +148,7 @@ fn the_model_loads_in_auto_and_refine() {
 
     // vista3d_auto: network and classes from the card (its "everything" is liver + spleen);
     // no spacing warning at the card's 3 mm.
-    let rec = Arc::new(Recorder::default());
+    let rec = Arc::new(common::Recorder::default());
     let actx = Ctx::new(Device::Cpu, CancelToken::new(), rec.clone());
     let node = Vista3dAuto;
     let mut inputs = Inputs::new();

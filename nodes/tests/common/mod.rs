@@ -1,5 +1,6 @@
-//! Helpers shared by the file-format tests (nifti, nrrd, dicom): where the data and the
-//! python oracles are, reading JSON from the oracles, checksums, and unpacking read results.
+//! Helpers shared by the integration tests: where the data and the python oracles are,
+//! reading JSON from the oracles, checksums, unpacking read results, the small VISTA3D
+//! configuration's fixed weights and a recorder of a node's warnings and progress.
 
 // Each test binary uses only some of these.
 #![allow(dead_code)]
@@ -7,8 +8,9 @@
 use serde_json::Value as Json;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use tch::Tensor;
-use vistaflow_nodes::node::{Ctx, NodeError};
+use vistaflow_nodes::node::{Ctx, NodeError, ProgressSink};
 use vistaflow_nodes::value::{LabelMap, Value, Volume};
 
 pub fn repo() -> PathBuf {
@@ -165,4 +167,39 @@ pub fn with_defaults(
         }
     }
     p
+}
+
+/// Records a node's warnings and its last progress report (done, total).
+#[derive(Default)]
+pub struct Recorder {
+    pub warnings: Mutex<Vec<String>>,
+    pub progress: Mutex<(u64, u64)>,
+}
+
+impl ProgressSink for Recorder {
+    fn progress(&self, done: u64, total: u64, _unit: &str) {
+        *self.progress.lock().unwrap() = (done, total);
+    }
+    fn warn(&self, message: &str) {
+        self.warnings.lock().unwrap().push(message.to_string());
+    }
+}
+
+/// The small VISTA3D configuration with fixed weights (scripts/oracles/vista3d_small.py).
+pub struct SmallNet {
+    /// The TotalSegmentator sample files.
+    pub ts: PathBuf,
+    pub weights: PathBuf,
+    pub config: PathBuf,
+}
+
+/// `None` (the test skips) without the fetched data.
+pub fn small_net() -> Option<SmallNet> {
+    let data = data_dir()?;
+    let small = data.join("vista3d/small");
+    Some(SmallNet {
+        weights: small.join("weights.safetensors"),
+        config: small.join("config.json"),
+        ts: data.join("totalsegmentator"),
+    })
 }
