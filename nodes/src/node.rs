@@ -3,7 +3,7 @@
 use crate::params::{ParamSpec, ParamType, Params};
 use crate::value::{PortType, Value};
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use tch::{Device, Tensor};
@@ -128,6 +128,14 @@ pub trait Node: Send + Sync {
     /// through [`Ctx::run_record`] (e.g. `export` with `format: report`).
     fn finalises(&self, _params: &Params) -> bool {
         false
+    }
+
+    /// Other files behind the file a path param names, which the engine digests along with
+    /// it: a model's card, a detached NRRD's data files, a NIfTI export's sidecars. Read ones
+    /// join the cache key (those that do not exist are left out); written ones are checked
+    /// like the file itself, so deleting one reruns the node. By default none.
+    fn companions(&self, _param: &str, _path: &Path, _params: &Params) -> Vec<PathBuf> {
+        Vec::new()
     }
 
     /// Computes the outputs. Must not mutate input tensors in place.

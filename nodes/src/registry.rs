@@ -77,6 +77,9 @@ mod tests {
             .iter()
             .filter(|(_, _, doc)| doc.contains("   ") || doc.contains('\n') || doc.trim() != *doc)
             .collect();
-        assert!(bad.is_empty(), "docs with a lost line continuation: {bad:#?}");
+        assert!(
+            bad.is_empty(),
+            "docs with a lost line continuation: {bad:#?}"
+        );
     }
 }

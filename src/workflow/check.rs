@@ -91,24 +91,35 @@ impl PlannedNode {
         self.node.spec().kind
     }
 
-    /// Absolute paths of the files this node reads (its `InputPath` params).
+    /// Absolute paths of the files this node reads (its `InputPath` params, with companions).
     pub fn source_paths(&self) -> Vec<(&'static str, PathBuf)> {
         self.paths_of(ParamType::InputPath)
     }
 
-    /// Absolute paths of the files this node writes (its `OutputPath` params).
+    /// Absolute paths of the files this node writes (its `OutputPath` params, with companions).
     pub fn written_paths(&self) -> Vec<(&'static str, PathBuf)> {
         self.paths_of(ParamType::OutputPath)
     }
 
+    /// Each path param's file, then the companions the node names for it (read ones only
+    /// where they exist: an absent model card is not an error).
     fn paths_of(&self, ty: ParamType) -> Vec<(&'static str, PathBuf)> {
-        self.node
-            .spec()
-            .params
-            .iter()
-            .filter(|p| p.ty == ty)
-            .filter_map(|p| Some((p.name, PathBuf::from(self.params.get(p.name)?.as_str()?))))
-            .collect()
+        let mut out = Vec::new();
+        for p in self.node.spec().params.iter().filter(|p| p.ty == ty) {
+            let Some(path) = self.params.get(p.name).and_then(|v| v.as_str()) else {
+                continue;
+            };
+            let path = PathBuf::from(path);
+            let companions = self.node.companions(p.name, &path, &self.params);
+            out.push((p.name, path));
+            out.extend(
+                companions
+                    .into_iter()
+                    .filter(|c| ty == ParamType::OutputPath || c.exists())
+                    .map(|c| (p.name, c)),
+            );
+        }
+        out
     }
 }
 

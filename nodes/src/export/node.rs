@@ -8,7 +8,7 @@ use crate::spatial::{resample_volume, Grid, Interp};
 use crate::value::{LabelMap, PortType, Value, Volume};
 use serde::Deserialize;
 use serde_json::json;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 pub struct Export;
@@ -77,6 +77,14 @@ impl Node for Export {
 
     fn finalises(&self, params: &Params) -> bool {
         params.get("format").and_then(|f| f.as_str()) == Some("report")
+    }
+
+    /// A NIfTI's class tables beside it: deleting one reruns the export.
+    fn companions(&self, param: &str, path: &Path, params: &Params) -> Vec<PathBuf> {
+        match (param, params.get("format").and_then(|f| f.as_str())) {
+            ("path", Some("nifti")) => nifti::sidecars(path).to_vec(),
+            _ => Vec::new(),
+        }
     }
 
     fn run(&self, ctx: &Ctx, mut inputs: Inputs, params: &Params) -> Result<Outputs, NodeError> {

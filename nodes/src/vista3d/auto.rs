@@ -16,7 +16,7 @@ use crate::params::{self, ParamSpec, ParamType, Params};
 use crate::value::{LabelMap, PortType, Value};
 use serde::Deserialize;
 use serde_json::{json, Value as Json};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use tch::{Device, Kind};
 
@@ -153,6 +153,10 @@ impl Node for Vista3dAuto {
             .filter(|p| probs || p.name == "labels")
             .cloned()
             .collect()
+    }
+
+    fn companions(&self, param: &str, path: &Path, _params: &Params) -> Vec<PathBuf> {
+        models::model_companions(param, path)
     }
 
     fn run(&self, ctx: &Ctx, inputs: Inputs, params: &Params) -> Result<Outputs, NodeError> {

@@ -77,9 +77,23 @@ pub struct Card {
     pub spacing_mm: [f64; 3],
 }
 
+/// Where the card of `weights` is: next to it, same name, .json.
+pub fn card_path(weights: &Path) -> PathBuf {
+    weights.with_extension("json")
+}
+
+/// The companion files of a node's `model` param: the weights' card, which the node reads
+/// too (its classes and spacing), so a changed card must change the node's cache key.
+pub fn model_companions(param: &str, weights: &Path) -> Vec<PathBuf> {
+    match param {
+        "model" => vec![card_path(weights)],
+        _ => Vec::new(),
+    }
+}
+
 /// The card next to `weights` (same name, .json), when there is one.
 pub fn card_of(weights: &Path) -> Result<Option<Card>, NodeError> {
-    let path = weights.with_extension("json");
+    let path = card_path(weights);
     let Ok(text) = std::fs::read_to_string(&path) else {
         return Ok(None);
     };

@@ -4,6 +4,7 @@
 //! supervoxels (see [`super::snap`] for what that adds and when).
 
 use super::classes::table;
+use super::models;
 use super::refine::Vista3dRefine;
 use super::snap::snap_to_supervoxels;
 use crate::node::{Ctx, Fallback, Inputs, Node, NodeError, NodeSpec, Outputs, PortSpec};
@@ -11,7 +12,7 @@ use crate::params::{self, ParamSpec, ParamType, Params};
 use crate::value::{LabelMap, PortType, Value, Volume};
 use serde::Deserialize;
 use serde_json::{json, Value as Json};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use tch::Kind;
 
@@ -155,6 +156,10 @@ impl Node for Vista3dZeroshot {
             ],
             fallback: Fallback::Cpu,
         })
+    }
+
+    fn companions(&self, param: &str, path: &Path, _params: &Params) -> Vec<PathBuf> {
+        models::model_companions(param, path)
     }
 
     fn run(&self, ctx: &Ctx, mut inputs: Inputs, params: &Params) -> Result<Outputs, NodeError> {

@@ -49,7 +49,7 @@ pub use node::{LoadNrrd, SaveNrrd};
 
 use crate::node::{Ctx, NodeError};
 use crate::value::Value;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Metadata key: the file format read (`nrrd`).
 pub const META_SOURCE_FORMAT: &str = "source_format";
@@ -70,4 +70,30 @@ pub fn read(path: &Path, labels: bool, ctx: &Ctx) -> Result<Value, NodeError> {
 /// so a crash never leaves half a file. Missing parent folders are created.
 pub fn write(path: &Path, value: &Value, compress: bool, ctx: &Ctx) -> Result<(), NodeError> {
     write::write(path, value, compress, ctx)
+}
+
+/// The data files of the NRRD header at `path` when they are detached (relative names taken
+/// against the header's folder), for the cache key of the node that reads it. Empty for an
+/// attached file or one that cannot be parsed (reading it then says why).
+pub fn data_files(path: &Path) -> Vec<PathBuf> {
+    let Ok(file) = std::fs::File::open(path) else {
+        return Vec::new();
+    };
+    match header::Header::read(&mut std::io::BufReader::new(file)) {
+        Ok(header::Header {
+            data: header::DataFiles::Detached(files),
+            ..
+        }) => {
+            let dir = path.parent().unwrap_or(Path::new(""));
+            files.iter().map(|f| dir.join(f)).collect()
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// The data file [`write`] puts beside a `.nhdr` header; `None` for an attached `.nrrd`.
+pub fn written_data_file(path: &Path, compress: bool) -> Option<PathBuf> {
+    let name = path.file_name()?.to_str()?;
+    (name.ends_with(".nhdr") && name.len() > 5)
+        .then(|| path.with_file_name(write::data_file_name(name, compress)))
 }

@@ -8,7 +8,7 @@ use crate::params::{self, ParamSpec, ParamType, Params};
 use crate::value::PortType;
 use serde::Deserialize;
 use serde_json::json;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 /// `load_nrrd`: a NRRD file as an image (port `image`) or a label map (port `labels`).
@@ -52,6 +52,14 @@ impl Node for LoadNrrd {
 
     fn outputs(&self, params: &Params, _inputs: &InputTypes) -> Vec<PortSpec> {
         load_port::selected(self.spec(), params)
+    }
+
+    /// A detached header's data files: changing one must change the cache key.
+    fn companions(&self, param: &str, path: &Path, _params: &Params) -> Vec<PathBuf> {
+        match param {
+            "path" => super::data_files(path),
+            _ => Vec::new(),
+        }
     }
 
     fn run(&self, ctx: &Ctx, _inputs: Inputs, params: &Params) -> Result<Outputs, NodeError> {
@@ -100,6 +108,20 @@ impl Node for SaveNrrd {
             ],
             fallback: Fallback::None,
         })
+    }
+
+    /// A `.nhdr` header's data file: deleting it reruns the save.
+    fn companions(&self, param: &str, path: &Path, params: &Params) -> Vec<PathBuf> {
+        let compress = params
+            .get("compress")
+            .and_then(|c| c.as_bool())
+            .unwrap_or(true);
+        match param {
+            "path" => super::written_data_file(path, compress)
+                .into_iter()
+                .collect(),
+            _ => Vec::new(),
+        }
     }
 
     fn run(&self, ctx: &Ctx, inputs: Inputs, params: &Params) -> Result<Outputs, NodeError> {

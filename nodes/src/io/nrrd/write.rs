@@ -12,6 +12,12 @@ use std::fmt::Write as _;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+/// The data file beside the detached header `name` (`x.nhdr` -> `x.raw.gz`, or `x.raw`).
+pub fn data_file_name(name: &str, compress: bool) -> String {
+    let stem = name.strip_suffix(".nhdr").unwrap_or(name);
+    format!("{stem}.raw{}", if compress { ".gz" } else { "" })
+}
+
 pub fn write(path: &Path, value: &Value, compress: bool, ctx: &Ctx) -> Result<(), NodeError> {
     let err = |msg: String| NodeError::file(path, msg);
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
@@ -32,13 +38,7 @@ pub fn write(path: &Path, value: &Value, compress: bool, ctx: &Ctx) -> Result<()
         Value::Labels(l) => Some(&l.classes),
         Value::Image(_) | Value::Table(_) | Value::Model(_) => None,
     };
-    let data_name = detached.then(|| {
-        format!(
-            "{}.raw{}",
-            &name[..name.len() - 5],
-            if compress { ".gz" } else { "" }
-        )
-    });
+    let data_name = detached.then(|| data_file_name(name, compress));
     let header = header_text(
         vol,
         &data.size(),

@@ -34,7 +34,7 @@ use features::FeatureSource;
 use inferer::NetClick;
 use serde::Deserialize;
 use serde_json::{json, Value as Json};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use tch::{Device, Kind, Tensor};
 
@@ -167,6 +167,10 @@ impl Node for Vista3dRefine {
 
     fn outputs(&self, _params: &Params, _inputs: &InputTypes) -> Vec<PortSpec> {
         self.spec().outputs.clone()
+    }
+
+    fn companions(&self, param: &str, path: &Path, _params: &Params) -> Vec<PathBuf> {
+        models::model_companions(param, path)
     }
 
     fn run(&self, ctx: &Ctx, inputs: Inputs, params: &Params) -> Result<Outputs, NodeError> {

@@ -443,7 +443,7 @@ pub fn write_model(net: &Vista3d, path: &Path, card: &Json) -> Result<ModelFile,
     let sha256 = format!("{:x}", Sha256::digest(&bytes));
     card["weights_sha256"] = json!(sha256);
     let text = serde_json::to_string_pretty(&card).expect("card serialises") + "\n";
-    crate::io::atomic::write_text(&path.with_extension("json"), &text)?;
+    crate::io::atomic::write_text(&crate::vista3d::models::card_path(path), &text)?;
     Ok(ModelFile {
         path: path.to_path_buf(),
         sha256,

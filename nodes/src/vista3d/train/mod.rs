@@ -30,7 +30,7 @@ use crate::vista3d::{net::Vista3d, weights};
 use serde::Deserialize;
 use serde_json::{json, Value as Json};
 use sha2::{Digest, Sha256};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 /// `vista3d_train`.
@@ -166,6 +166,14 @@ impl Node for Vista3dTrain {
                 fallback: Fallback::Cpu,
             }
         })
+    }
+
+    /// The card written next to the weights: deleting it reruns the training.
+    fn companions(&self, param: &str, path: &Path, _params: &Params) -> Vec<PathBuf> {
+        match param {
+            "path" => vec![crate::vista3d::models::card_path(path)],
+            _ => Vec::new(),
+        }
     }
 
     fn run(&self, ctx: &Ctx, inputs: Inputs, params: &Params) -> Result<Outputs, NodeError> {
