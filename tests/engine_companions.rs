@@ -141,3 +141,57 @@ fn a_model_card_is_in_the_cache_key_of_the_nodes_that_read_it() {
     assert_ne!(seg1, seg2);
     assert_ne!(seg0, seg2);
 }
+
+#[test]
+fn an_exported_nifti_loads_back_with_its_class_names() {
+    let Some(dir) = labels_dir() else { return };
+    let export = write(
+        dir.path(),
+        "export.yaml",
+        "version: 1\nname: export\nsettings: { cache: cache, device: cpu }\nnodes:\n  \
+         b: { kind: load_nifti, params: { path: b.nii.gz, labels: true, class_names: { \"5\": liver, \"1\": spleen } } }\n  \
+         out: { kind: export, inputs: { labels: b.labels }, params: { format: nifti, path: out/seg.nii.gz } }\n",
+    );
+    let reload = write(
+        dir.path(),
+        "reload.yaml",
+        "version: 1\nname: reload\nsettings: { cache: cache, device: cpu }\nnodes:\n  \
+         l: { kind: load_nifti, params: { path: out/seg.nii.gz, labels: true } }\n  \
+         q: { kind: metrics, inputs: { prediction: l.labels }, params: { classes: [liver, spleen], path: out/q.csv } }\n",
+    );
+    run_ok(&export);
+    // `metrics` finds the classes by name only if the names came back from seg.json.
+    run_ok(&reload);
+    let table = std::fs::read_to_string(dir.path().join("out/q.csv")).unwrap();
+    assert!(
+        table.contains(",liver,") && table.contains(",spleen,"),
+        "{table}"
+    );
+
+    // The table is part of the loader's key: renamed there, renamed here.
+    let sidecar = dir.path().join("out/seg.json");
+    let text = std::fs::read_to_string(&sidecar).unwrap();
+    std::fs::write(&sidecar, text.replace("\"spleen\"", "\"milz\"")).unwrap();
+    let r = run(load(&reload, &common::registry()), RunOptions::default());
+    assert!(r.ran().contains(&"l"), "{:?}", r.ran());
+    let failure = format!("{:?}", r.first_failure());
+    assert!(
+        failure.contains("spleen"),
+        "metrics no longer finds `spleen`: {failure}"
+    );
+
+    // Ours but broken: an error naming the file, not names made up.
+    std::fs::write(&sidecar, "{\"labels\": \"seg.nii.gz\", \"classes\": {}}").unwrap();
+    let r = run(load(&reload, &common::registry()), RunOptions::default());
+    let failure = format!("{:?}", r.first_failure());
+    assert!(
+        failure.contains("seg.json") && failure.contains("list of {id, name}"),
+        "{failure}"
+    );
+
+    // Not ours (names another file): ignored, the ids stay unnamed.
+    std::fs::write(&sidecar, "{\"labels\": \"other.nii.gz\", \"classes\": []}").unwrap();
+    let r = run(load(&reload, &common::registry()), RunOptions::default());
+    let failure = format!("{:?}", r.first_failure());
+    assert!(failure.contains("liver"), "{failure}");
+}

@@ -7,7 +7,8 @@ use crate::node::{
 use crate::params::{self, ParamSpec, ParamType, Params};
 use serde::Deserialize;
 use serde_json::json;
-use std::path::PathBuf;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 pub struct LoadNifti;
@@ -17,7 +18,41 @@ pub struct LoadNifti;
 struct LoadNiftiParams {
     path: PathBuf,
     labels: bool,
-    class_names: Option<std::collections::BTreeMap<String, String>>,
+    class_names: Option<BTreeMap<String, String>>,
+}
+
+/// The class table `export` (format nifti) wrote beside `path` (`seg.nii.gz` -> `seg.json`),
+/// when there is one that names this file: {id: name}. Another JSON file of that name is not
+/// ours and is left alone; ours but unreadable is an error naming it.
+fn sidecar_names(path: &Path) -> Result<Option<BTreeMap<u32, String>>, NodeError> {
+    let [json_path, ..] = crate::export::nifti::sidecars(path);
+    let Ok(text) = std::fs::read_to_string(&json_path) else {
+        return Ok(None);
+    };
+    let Ok(json) = serde_json::from_str::<serde_json::Value>(&text) else {
+        return Ok(None);
+    };
+    let file_name = path.file_name().and_then(|n| n.to_str());
+    if json["labels"].as_str() != file_name || file_name.is_none() {
+        return Ok(None);
+    }
+    let bad = || {
+        NodeError::file(
+            &json_path,
+            "the class table beside the label map is malformed (`classes` must be a list of \
+             {id, name}); fix or delete it, or give `class_names`",
+        )
+    };
+    let mut names = BTreeMap::new();
+    for c in json["classes"].as_array().ok_or_else(bad)? {
+        let id = c["id"]
+            .as_u64()
+            .and_then(|i| u32::try_from(i).ok())
+            .ok_or_else(bad)?;
+        let name = c["name"].as_str().ok_or_else(bad)?;
+        names.insert(id, name.to_string());
+    }
+    Ok(Some(names))
 }
 
 /// `class_names`: {id: name}, ids integers above 0.
@@ -66,7 +101,8 @@ impl Node for LoadNifti {
                     serde_json::Value::Null,
                     "with labels: names for the file's label ids (a NIfTI file stores none), \
                      e.g. {5: liver} for TotalSegmentator; `metrics` with `match: name` pairs \
-                     classes by them",
+                     classes by them. Without it, the names come from the class table \
+                     `export` wrote beside the file (NAME.json), when there is one",
                 ),
             ],
             fallback: Fallback::None,
@@ -77,9 +113,24 @@ impl Node for LoadNifti {
         load_port::selected(self.spec(), params)
     }
 
+    /// The class table beside a label map, read when `class_names` is not given.
+    fn companions(&self, param: &str, path: &Path, params: &Params) -> Vec<PathBuf> {
+        let labels = params.get("labels").and_then(|l| l.as_bool()) == Some(true);
+        let named = params.get("class_names").is_some_and(|n| !n.is_null());
+        match param {
+            "path" if labels && !named => vec![crate::export::nifti::sidecars(path)[0].clone()],
+            _ => Vec::new(),
+        }
+    }
+
     fn run(&self, ctx: &Ctx, _inputs: Inputs, params: &Params) -> Result<Outputs, NodeError> {
         let p: LoadNiftiParams = params::parse(params)?;
         let mut value = super::nifti::read(&p.path, p.labels, ctx)?;
+        if let (crate::value::Value::Labels(l), None) = (&mut value, &p.class_names) {
+            if let Some(names) = sidecar_names(&p.path)? {
+                l.classes.extend(names);
+            }
+        }
         if let Some(names) = &p.class_names {
             let crate::value::Value::Labels(l) = &mut value else {
                 return Err(NodeError::Invalid(
