@@ -286,7 +286,7 @@ fn params_spec() -> Vec<ParamSpec> {
             "warmup",
             ParamType::Int,
             json!(50),
-            "steps of linear warm-up, then cosine decay to 5 %",
+            "steps of linear warm-up to `lr`, then `schedule`",
         ),
         ParamSpec::optional(
             "schedule",

@@ -158,7 +158,8 @@ impl Ema {
     }
 }
 
-/// Linear warm-up over `warmup` steps, then cosine decay to 5 % of `lr` at `total`.
+/// Linear warm-up over `warmup` steps, then cosine decay to 5 % of `lr` at `total` (or `lr`
+/// held, with `Schedule::Constant`).
 pub fn learning_rate(lr: f64, step: i64, warmup: i64, total: i64, schedule: Schedule) -> f64 {
     if step < warmup {
         return lr * (step + 1) as f64 / warmup as f64;
