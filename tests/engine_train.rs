@@ -24,7 +24,7 @@ nodes:
       classes: {{ "5": liver, "1": spleen }}
       config: tiny
       patch: [32, 32, 32]
-      steps: 16
+      steps: 24
       ema: 0.9                  # the average must resume too
       background_patches: true
       max_backprompt: 2
@@ -74,13 +74,14 @@ fn a_killed_training_resumes_to_the_same_weights() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let reference = std::fs::read(d.join("whole.safetensors")).unwrap();
 
-    // Killed once a checkpoint past step 4 is on disk, then run again.
+    // Killed once the checkpoint at step 12 or later is on disk (after the first log row, at
+    // step 10), then run again.
     let killed = workflow(d, &data, "killed");
     let ckpt = d.join("killed.safetensors.ckpt");
     let mut child = vistaflow(&killed).spawn().unwrap();
     let t0 = Instant::now();
     let at = loop {
-        if let Some(s) = checkpoint_step(&ckpt).filter(|&s| s >= 8) {
+        if let Some(s) = checkpoint_step(&ckpt).filter(|&s| s >= 12) {
             break s;
         }
         assert!(
@@ -99,7 +100,7 @@ fn a_killed_training_resumes_to_the_same_weights() {
         !d.join("killed.safetensors").exists(),
         "a killed run left a model"
     );
-    assert!(at < 16);
+    assert!(at < 24);
 
     let o = vistaflow(&killed).output().unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
@@ -120,8 +121,32 @@ fn a_killed_training_resumes_to_the_same_weights() {
     let card: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(d.join("killed.json")).unwrap()).unwrap();
     let from = card["training"]["resumed_from_step"].as_i64().unwrap();
-    assert!(from >= 8 && from % 4 == 0, "resumed from {from}");
-    assert_eq!(card["training"]["params"]["steps"], 16);
+    assert!(from >= 12 && from % 4 == 0, "resumed from {from}");
+    assert_eq!(card["training"]["params"]["steps"], 24);
+    // The clock goes on across the kill: the total is the killed process's time at its last
+    // log row before the checkpoint plus the resumed process's own (steps / its rate).
+    let training = &card["training"];
+    let rows = training["log"].as_array().unwrap();
+    let before: f64 = rows
+        .iter()
+        .filter(|r| r["step"].as_i64().unwrap() <= from)
+        .map(|r| r["seconds"].as_f64().unwrap())
+        .next_back()
+        .expect("a log row before the checkpoint");
+    let resumed_seconds = (24 - from) as f64 / training["steps_per_second"].as_f64().unwrap();
+    let total = training["seconds"].as_f64().unwrap();
+    assert!(
+        (total - (before + resumed_seconds)).abs() < 1e-6 * total.max(1.0),
+        "total {total} s, killed run {before} s + resumed {resumed_seconds} s"
+    );
+    let seconds: Vec<f64> = rows
+        .iter()
+        .map(|r| r["seconds"].as_f64().unwrap())
+        .collect();
+    assert!(
+        seconds.windows(2).all(|w| w[1] >= w[0]),
+        "log seconds go back: {seconds:?}"
+    );
 
     // Again: nothing to train, the model is what the cache knows.
     let o = vistaflow(&killed).output().unwrap();

@@ -25,7 +25,10 @@ const LOG_EVERY: i64 = 10;
 /// What a finished run reports.
 pub struct RunResult {
     pub log: Vec<Json>,
+    /// Seconds of training in this process.
     pub seconds: f64,
+    /// Seconds of training in all processes (earlier ones up to their last log row).
+    pub seconds_total: f64,
     pub steps_timed: i64,
     pub resumed_from: i64,
     /// Mean hard Dice of the class head per class over the last tenth of the steps (of the
@@ -90,6 +93,11 @@ pub fn train(
         background: p.background_patches,
     };
     let t0 = Instant::now();
+    // A resumed run's clock goes on from the checkpoint's last log row.
+    let earlier = log
+        .last()
+        .and_then(|r| r["seconds"].as_f64())
+        .unwrap_or(0.0);
     let mut block = [0.0f64; 3];
     let mut block_n = [0usize; 3];
     let mut dice_sum: BTreeMap<i64, (f64, usize)> = BTreeMap::new();
@@ -119,7 +127,7 @@ pub fn train(
             let mean = |k: usize| json!(block[k] / block_n[k] as f64);
             log.push(json!({
                 "step": done, "loss": mean(0), "auto": mean(1), "point": mean(2),
-                "lr": lr, "seconds": t0.elapsed().as_secs_f64(),
+                "lr": lr, "seconds": earlier + t0.elapsed().as_secs_f64(),
             }));
             block = [0.0; 3];
             block_n = [0; 3];
@@ -150,6 +158,7 @@ pub fn train(
     Ok(RunResult {
         log,
         seconds: t0.elapsed().as_secs_f64(),
+        seconds_total: earlier + t0.elapsed().as_secs_f64(),
         steps_timed: p.steps - start,
         resumed_from: start,
         train_dice: dice_sum
@@ -403,7 +412,8 @@ pub fn card(
         "training": {
             "params": serde_json::to_value(p).expect("params serialise"),
             "steps": p.steps,
-            "seconds": run.seconds,
+            "seconds": run.seconds_total,
+            // Of the last process alone: steps it ran over the time it took.
             "steps_per_second": run.steps_timed as f64 / run.seconds.max(1e-9),
             "resumed_from_step": run.resumed_from,
             "log": run.log,
