@@ -228,7 +228,7 @@ fn big_volume(dir: &Path) -> PathBuf {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     std::fs::write(
         dir.join("big.yaml"),
-        "version: 1\nnodes:\n  ct: { kind: load_nifti, params: { path: big.nii } }\n  out: { kind: save_nifti, inputs: { image: ct.image }, params: { path: out/big.nii.gz } }\n",
+        "version: 1\nnodes:\n  ct: { kind: load_nifti, params: { path: big.nii } }\n  out: { kind: save_nifti, inputs: { image: ct.image }, params: { path: out/big.nii.gz } }\n  report: { kind: export, params: { format: report, path: report.json } }\n",
     )
     .unwrap();
     p
@@ -269,6 +269,21 @@ fn ctrl_c_stops_cleanly_with_exit_130() {
         .map(|r| r.flatten().map(|e| e.file_name()).collect())
         .unwrap_or_default();
     assert!(leftovers.is_empty(), "left in out/: {leftovers:?}");
+    // The run's report is still written, and says what was cut short.
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("report.json")).unwrap())
+            .unwrap();
+    let cancelled: Vec<&serde_json::Value> = report["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["status"] == "cancelled")
+        .map(|n| &n["id"])
+        .collect();
+    assert!(
+        !cancelled.is_empty(),
+        "no node recorded as cancelled: {report:#}"
+    );
     let o = vistaflow(
         &["cache", "verify", "--dir", ".vistaflow/cache"],
         dir.path(),

@@ -59,10 +59,9 @@ pub async fn run_node(
         sh.record(i, NodeStatus::UpstreamFailed, "", Duration::ZERO, 0);
         return Err(Upstream);
     };
-    // A failure elsewhere stops the run, but the run's report is still written (it records
-    // the failure); Ctrl-C stops it too.
-    let failed = sh.first_failed.lock().map(|f| f.is_some()).unwrap_or(false);
-    if sh.cancel.is_cancelled() && !(finaliser && failed) {
+    // A failure elsewhere or Ctrl-C stops the run, but the run's report is still written: it
+    // records what ran, what failed and what was cancelled (it takes milliseconds).
+    if sh.cancel.is_cancelled() && !finaliser {
         sh.record(i, NodeStatus::Cancelled, "", Duration::ZERO, 0);
         return Err(Upstream);
     }
