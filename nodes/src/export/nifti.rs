@@ -3,25 +3,11 @@
 
 use super::preview::class_colour;
 use crate::io::atomic::write_text;
+use crate::io::nifti::sidecars;
 use crate::io::sample::Sample;
 use crate::node::{Ctx, NodeError};
 use crate::value::{LabelMap, Value};
-use std::path::{Path, PathBuf};
-
-/// The sidecar files written beside `path` (`seg.nii.gz` -> `seg.json`, `seg.ctbl`,
-/// `seg.itksnap.txt`).
-pub fn sidecars(path: &Path) -> [PathBuf; 3] {
-    let name = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or("labels");
-    let stem = name
-        .strip_suffix(".nii.gz")
-        .or_else(|| name.strip_suffix(".nii"))
-        .unwrap_or(name);
-    let with = |ext: &str| path.with_file_name(format!("{stem}{ext}"));
-    [with(".json"), with(".ctbl"), with(".itksnap.txt")]
-}
+use std::path::Path;
 
 /// Writes the label map and its class tables.
 pub fn write_labels(path: &Path, labels: &LabelMap, ctx: &Ctx) -> Result<(), NodeError> {

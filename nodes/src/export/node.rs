@@ -82,7 +82,7 @@ impl Node for Export {
     /// A NIfTI's class tables beside it: deleting one reruns the export.
     fn companions(&self, param: &str, path: &Path, params: &Params) -> Vec<PathBuf> {
         match (param, params.get("format").and_then(|f| f.as_str())) {
-            ("path", Some("nifti")) => nifti::sidecars(path).to_vec(),
+            ("path", Some("nifti")) => crate::io::nifti::sidecars(path).to_vec(),
             _ => Vec::new(),
         }
     }

@@ -25,7 +25,7 @@ struct LoadNiftiParams {
 /// when there is one that names this file: {id: name}. Another JSON file of that name is not
 /// ours and is left alone; ours but unreadable is an error naming it.
 fn sidecar_names(path: &Path) -> Result<Option<BTreeMap<u32, String>>, NodeError> {
-    let [json_path, ..] = crate::export::nifti::sidecars(path);
+    let [json_path, ..] = super::nifti::sidecars(path);
     let Ok(text) = std::fs::read_to_string(&json_path) else {
         return Ok(None);
     };
@@ -118,7 +118,7 @@ impl Node for LoadNifti {
         let labels = params.get("labels").and_then(|l| l.as_bool()) == Some(true);
         let named = params.get("class_names").is_some_and(|n| !n.is_null());
         match param {
-            "path" if labels && !named => vec![crate::export::nifti::sidecars(path)[0].clone()],
+            "path" if labels && !named => vec![super::nifti::sidecars(path)[0].clone()],
             _ => Vec::new(),
         }
     }

@@ -32,7 +32,7 @@ pub(crate) use write::write_as;
 
 use crate::node::{Ctx, NodeError};
 use crate::value::Value;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Metadata key: the file format read (`nifti1` or `nifti2`).
 pub const META_SOURCE_FORMAT: &str = "source_format";
@@ -60,4 +60,19 @@ pub fn read(path: &Path, labels: bool, ctx: &Ctx) -> Result<Value, NodeError> {
 ///   space, which is the scanner's frame.
 pub fn write(path: &Path, value: &Value, ctx: &Ctx) -> Result<(), NodeError> {
     write::write(path, value, ctx)
+}
+
+/// The class tables `export` writes beside a label map and `load_nifti` reads back:
+/// `seg.nii.gz` -> `seg.json`, `seg.ctbl`, `seg.itksnap.txt`.
+pub fn sidecars(path: &Path) -> [PathBuf; 3] {
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("labels");
+    let stem = name
+        .strip_suffix(".nii.gz")
+        .or_else(|| name.strip_suffix(".nii"))
+        .unwrap_or(name);
+    let with = |ext: &str| path.with_file_name(format!("{stem}{ext}"));
+    [with(".json"), with(".ctbl"), with(".itksnap.txt")]
 }
