@@ -85,8 +85,8 @@ impl Node for Vista3dAuto {
                      the blended logits), in the order of `classes` after expansion",
                 ),
             ],
-            params: vec![
-                ParamSpec::optional(
+            params: [
+                vec![ParamSpec::optional(
                     "classes",
                     ParamType::Custom {
                         describe: "`everything` or a list of class names or ids",
@@ -94,53 +94,50 @@ impl Node for Vista3dAuto {
                     },
                     json!("everything"),
                     CLASSES_DOC,
-                ),
-                ParamSpec::optional("model", ParamType::InputPath, Json::Null, MODEL_DOC),
-                ParamSpec::optional(
-                    "network",
-                    ParamType::Choice(NETWORKS),
-                    json!("auto"),
-                    NETWORK_DOC,
-                ),
-                ParamSpec::optional(
-                    "patch",
-                    ParamType::Ints { len: Some(3) },
-                    json!([128, 128, 128]),
-                    "sliding-window size in voxels, each a multiple of 16",
-                ),
-                ParamSpec::optional(
-                    "overlap",
-                    ParamType::Float,
-                    json!(0.3),
-                    "window overlap in [0, 1) (bundle: 0.3; research code: 0.625)",
-                ),
-                ParamSpec::optional(
-                    "sw_batch",
-                    ParamType::Int,
-                    json!(1),
-                    "windows per forward pass",
-                ),
-                ParamSpec::optional(
-                    "precision",
-                    ParamType::Choice(&["fp32", "fp16", "bf16"]),
-                    json!("fp32"),
-                    "network dtype; fp16/bf16 on GPU only (fp32 on the CPU)",
-                ),
-                ParamSpec::optional(
-                    "probabilities",
-                    ParamType::Bool,
-                    json!(false),
-                    "also output per-class probabilities (one float channel per class: large \
-                     for `everything`)",
-                ),
-                ParamSpec::optional(
-                    "skip_empty",
-                    ParamType::Bool,
-                    json!(true),
-                    "skip windows that are all air (HU <= -964) after the crop; false runs \
-                     every window as MONAI does",
-                ),
-            ],
+                )],
+                models::model_params().to_vec(),
+                vec![
+                    ParamSpec::optional(
+                        "patch",
+                        ParamType::Ints { len: Some(3) },
+                        json!([128, 128, 128]),
+                        "sliding-window size in voxels, each a multiple of 16",
+                    ),
+                    ParamSpec::optional(
+                        "overlap",
+                        ParamType::Float,
+                        json!(0.3),
+                        "window overlap in [0, 1) (bundle: 0.3; research code: 0.625)",
+                    ),
+                    ParamSpec::optional(
+                        "sw_batch",
+                        ParamType::Int,
+                        json!(1),
+                        "windows per forward pass",
+                    ),
+                    ParamSpec::optional(
+                        "precision",
+                        ParamType::Choice(&["fp32", "fp16", "bf16"]),
+                        json!("fp32"),
+                        "network dtype; fp16/bf16 on GPU only (fp32 on the CPU)",
+                    ),
+                    ParamSpec::optional(
+                        "probabilities",
+                        ParamType::Bool,
+                        json!(false),
+                        "also output per-class probabilities (one float channel per class: large \
+                         for `everything`)",
+                    ),
+                    ParamSpec::optional(
+                        "skip_empty",
+                        ParamType::Bool,
+                        json!(true),
+                        "skip windows that are all air (HU <= -964) after the crop; false runs \
+                         every window as MONAI does",
+                    ),
+                ],
+            ]
+            .concat(),
             fallback: Fallback::Cpu,
         })
     }

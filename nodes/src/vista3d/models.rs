@@ -166,6 +166,25 @@ fn header_shapes(path: &Path) -> Result<std::collections::BTreeMap<String, Vec<i
     Ok(out)
 }
 
+/// The `model` and `network` params of the nodes that load weights.
+pub fn model_params() -> [crate::params::ParamSpec; 2] {
+    use crate::params::{ParamSpec, ParamType};
+    [
+        ParamSpec::optional(
+            "model",
+            ParamType::InputPath,
+            serde_json::Value::Null,
+            super::auto::MODEL_DOC,
+        ),
+        ParamSpec::optional(
+            "network",
+            ParamType::Choice(super::auto::NETWORKS),
+            serde_json::json!("auto"),
+            super::auto::NETWORK_DOC,
+        ),
+    ]
+}
+
 /// The optional `model` input of the nodes that load weights.
 pub fn model_input() -> crate::node::PortSpec {
     crate::node::PortSpec::optional_input(

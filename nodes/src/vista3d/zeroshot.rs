@@ -5,7 +5,7 @@
 
 use super::classes::table;
 use super::models;
-use super::refine::Vista3dRefine;
+use super::refine::{window_params, Vista3dRefine};
 use super::snap::snap_to_supervoxels;
 use crate::node::{Ctx, Fallback, Inputs, Node, NodeError, NodeSpec, Outputs, PortSpec};
 use crate::params::{self, ParamSpec, ParamType, Params};
@@ -93,67 +93,42 @@ impl Node for Vista3dZeroshot {
                 PortType::Labels,
                 "the structure as class `id`, 0 elsewhere",
             )],
-            params: vec![
-                ParamSpec::optional(
-                    "model",
-                    ParamType::InputPath,
-                    Json::Null,
-                    super::auto::MODEL_DOC,
-                ),
-                ParamSpec::optional(
-                    "network",
-                    ParamType::Choice(crate::vista3d::auto::NETWORKS),
-                    json!("auto"),
-                    crate::vista3d::auto::NETWORK_DOC,
-                ),
-                ParamSpec::optional(
-                    "points",
-                    ParamType::Custom {
-                        describe: "a list of clicks {voxel: [i,j,k] | lps_mm: [x,y,z] | ras_mm: \
-                                   [x,y,z], label: positive|negative}, at least one positive",
-                        check: check_points,
-                    },
-                    Json::Null,
-                    "clicks on the new structure (no `class`)",
-                ),
-                ParamSpec::optional(
-                    "points_file",
-                    ParamType::InputPath,
-                    Json::Null,
-                    "the clicks from a .json or .csv file instead (as vista3d_refine's, without \
-                     a class column)",
-                ),
-                ParamSpec::optional(
-                    "id",
-                    ParamType::Int,
-                    json!(table().last_supported + 1),
-                    "class id of the structure in the output, above 132 (VISTA3D's zero-shot ids)",
-                ),
-                ParamSpec::optional(
-                    "name",
-                    ParamType::Str,
-                    json!("new structure"),
-                    "its name in the output's class table",
-                ),
-                ParamSpec::optional(
-                    "patch",
-                    ParamType::Ints { len: Some(3) },
-                    json!([128, 128, 128]),
-                    "window size around each click",
-                ),
-                ParamSpec::optional(
-                    "cache_features",
-                    ParamType::Choice(&["auto", "on", "off"]),
-                    json!("auto"),
-                    "as vista3d_refine",
-                ),
-                ParamSpec::optional(
-                    "reuse_windows",
-                    ParamType::Bool,
-                    json!(true),
-                    "as vista3d_refine",
-                ),
-            ],
+            params: [
+                models::model_params().to_vec(),
+                vec![
+                    ParamSpec::optional(
+                        "points",
+                        ParamType::Custom {
+                            describe: "a list of clicks {voxel: [i,j,k] | lps_mm: [x,y,z] | ras_mm: \
+                                       [x,y,z], label: positive|negative}, at least one positive",
+                            check: check_points,
+                        },
+                        Json::Null,
+                        "clicks on the new structure (no `class`)",
+                    ),
+                    ParamSpec::optional(
+                        "points_file",
+                        ParamType::InputPath,
+                        Json::Null,
+                        "the clicks from a .json or .csv file instead (as vista3d_refine's, without \
+                         a class column)",
+                    ),
+                    ParamSpec::optional(
+                        "id",
+                        ParamType::Int,
+                        json!(table().last_supported + 1),
+                        "class id of the structure in the output, above 132 (VISTA3D's zero-shot ids)",
+                    ),
+                    ParamSpec::optional(
+                        "name",
+                        ParamType::Str,
+                        json!("new structure"),
+                        "its name in the output's class table",
+                    ),
+                ],
+                window_params().to_vec(),
+            ]
+            .concat(),
             fallback: Fallback::Cpu,
         })
     }

@@ -49,6 +49,33 @@ pub fn check_points(v: &Json) -> Result<(), String> {
     clicks::check_param(v)
 }
 
+/// The params of the windows around clicks, shared by vista3d_refine and vista3d_zeroshot.
+pub(crate) fn window_params() -> [ParamSpec; 3] {
+    [
+        ParamSpec::optional(
+            "patch",
+            ParamType::Ints { len: Some(3) },
+            json!([128, 128, 128]),
+            "window size in voxels around each click, each a multiple of 16",
+        ),
+        ParamSpec::optional(
+            "cache_features",
+            ParamType::Choice(&["auto", "on", "off"]),
+            json!("auto"),
+            "keep the image encoder's features per window in the cache, so a later click \
+             in a window already seen runs only the point head (auto: on the CPU, where \
+             the encoder is slow; off on a GPU)",
+        ),
+        ParamSpec::optional(
+            "reuse_windows",
+            ParamType::Bool,
+            json!(true),
+            "a click well inside a window an earlier run computed uses that window \
+             instead of one centred on it (false: MONAI's placement exactly)",
+        ),
+    ]
+}
+
 /// The clicks from `points` or `points_file`: exactly one of them.
 pub fn points_of(points: &Json, file: Option<&std::path::Path>) -> Result<Json, String> {
     match (points.is_null(), file) {
@@ -107,60 +134,32 @@ impl Node for Vista3dRefine {
                 "the prior with the clicked classes refined (or a new label map of the \
                  clicked classes), VISTA3D class ids",
             )],
-            params: vec![
-                ParamSpec::optional(
-                    "model",
-                    ParamType::InputPath,
-                    Json::Null,
-                    crate::vista3d::auto::MODEL_DOC,
-                ),
-                ParamSpec::optional(
-                    "network",
-                    ParamType::Choice(crate::vista3d::auto::NETWORKS),
-                    json!("auto"),
-                    crate::vista3d::auto::NETWORK_DOC,
-                ),
-                ParamSpec::optional(
-                    "points",
-                    ParamType::Custom {
-                        describe: "a list of clicks {voxel: [i,j,k] | lps_mm: [x,y,z] | \
-                                   ras_mm: [x,y,z], label: positive|negative, class: NAME|ID}",
-                        check: check_points,
-                    },
-                    Json::Null,
-                    "the clicks; `class` is a VISTA3D class name or id (ids above 132 are new, \
-                     zero-shot structures and need a positive click); one network call per \
-                     class, classes in order of first appearance",
-                ),
-                ParamSpec::optional(
-                    "points_file",
-                    ParamType::InputPath,
-                    Json::Null,
-                    "the clicks from a file instead: .json (the `points` list) or .csv (columns \
-                     space, x, y, z, label, class; space is voxel, lps_mm or ras_mm)",
-                ),
-                ParamSpec::optional(
-                    "patch",
-                    ParamType::Ints { len: Some(3) },
-                    json!([128, 128, 128]),
-                    "window size in voxels around each click, each a multiple of 16",
-                ),
-                ParamSpec::optional(
-                    "cache_features",
-                    ParamType::Choice(&["auto", "on", "off"]),
-                    json!("auto"),
-                    "keep the image encoder's features per window in the cache, so a later click \
-                     in a window already seen runs only the point head (auto: on the CPU, where \
-                     the encoder is slow; off on a GPU)",
-                ),
-                ParamSpec::optional(
-                    "reuse_windows",
-                    ParamType::Bool,
-                    json!(true),
-                    "a click well inside a window an earlier run computed uses that window \
-                     instead of one centred on it (false: MONAI's placement exactly)",
-                ),
-            ],
+            params: [
+                models::model_params().to_vec(),
+                vec![
+                    ParamSpec::optional(
+                        "points",
+                        ParamType::Custom {
+                            describe: "a list of clicks {voxel: [i,j,k] | lps_mm: [x,y,z] | \
+                                       ras_mm: [x,y,z], label: positive|negative, class: NAME|ID}",
+                            check: check_points,
+                        },
+                        Json::Null,
+                        "the clicks; `class` is a VISTA3D class name or id (ids above 132 are new, \
+                         zero-shot structures and need a positive click); one network call per \
+                         class, classes in order of first appearance",
+                    ),
+                    ParamSpec::optional(
+                        "points_file",
+                        ParamType::InputPath,
+                        Json::Null,
+                        "the clicks from a file instead: .json (the `points` list) or .csv (columns \
+                         space, x, y, z, label, class; space is voxel, lps_mm or ras_mm)",
+                    ),
+                ],
+                window_params().to_vec(),
+            ]
+            .concat(),
             fallback: Fallback::Cpu,
         })
     }
