@@ -118,6 +118,7 @@ def main():
         if not os.path.exists(need):
             sys.exit(f"demo-heldout-gap: missing {need} (run scripts/fetch-data.sh and "
                      "cargo build --release first)")
+    args.out = os.path.abspath(args.out)  # the workflows name files relative to their own folder
     os.makedirs(args.out, exist_ok=True)
     hu, affine = read_series()
     labels = truth_on(affine, hu.shape)
