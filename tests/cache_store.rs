@@ -8,7 +8,7 @@ use std::sync::{Arc, Barrier};
 use std::time::{Duration, SystemTime};
 
 use tch::{Device, Kind, Tensor};
-use vistaflow::cache::{CacheError, EntryInfo, FileDigests, Lookup, Store};
+use vistaflow::cache::{CacheError, EntryInfo, FileDigests, Lookup, Store, RACY_WINDOW_NS};
 use vistaflow::hash::{Digest, KeyHasher};
 use vistaflow_nodes::{Geometry, LabelMap, PortType, Value, Volume};
 
@@ -407,6 +407,88 @@ fn gc_removes_least_recently_used_first() {
     );
     assert_eq!(store.gc(0).unwrap().removed_entries, 1);
     assert!(store.list().is_empty());
+}
+
+/// Where `store`'s file-digest memo of `file` lives.
+fn memo_path(root: &Path, file: &Path) -> PathBuf {
+    use std::os::unix::ffi::OsStrExt;
+    let h = Digest::of(fs::canonicalize(file).unwrap().as_os_str().as_bytes()).hex();
+    root.join("file-digests")
+        .join(&h[..2])
+        .join(format!("{h}.json"))
+}
+
+#[test]
+fn gc_collects_records_and_memos_unused_long_before_every_kept_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("cache");
+    let store = Store::open(&root).unwrap();
+    let entry = id("kept");
+    store.put(&entry, &info("n"), &image(0)).unwrap();
+    let rec = serde_json::json!({ "files": [] });
+    let (stale_rec, read_rec, fresh_rec) = (id("r1"), id("r2"), id("r3"));
+    let files: Vec<PathBuf> = (0..3)
+        .map(|i| dir.path().join(format!("src{i}.bin")))
+        .collect();
+    for (i, f) in files.iter().enumerate() {
+        fs::write(f, vec![i as u8; 100]).unwrap();
+    }
+    // Memos are trusted (read back, not rewritten) once the files have been quiet a while.
+    std::thread::sleep(Duration::from_nanos(RACY_WINDOW_NS as u64) + Duration::from_millis(200));
+    for f in &files {
+        store.file_digests().digest_file(f).unwrap();
+    }
+    for k in [&stale_rec, &read_rec, &fresh_rec] {
+        store.put_record(k, &rec).unwrap();
+    }
+    // Three days unused, then: a stale record and memo, and one of each read again now.
+    let three_days = Duration::from_secs(3 * 24 * 3600);
+    for r in [&stale_rec, &read_rec] {
+        set_age(
+            &root
+                .join("records")
+                .join(&r.hex()[..2])
+                .join(format!("{r}.json")),
+            three_days,
+        );
+    }
+    for f in &files[..2] {
+        set_age(&memo_path(&root, f), three_days);
+    }
+    assert_eq!(store.get_record(&read_rec), Some(rec.clone()));
+    // A later process reads the memo from disk (this one holds it in memory).
+    let later = FileDigests::new(root.join("file-digests"));
+    assert_eq!(
+        later.digest_file(&files[1]).unwrap(),
+        Digest::of(&[1u8; 100])
+    );
+
+    let r = store.gc(u64::MAX).unwrap();
+    assert_eq!(
+        (r.kept_entries, r.removed_records, r.removed_memos),
+        (1, 1, 1),
+        "{r:?}"
+    );
+    assert_eq!(store.get_record(&stale_rec), None);
+    assert_eq!(store.get_record(&read_rec), Some(rec.clone()));
+    assert_eq!(store.get_record(&fresh_rec), Some(rec.clone()));
+    assert!(!memo_path(&root, &files[0]).exists());
+    assert!(memo_path(&root, &files[1]).exists() && memo_path(&root, &files[2]).exists());
+
+    // Within a day of the oldest kept entry's use is a kept run's own: kept.
+    set_age(&sidecar_path(&root, &entry), Duration::from_secs(3 * 3600));
+    set_age(&memo_path(&root, &files[2]), Duration::from_secs(20 * 3600));
+    assert_eq!(store.gc(u64::MAX).unwrap().removed_memos, 0);
+
+    // No entry kept: nothing to keep them for.
+    let r = store.gc(0).unwrap();
+    assert_eq!(
+        (r.removed_entries, r.removed_records, r.removed_memos),
+        (1, 2, 2),
+        "{r:?}"
+    );
+    assert!(all_files(&root.join("records")).is_empty());
+    assert!(all_files(&root.join("file-digests")).is_empty());
 }
 
 #[test]

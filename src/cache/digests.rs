@@ -13,7 +13,7 @@
 //! folder name reaches the cache. An in-memory copy makes repeated look-ups in one process
 //! cost a `stat` and a `realpath`.
 
-use super::fsutil::{now_ns, ns, write_atomic};
+use super::fsutil::{now_ns, ns, touch, write_atomic};
 use crate::hash::{Digest, KeyHasher};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
@@ -169,8 +169,11 @@ impl FileDigests {
         if let Some(m) = self.mem.lock().ok()?.get(canon) {
             return Some(*m);
         }
-        let bytes = fs::read(self.memo_path(canon)?).ok()?;
+        let path = self.memo_path(canon)?;
+        let bytes = fs::read(&path).ok()?;
         let m: Memo = serde_json::from_slice(&bytes).ok()?;
+        // Read from disk once per process: marks the memo used for `gc`.
+        touch(&path);
         if let Ok(mut mem) = self.mem.lock() {
             mem.insert(canon.to_path_buf(), m);
         }

@@ -99,6 +99,14 @@ impl Drop for EntryLock {
     }
 }
 
+/// Marks a file used now (best effort): its mtime is `gc`'s "last used" for entries, sink
+/// records and digest memos.
+pub(crate) fn touch(path: &Path) {
+    if let Ok(f) = fs::OpenOptions::new().write(true).open(path) {
+        let _ = f.set_modified(std::time::SystemTime::now());
+    }
+}
+
 /// Nanoseconds since the Unix epoch of a (seconds, nanoseconds) pair from `stat`.
 pub(crate) fn ns(secs: i64, nsec: i64) -> i128 {
     secs as i128 * 1_000_000_000 + nsec as i128

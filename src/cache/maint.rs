@@ -29,6 +29,10 @@ pub struct EntrySummary {
     pub last_used_unix_ms: u64,
 }
 
+/// A run digests its sources and reads its sink records before it writes its outputs: a memo
+/// or record of a kept run may be older than that run's entries by as long as the run took.
+pub const RUN_SLACK: Duration = Duration::from_secs(24 * 3600);
+
 /// What [`Store::gc`] did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct GcReport {
@@ -39,6 +43,9 @@ pub struct GcReport {
     /// Data files without a sidecar (left by a killed writer), unreadable sidecars, stale
     /// temp and lock files.
     pub removed_garbage: usize,
+    /// Sink records and file-digest memos unused since well before every kept entry was used.
+    pub removed_records: usize,
+    pub removed_memos: usize,
 }
 
 /// What [`Store::verify`] found.
@@ -85,7 +92,8 @@ fn classify(name: &str) -> FileClass {
     }
 }
 
-/// Every file in the object shards with its class and metadata.
+/// Every file in the shards of `objects/` (or `records/`, `file-digests/`) with its class and
+/// metadata.
 fn scan(objects: &Path) -> Vec<(PathBuf, FileClass, fs::Metadata)> {
     let mut out = Vec::new();
     let Ok(shards) = fs::read_dir(objects) else {
@@ -105,6 +113,26 @@ fn scan(objects: &Path) -> Vec<(PathBuf, FileClass, fs::Metadata)> {
         }
     }
     out
+}
+
+/// Removes the files in `dir`'s shards last modified before `cutoff` (temp files too, once
+/// stale); returns how many records or memos went.
+fn sweep(dir: &Path, cutoff: SystemTime) -> usize {
+    let mut removed = 0;
+    for (path, class, meta) in scan(dir) {
+        let used = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+        match class {
+            // `<hex>.json`, as both are named.
+            FileClass::Sidecar(_) if used < cutoff && fs::remove_file(&path).is_ok() => {
+                removed += 1
+            }
+            FileClass::Temp if older_than(&meta, STALE_TEMP) => {
+                let _ = fs::remove_file(&path);
+            }
+            _ => {}
+        }
+    }
+    removed
 }
 
 fn older_than(meta: &fs::Metadata, age: Duration) -> bool {
@@ -143,7 +171,9 @@ impl Store {
 
     /// Removes least recently used entries until the entries take at most `max_bytes`, plus
     /// garbage: data files without a sidecar, unparsable sidecars, and temp/lock files older
-    /// than [`STALE_TEMP`].
+    /// than [`STALE_TEMP`]. Sink records and file-digest memos go when they were last used
+    /// more than [`RUN_SLACK`] before the least recently used kept entry (all of them when no
+    /// entry is kept): a lost record reruns its sink, a lost memo rehashes its file.
     ///
     /// Takes the cache lock exclusively (see [`super::lock`]): fails with
     /// [`CacheError::Busy`] when another process has the cache open.
@@ -194,7 +224,8 @@ impl Store {
         }
         entries.sort();
         let mut total: u64 = entries.iter().map(|e| e.2).sum();
-        for (_, id, bytes) in entries {
+        let mut oldest_kept = None;
+        for (used, id, bytes) in entries {
             if total > max_bytes {
                 let _ = fs::remove_file(self.sidecar_path(&id));
                 let _ = fs::remove_file(self.data_path(&id));
@@ -202,10 +233,17 @@ impl Store {
                 report.removed_entries += 1;
                 report.freed_bytes += bytes;
             } else {
+                oldest_kept.get_or_insert(used);
                 report.kept_entries += 1;
                 report.kept_bytes += bytes;
             }
         }
+        let cutoff = match oldest_kept {
+            Some(t) => t.checked_sub(RUN_SLACK).unwrap_or(SystemTime::UNIX_EPOCH),
+            None => SystemTime::now(),
+        };
+        report.removed_records = sweep(&self.root().join("records"), cutoff);
+        report.removed_memos = sweep(&self.root().join("file-digests"), cutoff);
         report
     }
 

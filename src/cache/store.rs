@@ -2,7 +2,7 @@
 
 use super::digests::FileDigests;
 use super::format::{self, Sidecar, FORMAT};
-use super::fsutil::{sync_dir, write_atomic, EntryLock};
+use super::fsutil::{sync_dir, touch, write_atomic, EntryLock};
 use super::lock::RootLock;
 use super::CacheError;
 use crate::hash::Digest;
@@ -296,8 +296,12 @@ impl Store {
                     .then(|| doc.get_mut("record").map(serde_json::Value::take))
                     .flatten()
             });
-        if parsed.is_none() {
-            let _ = fs::remove_file(&path);
+        match parsed {
+            // Used now: `gc` keeps records as recently used as the entries it keeps.
+            Some(_) => touch(&path),
+            None => {
+                let _ = fs::remove_file(&path);
+            }
         }
         parsed
     }
@@ -336,13 +340,6 @@ fn check_sidecar(sc: &Sidecar, id: &Digest, ty: PortType) -> Result<(), String> 
         ));
     }
     Ok(())
-}
-
-/// Marks an entry used now (best effort): its sidecar's mtime is `gc`'s "last used".
-fn touch(path: &Path) {
-    if let Ok(f) = fs::OpenOptions::new().write(true).open(path) {
-        let _ = f.set_modified(SystemTime::now());
-    }
 }
 
 pub(crate) fn unix_ms(t: SystemTime) -> u64 {

@@ -69,10 +69,13 @@ pub fn cache(a: CacheArgs) -> i32 {
         CacheOp::Gc { max_size } => match store.gc(max_size) {
             Ok(r) => {
                 println!(
-                    "removed {} entries ({}) and {} leftover files; kept {} entries ({})",
+                    "removed {} entries ({}), {} leftover files, {} sink records and {} file \
+                     digests; kept {} entries ({})",
                     r.removed_entries,
                     human_bytes(r.freed_bytes),
                     r.removed_garbage,
+                    r.removed_records,
+                    r.removed_memos,
                     r.kept_entries,
                     human_bytes(r.kept_bytes)
                 );
