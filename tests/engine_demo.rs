@@ -11,6 +11,8 @@ use vistaflow::exec::RunOptions;
 
 /// The README's figures (Dice, demo model as committed); a changed model or pipeline that
 /// does worse fails here.
+// The stomach's 0.318 is a Dice, not an approximation of 1/pi.
+#[allow(clippy::approx_constant)]
 const README_DICE: [(&str, f64); 4] = [
     ("liver", 0.879),
     ("spleen", 0.784),
