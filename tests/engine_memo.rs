@@ -4,14 +4,24 @@
 mod common;
 
 use common::{load, run};
-use serde_json::json;
 use std::sync::Arc;
 use vistaflow::exec::{CachePolicy, RunOptions};
 use vistaflow_nodes::node::{Fallback, NodeSpec, PortSpec};
-use vistaflow_nodes::params::{ParamSpec, ParamType, Params};
+use vistaflow_nodes::params::{NodeParams, ParamSchema, Params};
 use vistaflow_nodes::{Ctx, Inputs, Node, NodeError, Outputs, PortType, Value, Volume};
 
 /// `probe`: "features" = image * 3, kept in the memo under the input `image` and the file
+#[derive(serde::Deserialize, NodeParams)]
+#[allow(dead_code)] // read through the params map
+struct ProbeParams {
+    /// not in the memo key
+    #[param(default = 0)]
+    click: i64,
+    /// in the memo's identity
+    #[param(input_path)]
+    weights: std::path::PathBuf,
+}
+
 /// `weights`; output = features + click, with meta `memo` = hit | miss.
 struct Probe(NodeSpec);
 
@@ -24,10 +34,7 @@ impl Probe {
             inputs: vec![PortSpec::input("image", PortType::Image, "in")],
             exactly_one_input_of: vec![],
             outputs: vec![PortSpec::output("image", PortType::Image, "out")],
-            params: vec![
-                ParamSpec::optional("click", ParamType::Int, json!(0), "not in the memo key"),
-                ParamSpec::required("weights", ParamType::InputPath, "in the memo's identity"),
-            ],
+            params: ParamSchema::of::<ProbeParams>(),
             fallback: Fallback::None,
         })
     }

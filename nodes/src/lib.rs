@@ -4,6 +4,9 @@
 //! This crate knows nothing of YAML, dagrs, the cache or telemetry: a node is a pure function
 //! of its inputs and params on a device (see `design.md`).
 
+// The derive macros name this crate by its path, also from inside it.
+extern crate self as vistaflow_nodes;
+
 pub mod export;
 pub mod io;
 pub mod metrics;
@@ -19,6 +22,6 @@ pub mod vista3d;
 pub use node::{
     CancelToken, Ctx, InputTypes, Inputs, Node, NodeError, NodeSpec, Outputs, ProgressSink,
 };
-pub use params::{ParamSpec, ParamType};
+pub use params::{NodeParams, ParamChoice, ParamSpec, ParamType};
 pub use registry::Registry;
 pub use value::{ClassTable, Encoded, Geometry, LabelMap, PortType, Value, Volume};

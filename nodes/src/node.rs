@@ -1,6 +1,6 @@
 //! The [`Node`] trait: a pure function of (inputs, params) on a device.
 
-use crate::params::{ParamSpec, ParamType, Params};
+use crate::params::{ParamSchema, ParamSpec, ParamType, Params};
 use crate::value::{PortType, Value};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -93,7 +93,8 @@ pub struct NodeSpec {
     pub exactly_one_input_of: Vec<&'static str>,
     /// Every output the kind can have; see [`Node::outputs`] for those a given use has.
     pub outputs: Vec<PortSpec>,
-    pub params: Vec<ParamSpec>,
+    /// From the node's params struct: `ParamSchema::of::<MyParams>()`.
+    pub params: ParamSchema,
     pub fallback: Fallback,
 }
 

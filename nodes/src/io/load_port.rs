@@ -2,7 +2,6 @@
 //! (`load_nifti`, `load_nrrd`): port `image` or port `labels`.
 
 use crate::node::{NodeSpec, Outputs, PortSpec};
-use crate::params::Params;
 use crate::value::{PortType, Value};
 
 /// The two ports, for the spec.
@@ -26,11 +25,7 @@ fn name(labels: bool) -> &'static str {
 }
 
 /// The one of `spec`'s outputs that the `labels` param selects.
-pub(crate) fn selected(spec: &NodeSpec, params: &Params) -> Vec<PortSpec> {
-    let labels = params
-        .get("labels")
-        .and_then(|v| v.as_bool())
-        .unwrap_or(false);
+pub(crate) fn selected(spec: &NodeSpec, labels: bool) -> Vec<PortSpec> {
     let want = name(labels);
     spec.outputs
         .iter()

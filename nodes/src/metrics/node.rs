@@ -7,12 +7,12 @@ use super::pairs::{check_classes, pairs, Pair};
 use super::qc::{qc_cells, COLUMNS as QC_COLUMNS};
 use super::surface::surface_distances;
 use crate::node::{Ctx, Fallback, Inputs, Node, NodeError, NodeSpec, Outputs, PortSpec};
-use crate::params::{self, ParamSpec, ParamType, Params};
+use crate::params::{self, NodeParams, ParamChoice, ParamError, ParamSchema, ParamType, Params};
 use crate::spatial::{resample_volume, Grid, Interp};
 use crate::value::{Cell, LabelMap, PortType, Table, Value};
 use rayon::prelude::*;
 use serde::Deserialize;
-use serde_json::{json, Value as Json};
+use serde_json::Value as Json;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
@@ -22,16 +22,58 @@ pub struct Metrics;
 /// Every metric, in the order columns are written.
 const ALL: [&str; 6] = ["dice", "iou", "hd95", "hd", "assd", "nsd"];
 
-#[derive(Deserialize)]
+#[derive(Deserialize, NodeParams)]
 #[serde(deny_unknown_fields)]
+#[params(check = MetricsParams::check_path)]
 struct MetricsParams {
+    /// classes to report (default: every class present in either map)
+    #[param(ty = ParamType::Custom {
+        describe: "a list of class names or ids",
+        check: check_classes,
+    })]
+    #[param(default = Json::Null)]
     classes: Json,
+    /// metrics with a reference: dice, iou, hd95, hd, assd, nsd
+    #[param(
+        default = vec!["dice".to_string(), "hd95".into(), "nsd".into()],
+        ty = ParamType::Custom {
+            describe: "a list of dice, iou, hd95, hd, assd, nsd",
+            check: check_metrics,
+        }
+    )]
     metrics: Vec<String>,
+    /// surface Dice tolerance in mm
+    #[param(default = 2.0, min = 0)]
     nsd_tolerance_mm: f64,
-    #[serde(rename = "match")]
-    match_by: String,
+    /// pair prediction and reference classes by id, or by name when the two maps number
+    /// classes differently
+    #[param(default = MatchBy::Id)]
+    r#match: MatchBy,
+    /// QC: flag a class as fragmented when its largest connected component (26-connectivity)
+    /// holds less than this fraction of its voxels
+    #[param(default = 0.9, min = 0, max = 1)]
     fragmented_below: f64,
+    /// also write the table here: .csv or .json
+    #[param(output_path)]
     path: Option<PathBuf>,
+}
+
+/// How prediction and reference classes are paired.
+#[derive(ParamChoice, Clone, Copy, PartialEq)]
+enum MatchBy {
+    Id,
+    Name,
+}
+
+impl MetricsParams {
+    fn check_path(&self) -> Result<(), ParamError> {
+        match &self.path {
+            Some(path) => table_format(path).map(|_| ()).map_err(|_| {
+                ParamError::at("path", "end `path` in .csv or .json (the table's format)")
+            }),
+            None => Ok(()),
+        }
+    }
 }
 
 fn check_metrics(v: &Json) -> Result<(), String> {
@@ -78,67 +120,13 @@ impl Node for Metrics {
                 PortType::Table,
                 "one row per class",
             )],
-            params: vec![
-                ParamSpec::optional(
-                    "classes",
-                    ParamType::Custom {
-                        describe: "a list of class names or ids",
-                        check: check_classes,
-                    },
-                    Json::Null,
-                    "classes to report (default: every class present in either map)",
-                ),
-                ParamSpec::optional(
-                    "metrics",
-                    ParamType::Custom {
-                        describe: "a list of dice, iou, hd95, hd, assd, nsd",
-                        check: check_metrics,
-                    },
-                    json!(["dice", "hd95", "nsd"]),
-                    "metrics with a reference: dice, iou, hd95, hd, assd, nsd",
-                ),
-                ParamSpec::optional(
-                    "nsd_tolerance_mm",
-                    ParamType::Float,
-                    json!(2.0),
-                    "surface Dice tolerance in mm",
-                ),
-                ParamSpec::optional(
-                    "match",
-                    ParamType::Choice(&["id", "name"]),
-                    json!("id"),
-                    "pair prediction and reference classes by id, or by name when the two maps \
-                     number classes differently",
-                ),
-                ParamSpec::optional(
-                    "fragmented_below",
-                    ParamType::Float,
-                    json!(0.9),
-                    "QC: flag a class as fragmented when its largest connected component \
-                     (26-connectivity) holds less than this fraction of its voxels",
-                ),
-                ParamSpec::optional(
-                    "path",
-                    ParamType::OutputPath,
-                    Json::Null,
-                    "also write the table here: .csv or .json",
-                ),
-            ],
+            params: ParamSchema::of::<MetricsParams>(),
             fallback: Fallback::None,
         })
     }
 
     fn run(&self, ctx: &Ctx, mut inputs: Inputs, params: &Params) -> Result<Outputs, NodeError> {
-        let p: MetricsParams = params::parse(params)?;
-        if let Some(path) = &p.path {
-            table_format(path)?;
-        }
-        if !(p.nsd_tolerance_mm >= 0.0 && p.nsd_tolerance_mm.is_finite()) {
-            return Err(NodeError::Invalid(format!(
-                "nsd_tolerance_mm must be a finite number >= 0, got {}",
-                p.nsd_tolerance_mm
-            )));
-        }
+        let p: MetricsParams = params::load(params)?;
         let Some(Value::Labels(pred)) = inputs.remove("prediction") else {
             return Err(NodeError::Invalid(
                 "metrics needs `prediction` labels".into(),
@@ -243,7 +231,7 @@ fn compare(
     let (ps, rs) = (ps?, rs?);
     let rows = pairs(
         &p.classes,
-        p.match_by == "name",
+        p.r#match == MatchBy::Name,
         &pred.classes,
         &reference.classes,
         &ps.present().collect::<Vec<_>>(),
@@ -322,7 +310,7 @@ fn conventions(rows: &[Pair], p: &MetricsParams) -> Vec<String> {
          distances inf, nsd 0; both empty: everything nan.",
         p.nsd_tolerance_mm
     )];
-    if p.match_by == "name" {
+    if p.r#match == MatchBy::Name {
         let unmatched: Vec<&str> = rows
             .iter()
             .filter(|r| r.pred < 0 || r.reference < 0)

@@ -5,69 +5,108 @@ use super::connectivity::{enforce, renumber};
 use super::slic::{slic, SlicParams};
 use super::smooth::gaussian;
 use crate::node::{Ctx, Fallback, Inputs, Node, NodeError, NodeSpec, Outputs, PortSpec};
-use crate::params::{self, ParamSpec, ParamType, Params};
+use crate::params::{self, NodeParams, ParamError, ParamSchema, Params};
 use crate::value::{ClassTable, LabelMap, PortType, Value, Volume};
 use serde::Deserialize;
-use serde_json::json;
 use std::sync::OnceLock;
 use tch::{Kind, Tensor};
 
 /// `supervoxels`: 3D SLIC supervoxels of a CT (see the module docs).
 pub struct Supervoxels;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, NodeParams)]
 #[serde(deny_unknown_fields)]
+#[params(check = SupervoxelParams::check_values)]
 struct SupervoxelParams {
+    /// about how many supervoxels to make in the body (seeds on a grid)
+    #[param(default = 400)]
     n_segments: i64,
+    /// weight of distance against intensity, in units of the windowed [0, 1] intensity as
+    /// scikit-image's slic: higher gives more cube-like supervoxels
+    #[param(default = 0.01)]
     compactness: f64,
+    /// Gaussian smoothing before clustering, in voxels on every axis (0: none)
+    #[param(default = 3.0)]
     sigma: f64,
+    /// [lo, hi] HU: intensities are clipped to it and scaled to [0, 1]
+    #[param(default = [-1000.0, 1000.0])]
     window: [f64; 2],
+    /// voxels below this HU are air: id 0 and left out of the clustering
+    #[param(default = -800.0)]
     air_below_hu: f64,
+    /// measure distances in mm using the voxel spacing (else in voxels)
+    #[param(default = true)]
     spacing_aware: bool,
+    /// k-means iterations at most (stops early once nothing moves)
+    #[param(default = 10)]
     max_iterations: i64,
+    /// make every supervoxel one 6-connected piece: fragments under half the mean size are
+    /// merged into a neighbour, pieces over 3x are split
+    #[param(default = true)]
     enforce_connectivity: bool,
 }
 
 impl SupervoxelParams {
-    /// Refuses values SLIC cannot work with, saying what to give instead.
-    fn check(&self) -> Result<(), NodeError> {
-        let bad = |m: String| Err(NodeError::Invalid(m));
+    /// Refuses values SLIC cannot work with, saying what to give instead (at load).
+    fn check_values(&self) -> Result<(), ParamError> {
         if self.n_segments < 1 {
-            return bad(format!(
-                "n_segments must be at least 1, got {}; the paper uses 400",
-                self.n_segments
-            ));
+            return bad(
+                "n_segments",
+                format!(
+                    "n_segments must be at least 1, got {}; the paper uses 400",
+                    self.n_segments
+                ),
+            );
         }
         if !(self.compactness >= 0.0 && self.compactness.is_finite()) {
-            return bad(format!(
-                "compactness must be a finite number >= 0, got {}; try 0.01 (the paper's) and \
+            return bad(
+                "compactness",
+                format!(
+                    "compactness must be a finite number >= 0, got {}; try 0.01 (the paper's) and \
                  explore on a log scale",
-                self.compactness
-            ));
+                    self.compactness
+                ),
+            );
         }
         if !(self.sigma >= 0.0 && self.sigma.is_finite()) {
-            return bad(format!(
-                "sigma must be a finite number >= 0 (voxels; 0 = no smoothing), got {}",
-                self.sigma
-            ));
+            return bad(
+                "sigma",
+                format!(
+                    "sigma must be a finite number >= 0 (voxels; 0 = no smoothing), got {}",
+                    self.sigma
+                ),
+            );
         }
         let [lo, hi] = self.window;
         if !(lo.is_finite() && hi.is_finite() && lo < hi) {
-            return bad(format!(
-                "window must be [lo, hi] HU with lo < hi, got [{lo}, {hi}]; e.g. [-1000, 1000]"
-            ));
+            return bad(
+                "window",
+                format!(
+                    "window must be [lo, hi] HU with lo < hi, got [{lo}, {hi}]; e.g. [-1000, 1000]"
+                ),
+            );
         }
         if !self.air_below_hu.is_finite() {
-            return bad("air_below_hu must be a finite HU value, e.g. -800".into());
+            return bad(
+                "air_below_hu",
+                "air_below_hu must be a finite HU value, e.g. -800",
+            );
         }
         if self.max_iterations < 1 {
-            return bad(format!(
-                "max_iterations must be at least 1, got {}; 10 is usual",
-                self.max_iterations
-            ));
+            return bad(
+                "max_iterations",
+                format!(
+                    "max_iterations must be at least 1, got {}; 10 is usual",
+                    self.max_iterations
+                ),
+            );
         }
         Ok(())
     }
+}
+
+fn bad(param: &str, message: impl Into<String>) -> Result<(), ParamError> {
+    Err(ParamError::at(param, message))
 }
 
 impl Node for Supervoxels {
@@ -90,65 +129,13 @@ impl Node for Supervoxels {
                 "supervoxel ids 1..N (int32, numbered in raster order), 0 for air; empty \
                  class table",
             )],
-            params: vec![
-                ParamSpec::optional(
-                    "n_segments",
-                    ParamType::Int,
-                    json!(400),
-                    "about how many supervoxels to make in the body (seeds on a grid)",
-                ),
-                ParamSpec::optional(
-                    "compactness",
-                    ParamType::Float,
-                    json!(0.01),
-                    "weight of distance against intensity, in units of the windowed [0, 1] \
-                     intensity as scikit-image's slic: higher gives more cube-like supervoxels",
-                ),
-                ParamSpec::optional(
-                    "sigma",
-                    ParamType::Float,
-                    json!(3.0),
-                    "Gaussian smoothing before clustering, in voxels on every axis (0: none)",
-                ),
-                ParamSpec::optional(
-                    "window",
-                    ParamType::Floats { len: Some(2) },
-                    json!([-1000.0, 1000.0]),
-                    "[lo, hi] HU: intensities are clipped to it and scaled to [0, 1]",
-                ),
-                ParamSpec::optional(
-                    "air_below_hu",
-                    ParamType::Float,
-                    json!(-800.0),
-                    "voxels below this HU are air: id 0 and left out of the clustering",
-                ),
-                ParamSpec::optional(
-                    "spacing_aware",
-                    ParamType::Bool,
-                    json!(true),
-                    "measure distances in mm using the voxel spacing (else in voxels)",
-                ),
-                ParamSpec::optional(
-                    "max_iterations",
-                    ParamType::Int,
-                    json!(10),
-                    "k-means iterations at most (stops early once nothing moves)",
-                ),
-                ParamSpec::optional(
-                    "enforce_connectivity",
-                    ParamType::Bool,
-                    json!(true),
-                    "make every supervoxel one 6-connected piece: fragments under half the \
-                     mean size are merged into a neighbour, pieces over 3x are split",
-                ),
-            ],
+            params: ParamSchema::of::<SupervoxelParams>(),
             fallback: Fallback::None,
         })
     }
 
     fn run(&self, ctx: &Ctx, mut inputs: Inputs, params: &Params) -> Result<Outputs, NodeError> {
-        let p: SupervoxelParams = params::parse(params)?;
-        p.check()?;
+        let p: SupervoxelParams = params::load(params)?;
         let Some(Value::Image(image)) = inputs.remove("image") else {
             return Err(NodeError::Invalid(
                 "supervoxels needs a CT on its `image` input".into(),

@@ -4,6 +4,8 @@
 use super::net::{Config, Vista3d};
 use super::weights;
 use crate::node::NodeError;
+use crate::params::{NodeParams, ParamChoice, ParamError};
+use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
@@ -110,13 +112,67 @@ pub fn card_of(weights: &Path) -> Result<Option<Card>, NodeError> {
         .map_err(|e| NodeError::file(&path, format!("model card: {e}")))
 }
 
+/// The `model` and `network` params of the nodes that load weights.
+#[derive(Deserialize, NodeParams, Clone)]
+pub struct ModelParams {
+    /// the weights: a .safetensors state dict (MONAI/VISTA3D-HF layout; convert the bundle's
+    /// model.pt with `vistaflow convert-weights`), e.g. models/vista3d-demo.safetensors; or
+    /// connect a vista3d_train's `model` output to the `model` input instead
+    #[param(input_path)]
+    pub model: Option<PathBuf>,
+    /// the architecture of the weights: auto (from the model card next to the weights, else
+    /// from the file's tensor shapes), vista3d132 (published) or small (the test
+    /// configuration)
+    #[param(default = Network::Auto)]
+    pub network: Network,
+}
+
+/// Which architecture the weights are.
+#[derive(ParamChoice, Clone, Copy, PartialEq, Debug)]
+pub enum Network {
+    Auto,
+    Vista3d132,
+    Small,
+}
+
+impl ModelParams {
+    /// `patch` against the network, at load: when the architecture is known before the run
+    /// (named, or read off the weights' card or header); else the run checks it.
+    pub fn check_patch(&self, param: &str, patch: &[i64; 3]) -> Result<(), ParamError> {
+        let config = match (self.network, &self.model) {
+            (Network::Auto, Some(path)) if path.is_file() => {
+                network_config(Network::Auto, path).ok()
+            }
+            (Network::Auto, _) => None,
+            (named, _) => network_config(named, Path::new("")).ok(),
+        };
+        match config {
+            Some(c) => check_patch(patch, &c).map_err(|e| ParamError::at(param, e)),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Each patch size must be a positive multiple of what the network halves it by.
+pub fn check_patch(patch: &[i64; 3], config: &Config) -> Result<(), String> {
+    let f = config.shape_factor();
+    if patch.iter().any(|&s| s < f || s % f != 0) {
+        return Err(format!(
+            "patch {patch:?}: each size must be a positive multiple of {f} (the network halves \
+             the patch {} times); the default is [128, 128, 128]",
+            config.levels() - 1
+        ));
+    }
+    Ok(())
+}
+
 /// The network configuration for the `network` param: `vista3d132`, `small`, or `auto` (the
 /// weights' card, else read off the tensor names and shapes in the file's header).
-pub fn network_config(network: &str, weights: &Path) -> Result<Config, NodeError> {
+pub fn network_config(network: Network, weights: &Path) -> Result<Config, NodeError> {
     match network {
-        "vista3d132" => Ok(Config::vista3d132()),
-        "small" => Ok(Config::small()),
-        _ => {
+        Network::Vista3d132 => Ok(Config::vista3d132()),
+        Network::Small => Ok(Config::small()),
+        Network::Auto => {
             if let Some(card) = card_of(weights)? {
                 return Ok(card.config);
             }
@@ -164,25 +220,6 @@ fn header_shapes(path: &Path) -> Result<std::collections::BTreeMap<String, Vec<i
         }
     }
     Ok(out)
-}
-
-/// The `model` and `network` params of the nodes that load weights.
-pub fn model_params() -> [crate::params::ParamSpec; 2] {
-    use crate::params::{ParamSpec, ParamType};
-    [
-        ParamSpec::optional(
-            "model",
-            ParamType::InputPath,
-            serde_json::Value::Null,
-            super::auto::MODEL_DOC,
-        ),
-        ParamSpec::optional(
-            "network",
-            ParamType::Choice(super::auto::NETWORKS),
-            serde_json::json!("auto"),
-            super::auto::NETWORK_DOC,
-        ),
-    ]
 }
 
 /// The optional `model` input of the nodes that load weights.

@@ -1,7 +1,7 @@
 //! The functional groups (shared: pixel measures, plane orientation; per frame: derivation
 //! image, frame content, plane position, segment identification) and the dimension index.
 
-use super::dataset::{Content, Frame};
+use super::content::{Content, Frame};
 use super::elements::{code_item, dcm, Ds, Obj};
 use super::source::InstanceRef;
 use dicom_core::value::PrimitiveValue;

@@ -17,6 +17,7 @@
 
 mod codes;
 mod color;
+mod content;
 mod dataset;
 mod elements;
 mod frames;
@@ -27,7 +28,7 @@ mod uid;
 use crate::io::atomic;
 use crate::node::{Ctx, NodeError};
 use crate::value::{LabelMap, Volume};
-use dataset::{Content, Frame, Segment};
+use content::{Content, Frame, Segment};
 use sha2::{Digest, Sha256};
 use std::io::Write;
 use std::path::Path;

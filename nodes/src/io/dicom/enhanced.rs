@@ -7,7 +7,7 @@
 //! PixelValueTransformationSequence > RescaleSlope/Intercept (else the root's, else 1 and 0).
 
 use super::attrs::{self, first_item, float, floats_n, items, Attr, Obj};
-use super::header::{build_geom, rescale, FrameGeom};
+use super::frame::{build_geom, rescale, FrameGeom};
 
 /// The geometry of each of `nframes` frames; `Ok(None)` when the file has no plane
 /// position/orientation (not a set of slices).

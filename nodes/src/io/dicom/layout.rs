@@ -1,7 +1,7 @@
 //! Placing a stack's frames on a grid: sort along the slice normal, check spacing and tilt,
 //! build the voxel -> LPS affine, and (when allowed) plan resampling of uneven slices.
 
-use super::header::{cross, dot, norm};
+use super::frame::{cross, dot, norm};
 use super::series::{FrameRef, Stack};
 use crate::node::NodeError;
 use std::path::Path;

@@ -52,6 +52,7 @@
 
 mod attrs;
 mod enhanced;
+mod frame;
 mod header;
 mod identity;
 mod layout;

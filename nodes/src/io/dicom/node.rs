@@ -3,26 +3,51 @@
 use super::load::load;
 use super::series::Choice;
 use crate::node::{Ctx, Fallback, Inputs, Node, NodeError, NodeSpec, Outputs, PortSpec};
-use crate::params::{self, ParamSpec, ParamType, Params};
+use crate::params::{self, NodeParams, ParamError, ParamSchema, Params};
 use crate::value::{PortType, Value};
 use serde::Deserialize;
-use serde_json::{json, Value as Json};
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
 /// Loads one DICOM series (see the [module docs](super)).
 pub struct LoadDicom;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, NodeParams)]
 #[serde(deny_unknown_fields)]
+#[params(check = LoadDicomParams::check_regex)]
 struct LoadDicomParams {
+    /// a folder (searched recursively; non-DICOM files are skipped) or one DICOM file
+    #[param(input_path)]
     path: PathBuf,
+    /// load the series with this SeriesInstanceUID
     series_uid: Option<String>,
+    /// load the series with this SeriesNumber
     series_number: Option<i64>,
+    /// load a series of this Modality (CT, MR, ...); default: CT when there is one
     modality: Option<String>,
+    /// load a series whose SeriesDescription matches this regex
     description: Option<String>,
+    /// consider only series with at least this many slices
+    #[param(min = 1)]
     min_slices: Option<i64>,
+    /// resample uneven or missing slices onto a regular grid (linear along the slice normal)
+    /// instead of failing
+    #[param(default = false)]
     allow_irregular: bool,
+}
+
+impl LoadDicomParams {
+    fn description(&self) -> Result<Option<regex::Regex>, ParamError> {
+        self.description
+            .as_deref()
+            .map(regex::Regex::new)
+            .transpose()
+            .map_err(|e| ParamError::at("description", format!("not a valid regex: {e}")))
+    }
+
+    fn check_regex(&self) -> Result<(), ParamError> {
+        self.description().map(|_| ())
+    }
 }
 
 impl Node for LoadDicom {
@@ -40,62 +65,14 @@ impl Node for LoadDicom {
                 PortType::Image,
                 "the series, float32 [k,j,i], Rescale Slope/Intercept applied",
             )],
-            params: vec![
-                ParamSpec::required(
-                    "path",
-                    ParamType::InputPath,
-                    "a folder (searched recursively; non-DICOM files are skipped) or one DICOM file",
-                ),
-                ParamSpec::optional(
-                    "series_uid",
-                    ParamType::Str,
-                    Json::Null,
-                    "load the series with this SeriesInstanceUID",
-                ),
-                ParamSpec::optional(
-                    "series_number",
-                    ParamType::Int,
-                    Json::Null,
-                    "load the series with this SeriesNumber",
-                ),
-                ParamSpec::optional(
-                    "modality",
-                    ParamType::Str,
-                    Json::Null,
-                    "load a series of this Modality (CT, MR, ...); default: CT when there is one",
-                ),
-                ParamSpec::optional(
-                    "description",
-                    ParamType::Str,
-                    Json::Null,
-                    "load a series whose SeriesDescription matches this regex",
-                ),
-                ParamSpec::optional(
-                    "min_slices",
-                    ParamType::Int,
-                    Json::Null,
-                    "consider only series with at least this many slices",
-                ),
-                ParamSpec::optional(
-                    "allow_irregular",
-                    ParamType::Bool,
-                    json!(false),
-                    "resample uneven or missing slices onto a regular grid (linear along the \
-                     slice normal) instead of failing",
-                ),
-            ],
+            params: ParamSchema::of::<LoadDicomParams>(),
             fallback: Fallback::None,
         })
     }
 
     fn run(&self, ctx: &Ctx, _inputs: Inputs, params: &Params) -> Result<Outputs, NodeError> {
-        let p: LoadDicomParams = params::parse(params)?;
-        let description = match &p.description {
-            Some(r) => Some(regex::Regex::new(r).map_err(|e| {
-                NodeError::Invalid(format!("param `description` is not a valid regex: {e}"))
-            })?),
-            None => None,
-        };
+        let p: LoadDicomParams = params::load(params)?;
+        let description = p.description()?;
         let choice = Choice {
             series_uid: p.series_uid,
             series_number: p.series_number,

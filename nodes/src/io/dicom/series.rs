@@ -1,7 +1,8 @@
 //! Grouping frames into stacks (one series, one orientation, spacing and size) and choosing
 //! the stack to load.
 
-use super::header::{cross, FrameGeom, Instance};
+use super::frame::{cross, FrameGeom};
+use super::header::Instance;
 use crate::node::{Ctx, NodeError};
 use regex::Regex;
 use std::collections::HashMap;

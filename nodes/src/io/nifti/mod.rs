@@ -26,9 +26,12 @@
 mod affine;
 mod dtype;
 mod header;
+mod node;
 mod read;
 mod write;
 pub(crate) use write::write_as;
+
+pub use node::{LoadNifti, SaveNifti};
 
 use crate::node::{Ctx, NodeError};
 use crate::value::Value;

@@ -4,20 +4,24 @@ use crate::io::load_port;
 use crate::node::{
     Ctx, Fallback, InputTypes, Inputs, Node, NodeError, NodeSpec, Outputs, PortSpec,
 };
-use crate::params::{self, ParamSpec, ParamType, Params};
+use crate::params::{self, NodeParams, ParamSchema, Params};
 use crate::value::PortType;
 use serde::Deserialize;
-use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 /// `load_nrrd`: a NRRD file as an image (port `image`) or a label map (port `labels`).
 pub struct LoadNrrd;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, NodeParams)]
 #[serde(deny_unknown_fields)]
 struct LoadParams {
+    /// the .nrrd file, or the .nhdr header of a detached one
+    #[param(input_path)]
     path: PathBuf,
+    /// read as a label map (integer class ids; Slicer segment names become the class table)
+    /// on port `labels`
+    #[param(default = false)]
     labels: bool,
 }
 
@@ -32,26 +36,16 @@ impl Node for LoadNrrd {
             inputs: vec![],
             exactly_one_input_of: vec![],
             outputs: load_port::specs(),
-            params: vec![
-                ParamSpec::required(
-                    "path",
-                    ParamType::InputPath,
-                    "the .nrrd file, or the .nhdr header of a detached one",
-                ),
-                ParamSpec::optional(
-                    "labels",
-                    ParamType::Bool,
-                    json!(false),
-                    "read as a label map (integer class ids; Slicer segment names become the \
-                     class table) on port `labels`",
-                ),
-            ],
+            params: ParamSchema::of::<LoadParams>(),
             fallback: Fallback::None,
         })
     }
 
     fn outputs(&self, params: &Params, _inputs: &InputTypes) -> Vec<PortSpec> {
-        load_port::selected(self.spec(), params)
+        load_port::selected(
+            self.spec(),
+            params::load::<LoadParams>(params).is_ok_and(|p| p.labels),
+        )
     }
 
     /// A detached header's data files: changing one must change the cache key.
@@ -63,7 +57,7 @@ impl Node for LoadNrrd {
     }
 
     fn run(&self, ctx: &Ctx, _inputs: Inputs, params: &Params) -> Result<Outputs, NodeError> {
-        let p: LoadParams = params::parse(params)?;
+        let p: LoadParams = params::load(params)?;
         let value = super::read(&p.path, p.labels, ctx)?;
         Ok(load_port::output(value, p.labels))
     }
@@ -72,10 +66,14 @@ impl Node for LoadNrrd {
 /// `save_nrrd`: writes an image or a label map as NRRD.
 pub struct SaveNrrd;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, NodeParams)]
 #[serde(deny_unknown_fields)]
 struct SaveParams {
+    /// file to write: .nrrd (attached) or .nhdr (detached data file beside it)
+    #[param(output_path)]
     path: PathBuf,
+    /// gzip encoding (false: raw)
+    #[param(default = true)]
     compress: bool,
 }
 
@@ -93,29 +91,14 @@ impl Node for SaveNrrd {
             ],
             exactly_one_input_of: vec!["image", "labels"],
             outputs: vec![],
-            params: vec![
-                ParamSpec::required(
-                    "path",
-                    ParamType::OutputPath,
-                    "file to write: .nrrd (attached) or .nhdr (detached data file beside it)",
-                ),
-                ParamSpec::optional(
-                    "compress",
-                    ParamType::Bool,
-                    json!(true),
-                    "gzip encoding (false: raw)",
-                ),
-            ],
+            params: ParamSchema::of::<SaveParams>(),
             fallback: Fallback::None,
         })
     }
 
     /// A `.nhdr` header's data file: deleting it reruns the save.
     fn companions(&self, param: &str, path: &Path, params: &Params) -> Vec<PathBuf> {
-        let compress = params
-            .get("compress")
-            .and_then(|c| c.as_bool())
-            .unwrap_or(true);
+        let compress = params::load::<SaveParams>(params).is_ok_and(|p| p.compress);
         match param {
             "path" => super::written_data_file(path, compress)
                 .into_iter()
@@ -125,7 +108,7 @@ impl Node for SaveNrrd {
     }
 
     fn run(&self, ctx: &Ctx, inputs: Inputs, params: &Params) -> Result<Outputs, NodeError> {
-        let p: SaveParams = params::parse(params)?;
+        let p: SaveParams = params::load(params)?;
         if inputs.len() != 1 {
             return Err(NodeError::Invalid(format!(
                 "save_nrrd needs exactly one of `image` or `labels`, got {}",

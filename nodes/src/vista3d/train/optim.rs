@@ -9,8 +9,7 @@ use std::collections::BTreeMap;
 use tch::Tensor;
 
 /// The learning rate after warm-up.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, crate::params::ParamChoice)]
 pub enum Schedule {
     /// Cosine decay to 5 % of `lr` at the last step.
     #[default]

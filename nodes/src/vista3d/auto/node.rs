@@ -1,19 +1,15 @@
-//! The `vista3d_auto` node: automatic segmentation of the classes asked for.
-//!
-//! The bundle's preprocessing (foreground crop at HU > 0 with a 10-voxel margin, HU window
-//! scaling to [0, 1], orientation to RAS), streaming sliding-window inference, its
-//! post-processing (argmax over the classes, background where no logit is positive), and the
-//! inverse of the preprocessing so that labels land on the input's own grid.
+//! The `vista3d_auto` node: its params, spec and run.
 
-use super::classes::{self, table};
-use super::net::Config;
-use super::stream::{self, Hooks, Options};
-use super::{models, preprocess};
 use crate::node::{
     Ctx, Fallback, InputTypes, Inputs, Node, NodeError, NodeSpec, Outputs, PortSpec,
 };
-use crate::params::{self, ParamSpec, ParamType, Params};
+use crate::params::{self, NodeParams, ParamChoice, ParamError, ParamSchema, ParamType, Params};
 use crate::value::{LabelMap, PortType, Value};
+use crate::vista3d::classes::{self, table};
+use crate::vista3d::models::{self, ModelParams};
+use crate::vista3d::net::Config;
+use crate::vista3d::preprocess;
+use crate::vista3d::stream::{self, Hooks, Options};
 use serde::Deserialize;
 use serde_json::{json, Value as Json};
 use std::path::{Path, PathBuf};
@@ -23,36 +19,64 @@ use tch::{Device, Kind};
 /// `vista3d_auto`.
 pub struct Vista3dAuto;
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Deserialize, NodeParams)]
+#[params(check = AutoParams::check_values)]
 struct AutoParams {
+    /// `everything` (the bundle's 117 classes; for a model trained by vista3d_train, the
+    /// classes on its card), or a list of class names (as in the VISTA3D label table, e.g.
+    /// liver, `left kidney`) or ids; kidney, lung and bone are segmented through their parts
+    /// as the bundle does
+    #[param(default = json!("everything"), ty = ParamType::Custom {
+        describe: "`everything` or a list of class names or ids",
+        check: classes::check_param,
+    })]
     classes: Json,
-    model: Option<PathBuf>,
-    network: String,
+    #[serde(flatten)]
+    model: ModelParams,
+    /// sliding-window size in voxels, each a multiple of 16
+    #[param(default = [128, 128, 128], positive)]
     patch: [i64; 3],
+    /// window overlap in [0, 1) (bundle: 0.3; research code: 0.625)
+    #[param(default = 0.3)]
     overlap: f64,
+    /// windows per forward pass
+    #[param(default = 1, min = 1)]
     sw_batch: i64,
-    precision: String,
+    /// network dtype; fp16/bf16 on GPU only (fp32 on the CPU)
+    #[param(default = Precision::Fp32)]
+    precision: Precision,
+    /// also output per-class probabilities (one float channel per class: large for
+    /// `everything`)
+    #[param(default = false)]
     probabilities: bool,
+    /// skip windows that are all air (HU <= -964) after the crop; false runs every window as
+    /// MONAI does
+    #[param(default = true)]
     skip_empty: bool,
 }
 
-/// The `model` param's doc, shared by the nodes that load weights.
-pub const MODEL_DOC: &str = "the weights: a .safetensors state dict (MONAI/VISTA3D-HF layout; \
-    convert the bundle's model.pt with `vistaflow convert-weights`), e.g. \
-    models/vista3d-demo.safetensors; or connect a vista3d_train's `model` output to the `model` \
-    input instead";
+/// The network's dtype.
+#[derive(ParamChoice, Clone, Copy, PartialEq, Debug)]
+enum Precision {
+    Fp32,
+    Fp16,
+    Bf16,
+}
 
-/// The `network` choices and their doc, shared by the nodes that load weights.
-pub const NETWORKS: &[&str] = &["auto", "vista3d132", "small"];
-pub const NETWORK_DOC: &str = "the architecture of the weights: auto (from the model card \
-    next to the weights, else from the file's tensor shapes), vista3d132 (published) or small \
-    (the test configuration)";
-
-const CLASSES_DOC: &str = "`everything` (the bundle's 117 classes; for a model trained by \
-    vista3d_train, the classes on its card), or a list of class names \
-    (as in the VISTA3D label table, e.g. liver, `left kidney`) or ids; kidney, lung and bone \
-    are segmented through their parts as the bundle does";
+impl AutoParams {
+    fn check_values(&self) -> Result<(), ParamError> {
+        if !(0.0..1.0).contains(&self.overlap) {
+            return Err(ParamError::at(
+                "overlap",
+                format!(
+                    "overlap {} must be at least 0 and below 1 (the bundle uses 0.3)",
+                    self.overlap
+                ),
+            ));
+        }
+        self.model.check_patch("patch", &self.patch)
+    }
+}
 
 impl Node for Vista3dAuto {
     fn spec(&self) -> &NodeSpec {
@@ -85,65 +109,13 @@ impl Node for Vista3dAuto {
                      the blended logits), in the order of `classes` after expansion",
                 ),
             ],
-            params: [
-                vec![ParamSpec::optional(
-                    "classes",
-                    ParamType::Custom {
-                        describe: "`everything` or a list of class names or ids",
-                        check: classes::check_param,
-                    },
-                    json!("everything"),
-                    CLASSES_DOC,
-                )],
-                models::model_params().to_vec(),
-                vec![
-                    ParamSpec::optional(
-                        "patch",
-                        ParamType::Ints { len: Some(3) },
-                        json!([128, 128, 128]),
-                        "sliding-window size in voxels, each a multiple of 16",
-                    ),
-                    ParamSpec::optional(
-                        "overlap",
-                        ParamType::Float,
-                        json!(0.3),
-                        "window overlap in [0, 1) (bundle: 0.3; research code: 0.625)",
-                    ),
-                    ParamSpec::optional(
-                        "sw_batch",
-                        ParamType::Int,
-                        json!(1),
-                        "windows per forward pass",
-                    ),
-                    ParamSpec::optional(
-                        "precision",
-                        ParamType::Choice(&["fp32", "fp16", "bf16"]),
-                        json!("fp32"),
-                        "network dtype; fp16/bf16 on GPU only (fp32 on the CPU)",
-                    ),
-                    ParamSpec::optional(
-                        "probabilities",
-                        ParamType::Bool,
-                        json!(false),
-                        "also output per-class probabilities (one float channel per class: large \
-                         for `everything`)",
-                    ),
-                    ParamSpec::optional(
-                        "skip_empty",
-                        ParamType::Bool,
-                        json!(true),
-                        "skip windows that are all air (HU <= -964) after the crop; false runs \
-                         every window as MONAI does",
-                    ),
-                ],
-            ]
-            .concat(),
+            params: ParamSchema::of::<AutoParams>(),
             fallback: Fallback::Cpu,
         })
     }
 
     fn outputs(&self, params: &Params, _inputs: &InputTypes) -> Vec<PortSpec> {
-        let probs = params.get("probabilities").and_then(Json::as_bool) == Some(true);
+        let probs = params::load::<AutoParams>(params).is_ok_and(|p| p.probabilities);
         self.spec()
             .outputs
             .iter()
@@ -157,13 +129,13 @@ impl Node for Vista3dAuto {
     }
 
     fn run(&self, ctx: &Ctx, inputs: Inputs, params: &Params) -> Result<Outputs, NodeError> {
-        let p: AutoParams = params::parse(params)?;
+        let p: AutoParams = params::load(params)?;
         let Some(Value::Image(img)) = inputs.get("image") else {
             return Err(NodeError::Invalid(
                 "vista3d_auto needs a CT image on its `image` input".into(),
             ));
         };
-        let weights = models::weights_path(p.model.as_deref(), &inputs, "vista3d_auto")?;
+        let weights = models::weights_path(p.model.model.as_deref(), &inputs, "vista3d_auto")?;
         let card = models::card_of(&weights)?;
         let classes = match &card {
             // A trained model's "everything" is what it was trained for.
@@ -180,7 +152,7 @@ impl Node for Vista3dAuto {
         for w in &resolved.warnings {
             ctx.warn(w);
         }
-        let config = models::network_config(&p.network, &weights)?;
+        let config = models::network_config(p.model.network, &weights)?;
         let opts = options(&p, &config, ctx)?;
         let spacing = card.map_or(table().preprocess.spacing_mm, |c| c.spacing_mm);
         let prepared = preprocess::prepare(img, Some(spacing), ctx)?;
@@ -222,37 +194,18 @@ impl Node for Vista3dAuto {
 }
 
 fn options(p: &AutoParams, config: &Config, ctx: &Ctx) -> Result<Options, NodeError> {
-    let f = config.shape_factor();
-    if p.patch.iter().any(|&s| s < f || s % f != 0) {
-        return Err(NodeError::Invalid(format!(
-            "patch {:?}: each size must be a positive multiple of {f} (the network halves the \
-             patch {} times); the default is [128, 128, 128]",
-            p.patch,
-            config.levels() - 1
-        )));
-    }
-    if !(0.0..1.0).contains(&p.overlap) {
-        return Err(NodeError::Invalid(format!(
-            "overlap {} must be at least 0 and below 1 (the bundle uses 0.3)",
-            p.overlap
-        )));
-    }
-    if p.sw_batch < 1 {
-        return Err(NodeError::Invalid(format!(
-            "sw_batch {} must be 1 or more",
-            p.sw_batch
-        )));
-    }
-    let kind = match (p.precision.as_str(), ctx.device) {
-        ("fp32", _) => Kind::Float,
+    // Again here: with `network: auto` and weights from an input, only now is it known.
+    models::check_patch(&p.patch, config).map_err(NodeError::Invalid)?;
+    let kind = match (p.precision, ctx.device) {
+        (Precision::Fp32, _) => Kind::Float,
         (other, Device::Cpu) => {
             ctx.warn(&format!(
                 "precision {other} needs a GPU; running in fp32 on the CPU"
             ));
             Kind::Float
         }
-        ("fp16", _) => Kind::Half,
-        _ => Kind::BFloat16,
+        (Precision::Fp16, _) => Kind::Half,
+        (Precision::Bf16, _) => Kind::BFloat16,
     };
     Ok(Options {
         patch: p.patch,

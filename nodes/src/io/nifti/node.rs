@@ -1,31 +1,58 @@
-//! `load_nifti`: a NIfTI-1/NIfTI-2 file (.nii or .nii.gz) as an image or a label map.
+//! The `load_nifti` and `save_nifti` nodes: a NIfTI-1/NIfTI-2 file (.nii or .nii.gz) as an
+//! image or a label map, and an image or label map written as NIfTI-1 (.nii or .nii.gz by
+//! extension).
 
-use super::load_port;
+use crate::io::load_port;
 use crate::node::{
     Ctx, Fallback, InputTypes, Inputs, Node, NodeError, NodeSpec, Outputs, PortSpec,
 };
-use crate::params::{self, ParamSpec, ParamType, Params};
+use crate::params::{self, NodeParams, ParamError, ParamSchema, ParamType, Params};
+use crate::value::PortType;
 use serde::Deserialize;
-use serde_json::json;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 pub struct LoadNifti;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, NodeParams)]
 #[serde(deny_unknown_fields)]
+#[params(check = LoadNiftiParams::check_names)]
 struct LoadNiftiParams {
+    /// the .nii or .nii.gz file
+    #[param(input_path)]
     path: PathBuf,
+    /// read as a label map (integer class ids) on port `labels`
+    #[param(default = false)]
     labels: bool,
+    /// with labels: names for the file's label ids (a NIfTI file stores none), e.g. {5: liver}
+    /// for TotalSegmentator; `metrics` with `match: name` pairs classes by them. Without it,
+    /// the names come from the class table `export` wrote beside the file (NAME.json), when
+    /// there is one
+    #[param(ty = ParamType::Custom {
+        describe: "{label id: class name}",
+        check: check_class_names,
+    })]
     class_names: Option<BTreeMap<String, String>>,
+}
+
+impl LoadNiftiParams {
+    fn check_names(&self) -> Result<(), ParamError> {
+        if self.class_names.is_some() && !self.labels {
+            return Err(ParamError::at(
+                "class_names",
+                "class_names names label ids: add `labels: true`",
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// The class table `export` (format nifti) wrote beside `path` (`seg.nii.gz` -> `seg.json`),
 /// when there is one that names this file: {id: name}. Another JSON file of that name is not
 /// ours and is left alone; ours but unreadable is an error naming it.
 fn sidecar_names(path: &Path) -> Result<Option<BTreeMap<u32, String>>, NodeError> {
-    let [json_path, ..] = super::nifti::sidecars(path);
+    let [json_path, ..] = super::sidecars(path);
     let Ok(text) = std::fs::read_to_string(&json_path) else {
         return Ok(None);
     };
@@ -84,48 +111,32 @@ impl Node for LoadNifti {
             inputs: vec![],
             exactly_one_input_of: vec![],
             outputs: load_port::specs(),
-            params: vec![
-                ParamSpec::required("path", ParamType::InputPath, "the .nii or .nii.gz file"),
-                ParamSpec::optional(
-                    "labels",
-                    ParamType::Bool,
-                    json!(false),
-                    "read as a label map (integer class ids) on port `labels`",
-                ),
-                ParamSpec::optional(
-                    "class_names",
-                    ParamType::Custom {
-                        describe: "{label id: class name}",
-                        check: check_class_names,
-                    },
-                    serde_json::Value::Null,
-                    "with labels: names for the file's label ids (a NIfTI file stores none), \
-                     e.g. {5: liver} for TotalSegmentator; `metrics` with `match: name` pairs \
-                     classes by them. Without it, the names come from the class table \
-                     `export` wrote beside the file (NAME.json), when there is one",
-                ),
-            ],
+            params: ParamSchema::of::<LoadNiftiParams>(),
             fallback: Fallback::None,
         })
     }
 
     fn outputs(&self, params: &Params, _inputs: &InputTypes) -> Vec<PortSpec> {
-        load_port::selected(self.spec(), params)
+        load_port::selected(
+            self.spec(),
+            params::load::<LoadNiftiParams>(params).is_ok_and(|p| p.labels),
+        )
     }
 
     /// The class table beside a label map, read when `class_names` is not given.
     fn companions(&self, param: &str, path: &Path, params: &Params) -> Vec<PathBuf> {
-        let labels = params.get("labels").and_then(|l| l.as_bool()) == Some(true);
-        let named = params.get("class_names").is_some_and(|n| !n.is_null());
+        let Ok(p) = params::load::<LoadNiftiParams>(params) else {
+            return Vec::new();
+        };
         match param {
-            "path" if labels && !named => vec![super::nifti::sidecars(path)[0].clone()],
+            "path" if p.labels && p.class_names.is_none() => vec![super::sidecars(path)[0].clone()],
             _ => Vec::new(),
         }
     }
 
     fn run(&self, ctx: &Ctx, _inputs: Inputs, params: &Params) -> Result<Outputs, NodeError> {
-        let p: LoadNiftiParams = params::parse(params)?;
-        let mut value = super::nifti::read(&p.path, p.labels, ctx)?;
+        let p: LoadNiftiParams = params::load(params)?;
+        let mut value = super::read(&p.path, p.labels, ctx)?;
         if let (crate::value::Value::Labels(l), None) = (&mut value, &p.class_names) {
             if let Some(names) = sidecar_names(&p.path)? {
                 l.classes.extend(names);
@@ -133,9 +144,7 @@ impl Node for LoadNifti {
         }
         if let Some(names) = &p.class_names {
             let crate::value::Value::Labels(l) = &mut value else {
-                return Err(NodeError::Invalid(
-                    "class_names names label ids: add `labels: true`".into(),
-                ));
+                unreachable!("checked: class_names needs labels: true");
             };
             for (k, name) in names {
                 let id: u32 = k.trim().parse().expect("checked");
@@ -143,5 +152,44 @@ impl Node for LoadNifti {
             }
         }
         Ok(load_port::output(value, p.labels))
+    }
+}
+
+pub struct SaveNifti;
+
+#[derive(Deserialize, NodeParams)]
+#[serde(deny_unknown_fields)]
+struct SaveNiftiParams {
+    /// file to write; .nii.gz is gzip-compressed
+    #[param(output_path)]
+    path: PathBuf,
+}
+
+impl Node for SaveNifti {
+    fn spec(&self) -> &NodeSpec {
+        static SPEC: OnceLock<NodeSpec> = OnceLock::new();
+        SPEC.get_or_init(|| NodeSpec {
+            kind: "save_nifti",
+            version: "1",
+            summary: "Writes an image or label map as NIfTI-1 (.nii.gz compressed, .nii raw)",
+            inputs: vec![
+                PortSpec::optional_input("image", PortType::Image, "an image to write"),
+                PortSpec::optional_input("labels", PortType::Labels, "a label map to write"),
+            ],
+            exactly_one_input_of: vec!["image", "labels"],
+            outputs: vec![],
+            params: ParamSchema::of::<SaveNiftiParams>(),
+            fallback: Fallback::None,
+        })
+    }
+
+    fn run(&self, ctx: &Ctx, inputs: Inputs, params: &Params) -> Result<Outputs, NodeError> {
+        let p: SaveNiftiParams = params::load(params)?;
+        let value = inputs
+            .into_values()
+            .next()
+            .ok_or_else(|| NodeError::Invalid("save_nifti needs `image` or `labels`".into()))?;
+        super::write(&p.path, &value, ctx)?;
+        Ok(Outputs::new())
     }
 }

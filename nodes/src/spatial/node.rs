@@ -9,10 +9,9 @@ use super::target::{resample_value, InterpChoice, Target};
 use crate::node::{
     Ctx, Fallback, InputTypes, Inputs, Node, NodeError, NodeSpec, Outputs, PortSpec,
 };
-use crate::params::{self, ParamSpec, ParamType, Params};
+use crate::params::{self, NodeParams, ParamChoice, ParamKind, ParamSchema, ParamType, Params};
 use crate::value::{LabelMap, PortType, Value};
 use serde::Deserialize;
-use serde_json::json;
 use std::sync::OnceLock;
 
 const BOTH: &[PortType] = &[PortType::Image, PortType::Labels];
@@ -20,28 +19,65 @@ const BOTH: &[PortType] = &[PortType::Image, PortType::Labels];
 /// `resample`: onto a spacing and/or orientation, or onto a reference's grid.
 pub struct Resample;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, NodeParams)]
 #[serde(deny_unknown_fields)]
 struct ResampleParams {
+    /// voxel size [i, j, k] in mm; the grid keeps its orientation and first voxel centre and
+    /// covers the input's voxel centres: n' = round((n-1)*s/s')+1 (MONAI's Spacing)
+    #[param(positive)]
     spacing: Option<[f64; 3]>,
+    /// where voxel axes i, j, k point, as nibabel's axcodes (RAS = Right, Anterior, Superior;
+    /// LPS = DICOM/ITK); axes are permuted and flipped, never interpolated; applied after
+    /// `spacing`
+    #[param(ty = ParamType::Choice(CODES))]
     orientation: Option<String>,
-    interpolation: String,
-    fill: Option<serde_json::Value>,
+    /// auto: linear for images, nearest for label maps (linear is refused for label maps)
+    #[param(default = Interpolation::Auto)]
+    interpolation: Interpolation,
+    /// what the grid gets outside the input: a number (images only; default: the image's
+    /// minimum, e.g. air in CT; label maps get 0), or `border`: the nearest edge voxel's
+    /// value, as MONAI's Spacing and the VISTA3D bundle, so a coarser grid that ends past the
+    /// last slice repeats it
+    fill: Option<Outside>,
+}
+
+#[derive(ParamChoice, Clone, Copy)]
+enum Interpolation {
+    Auto,
+    Linear,
+    Nearest,
+}
+
+impl From<Interpolation> for InterpChoice {
+    fn from(i: Interpolation) -> Self {
+        match i {
+            Interpolation::Auto => InterpChoice::Auto,
+            Interpolation::Linear => InterpChoice::Fixed(Interp::Linear),
+            Interpolation::Nearest => InterpChoice::Fixed(Interp::Nearest),
+        }
+    }
 }
 
 /// `fill`: a number, or `border`.
-fn check_fill(v: &serde_json::Value) -> Result<(), String> {
-    outside_of(v).map(|_| ())
+impl<'de> Deserialize<'de> for Outside {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match serde_json::Value::deserialize(d)? {
+            serde_json::Value::Number(n) => Ok(Outside::Fill(n.as_f64().unwrap_or(f64::NAN))),
+            serde_json::Value::String(s) if s == "border" => Ok(Outside::Border),
+            other => Err(serde::de::Error::custom(format!(
+                "fill: a number (the value outside the input) or `border` (the nearest edge \
+                 voxel's value), got {other}"
+            ))),
+        }
+    }
 }
 
-fn outside_of(v: &serde_json::Value) -> Result<Outside, String> {
-    match v {
-        serde_json::Value::Number(n) => Ok(Outside::Fill(n.as_f64().unwrap_or(f64::NAN))),
-        serde_json::Value::String(s) if s == "border" => Ok(Outside::Border),
-        other => Err(format!(
-            "fill: a number (the value outside the input) or `border` (the nearest edge \
-             voxel's value), got {other}"
-        )),
+impl ParamKind for Outside {
+    fn param_type() -> ParamType {
+        ParamType::Custom {
+            describe: "a number or `border`",
+            check: params::check_by_serde::<Outside>,
+        }
     }
 }
 
@@ -80,43 +116,7 @@ impl Node for Resample {
                     "the resampled label map (labels input)",
                 ),
             ],
-            params: vec![
-                ParamSpec::optional(
-                    "spacing",
-                    ParamType::Floats { len: Some(3) },
-                    json!(null),
-                    "voxel size [i, j, k] in mm; the grid keeps its orientation and first voxel \
-                     centre and covers the input's voxel centres: n' = round((n-1)*s/s')+1 \
-                     (MONAI's Spacing)",
-                ),
-                ParamSpec::optional(
-                    "orientation",
-                    ParamType::Choice(CODES),
-                    json!(null),
-                    "where voxel axes i, j, k point, as nibabel's axcodes (RAS = Right, \
-                     Anterior, Superior; LPS = DICOM/ITK); axes are permuted and flipped, never \
-                     interpolated; applied after `spacing`",
-                ),
-                ParamSpec::optional(
-                    "interpolation",
-                    ParamType::Choice(&["auto", "linear", "nearest"]),
-                    json!("auto"),
-                    "auto: linear for images, nearest for label maps (linear is refused for \
-                     label maps)",
-                ),
-                ParamSpec::optional(
-                    "fill",
-                    ParamType::Custom {
-                        describe: "a number or `border`",
-                        check: check_fill,
-                    },
-                    json!(null),
-                    "what the grid gets outside the input: a number (images only; default: \
-                     the image's minimum, e.g. air in CT; label maps get 0), or `border`: the \
-                     nearest edge voxel's value, as MONAI's Spacing and the VISTA3D bundle, so \
-                     a coarser grid that ends past the last slice repeats it",
-                ),
-            ],
+            params: ParamSchema::of::<ResampleParams>(),
             fallback: Fallback::Cpu,
         })
     }
@@ -135,7 +135,7 @@ impl Node for Resample {
     }
 
     fn run(&self, ctx: &Ctx, inputs: Inputs, params: &Params) -> Result<Outputs, NodeError> {
-        let p: ResampleParams = params::parse(params)?;
+        let p: ResampleParams = params::load(params)?;
         let value = inputs
             .get("image")
             .ok_or_else(|| NodeError::Invalid("resample needs its `image` input".into()))?;
@@ -169,23 +169,7 @@ impl Node for Resample {
                 }
             }
         };
-        let interp = match p.interpolation.as_str() {
-            "auto" => InterpChoice::Auto,
-            "linear" => InterpChoice::Fixed(Interp::Linear),
-            "nearest" => InterpChoice::Fixed(Interp::Nearest),
-            other => {
-                return Err(NodeError::Invalid(format!(
-                    "unknown interpolation `{other}`: use auto, linear or nearest"
-                )))
-            }
-        };
-        let outside = p
-            .fill
-            .as_ref()
-            .map(outside_of)
-            .transpose()
-            .map_err(NodeError::Invalid)?;
-        let out = resample_value(value, &target, interp, outside, ctx)?;
+        let out = resample_value(value, &target, p.interpolation.into(), p.fill, ctx)?;
         let port = match out {
             Value::Labels(_) => "labels",
             Value::Image(_) | Value::Table(_) | Value::Model(_) => "image",
@@ -197,10 +181,14 @@ impl Node for Resample {
 /// `crop_foreground`: the box around voxels above a threshold plus a margin (VISTA3D bundle).
 pub struct CropForeground;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, NodeParams)]
 #[serde(deny_unknown_fields)]
 struct CropParams {
+    /// foreground is voxels > threshold, on raw values (HU for CT)
+    #[param(default = 0.0)]
     threshold: f64,
+    /// voxels added on each side of the box (clamped to the image)
+    #[param(default = 10, min = 0)]
     margin: i64,
 }
 
@@ -233,20 +221,7 @@ impl Node for CropForeground {
                     "the cropped label map (when `labels` is connected)",
                 ),
             ],
-            params: vec![
-                ParamSpec::optional(
-                    "threshold",
-                    ParamType::Float,
-                    json!(0.0),
-                    "foreground is voxels > threshold, on raw values (HU for CT)",
-                ),
-                ParamSpec::optional(
-                    "margin",
-                    ParamType::Int,
-                    json!(10),
-                    "voxels added on each side of the box (clamped to the image)",
-                ),
-            ],
+            params: ParamSchema::of::<CropParams>(),
             fallback: Fallback::Cpu,
         })
     }
@@ -262,7 +237,7 @@ impl Node for CropForeground {
     }
 
     fn run(&self, ctx: &Ctx, inputs: Inputs, params: &Params) -> Result<Outputs, NodeError> {
-        let p: CropParams = params::parse(params)?;
+        let p: CropParams = params::load(params)?;
         let Some(Value::Image(img)) = inputs.get("image") else {
             return Err(NodeError::Invalid(
                 "crop_foreground needs an `image` input".into(),
