@@ -12,7 +12,7 @@ use vistaflow_nodes::{Ctx, Inputs, Node, NodeError, Outputs, PortType, Value, Vo
 
 /// `probe`: "features" = image * 3, kept in the memo under the input `image` and the file
 #[derive(serde::Deserialize, NodeParams)]
-#[allow(dead_code)] // read through the params map
+#[allow(dead_code, reason = "the node reads its params through the map")]
 struct ProbeParams {
     /// not in the memo key
     #[param(default = 0)]

@@ -8,8 +8,6 @@
 //! "Interior" below means output voxels at least 2 voxels from every face of the output grid.
 //! "Relative" agreement of linear results: |ours - itk| <= 1e-3 * max(|itk|, 1).
 
-#![allow(clippy::needless_range_loop)]
-
 mod common;
 
 use common::{python, repo};

@@ -308,7 +308,6 @@ impl Store {
 }
 
 /// `Ok(None)`: no sidecar. `Err(Ok)`: I/O error to report. `Err(Err)`: unusable sidecar.
-#[allow(clippy::type_complexity)]
 pub(crate) fn read_sidecar(
     path: &Path,
 ) -> Result<Option<(Sidecar, u64)>, Result<io::Error, String>> {

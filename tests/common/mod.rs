@@ -1,6 +1,9 @@
 //! Test helpers: small nodes that exercise the engine (timeouts, failures, versions, cycles)
 //! next to the real ones, and a workflow runner.
-#![allow(dead_code)]
+#![allow(
+    dead_code,
+    reason = "each test binary uses a part of the shared helpers"
+)]
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -18,7 +21,10 @@ use vistaflow_nodes::{Ctx, Inputs, Node, NodeError, Outputs, PortType, Registry,
 /// `scale`: image * factor (a real tensor op), with a version set per instance.
 /// `scale`'s params (the engine tests' own node, written as every node is).
 #[derive(serde::Deserialize, NodeParams)]
-#[allow(dead_code)] // read through the params map, which the tests inspect
+#[allow(
+    dead_code,
+    reason = "the node reads its params through the map, which the tests inspect"
+)]
 pub struct ScaleParams {
     /// multiplier
     #[param(default = 2.0)]

@@ -83,7 +83,10 @@ unsafe fn view<T: Elem>(t: &Tensor) -> &[T] {
 /// channel, channels back to back in `out_all` with `plane_stride` between them).
 ///
 /// `x`: contiguous CPU input `[C, ...]`; `y`: contiguous CPU output `[C, nk, nj, ni]`.
-#[allow(clippy::too_many_arguments)]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one slab of a separable resampling: the plane, its strides and the weights of each axis"
+)]
 pub fn slab(
     x: &Tensor,
     y: &Tensor,
@@ -151,7 +154,10 @@ pub fn slab(
 /// # Safety
 /// `y` contiguous on the CPU with elements of type `T`, `base + len <= numel`, and no other
 /// live reference to that range.
-#[allow(clippy::mut_from_ref)]
+#[expect(
+    clippy::mut_from_ref,
+    reason = "disjoint output ranges written from several threads; the caller upholds the safety contract"
+)]
 unsafe fn out_slice<T>(y: &Tensor, base: usize, len: usize) -> &mut [T] {
     assert!(base + len <= y.numel());
     std::slice::from_raw_parts_mut((y.data_ptr() as *mut T).add(base), len)

@@ -5,7 +5,6 @@
 //! affine columns are in voxel-index order `(i, j, k)`.
 
 // Small fixed-size matrix code reads best with explicit indices.
-#![allow(clippy::needless_range_loop)]
 
 use crate::value::{Geometry, Volume};
 

@@ -6,7 +6,6 @@
 //! "RAI"-style codes sometimes name where axes come *from*; we never use that convention.)
 
 // Small fixed-size matrix code reads best with explicit indices.
-#![allow(clippy::needless_range_loop)]
 
 use super::grid::Mat4;
 use crate::node::NodeError;

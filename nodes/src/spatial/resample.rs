@@ -19,7 +19,6 @@
 //! Nearest: points within 1e-6 voxel of a half-integer count as exactly halfway and go up.
 
 // Small fixed-size matrix code reads best with explicit indices.
-#![allow(clippy::needless_range_loop)]
 
 use super::cpu;
 use super::grid::{out_to_in, separable, snap, Grid, Separable};

@@ -3,7 +3,10 @@
 //! configuration's fixed weights and a recorder of a node's warnings and progress.
 
 // Each test binary uses only some of these.
-#![allow(dead_code)]
+#![allow(
+    dead_code,
+    reason = "each test binary uses a part of the shared helpers"
+)]
 
 use serde_json::Value as Json;
 use sha2::{Digest, Sha256};

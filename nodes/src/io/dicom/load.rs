@@ -212,7 +212,10 @@ unsafe impl Send for OutSlices {}
 impl OutSlices {
     /// # Safety
     /// No two live references to the same `k` may exist at once.
-    #[allow(clippy::mut_from_ref)]
+    #[expect(
+        clippy::mut_from_ref,
+        reason = "one slice per thread; the caller upholds the safety contract"
+    )]
     unsafe fn slice(&self, k: usize) -> &mut [f32] {
         assert!(k < self.n);
         std::slice::from_raw_parts_mut(self.base.add(k * self.plane), self.plane)

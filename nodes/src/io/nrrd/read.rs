@@ -142,7 +142,10 @@ impl Part<'_> {
 
 /// Reads one data file's share into `dst`: line skip, gunzip, byte skip, the samples, then
 /// checks what follows (gzip: nothing may, and the CRC must match; raw: a warning).
-#[allow(clippy::too_many_arguments)]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one data file's share: its skips, encoding, sample type and destination"
+)]
 fn read_part(
     h: &Header,
     what: &Part,

@@ -149,7 +149,10 @@ pub struct Patch {
 /// Draws one augmented patch of size `patch` from a random case (uniformly, or in proportion
 /// to `weights`, one per case).
 // On tch `a op= b` is in place (add_, mul_); keep the allocating form.
-#[allow(clippy::assign_op_pattern)]
+#[expect(
+    clippy::assign_op_pattern,
+    reason = "on tch `a op= b` is in place; keep the allocating form"
+)]
 pub fn sample(
     cases: &[Case],
     weights: Option<&[f64]>,

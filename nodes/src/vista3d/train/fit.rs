@@ -199,7 +199,10 @@ fn resume(
 /// total loss to minimise, and the class head's and point head's losses (NaN when the step
 /// does not train that head). With `dice`, adds the class head's hard Dice per present class.
 // On tch `a += b` is an in-place add_, which autograd must not see on the loss.
-#[allow(clippy::assign_op_pattern)]
+#[expect(
+    clippy::assign_op_pattern,
+    reason = "on tch `a += b` is an in-place add_, which autograd must not see on the loss"
+)]
 fn one_step(
     net: &Vista3d,
     cases: &[Case],
