@@ -159,7 +159,7 @@ pub fn check_patch(patch: &[i64; 3], config: &Config) -> Result<(), String> {
     if patch.iter().any(|&s| s < f || s % f != 0) {
         return Err(format!(
             "patch {patch:?}: each size must be a positive multiple of {f} (the network halves \
-             the patch {} times); the default is [128, 128, 128]",
+             the patch {} times)",
             config.levels() - 1
         ));
     }

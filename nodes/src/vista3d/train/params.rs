@@ -159,16 +159,7 @@ fn check_augment(v: &Json) -> Result<(), String> {
 /// The checks that bounds cannot express, at load.
 fn check_values(p: &TrainParams) -> Result<(), ParamError> {
     let cfg = config_of(&p.config).map_err(|e| ParamError::at("config", e))?;
-    let f = cfg.shape_factor();
-    if p.patch.iter().any(|&s| s < f || s % f != 0) {
-        return Err(ParamError::at(
-            "patch",
-            format!(
-                "patch {:?}: each size must be a positive multiple of {f} for this configuration",
-                p.patch
-            ),
-        ));
-    }
+    crate::vista3d::models::check_patch(&p.patch, &cfg).map_err(|e| ParamError::at("patch", e))?;
     if !(p.lr > 0.0 && p.lr < 1.0) {
         return Err(ParamError::at(
             "lr",
