@@ -85,11 +85,13 @@ impl fmt::Display for Diagnostics {
                 Some(p) => {
                     writeln!(f, "  --> {}:{}:{}", self.file.display(), p.line, p.col)?;
                     if let Some(text) = lines.get(p.line.wrapping_sub(1)) {
+                        let (shown, at) = excerpt(text, p.col.saturating_sub(1));
+                        let width = d.width.min(shown.chars().count().saturating_sub(at).max(1));
                         let gutter = p.line.to_string().len();
                         writeln!(f, "{:gutter$} |", "")?;
-                        writeln!(f, "{} | {}", p.line, text)?;
-                        let pad = " ".repeat(p.col.saturating_sub(1));
-                        writeln!(f, "{:gutter$} | {pad}{}", "", "^".repeat(d.width))?;
+                        writeln!(f, "{} | {}", p.line, shown)?;
+                        let pad = " ".repeat(at);
+                        writeln!(f, "{:gutter$} | {pad}{}", "", "^".repeat(width))?;
                     }
                 }
                 None => writeln!(f, "  --> {}", self.file.display())?,
@@ -111,6 +113,26 @@ impl fmt::Display for Diagnostics {
 
 impl std::error::Error for Diagnostics {}
 
+/// Characters of a source line shown around a problem: a long line (a 200 KB line of
+/// brackets, a minified document) is cut to a window around the column, marked with `...`.
+/// Returns the text and the column's character offset in it.
+fn excerpt(line: &str, col: usize) -> (String, usize) {
+    const WIDTH: usize = 100;
+    let n = line.chars().count();
+    if n <= WIDTH + 20 {
+        return (line.to_string(), col);
+    }
+    let start = col.saturating_sub(WIDTH / 2).min(n.saturating_sub(WIDTH));
+    let body: String = line.chars().skip(start).take(WIDTH).collect();
+    let (head, tail) = (start > 0, start + WIDTH < n);
+    let text = format!(
+        "{}{body}{}",
+        if head { "..." } else { "" },
+        if tail { "..." } else { "" }
+    );
+    (text, col - start + if head { 3 } else { 0 })
+}
+
 /// The candidate closest to `word` by edit distance, if close enough to be a likely typo.
 pub fn nearest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     candidates
@@ -124,6 +146,16 @@ pub fn nearest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_long_line_is_cut_around_the_column() {
+        let line = format!("a: {}", "[".repeat(200_000));
+        let (text, at) = excerpt(&line, 150_000);
+        assert!(text.len() < 120 && text.starts_with("...") && text.ends_with("..."));
+        assert_eq!(at, 53);
+        let (text, at) = excerpt("short: line", 3);
+        assert_eq!((text.as_str(), at), ("short: line", 3));
+    }
 
     #[test]
     fn nearest_finds_typos_and_rejects_strangers() {

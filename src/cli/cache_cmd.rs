@@ -44,12 +44,16 @@ pub fn cache(a: CacheArgs) -> i32 {
         CacheOp::Ls => {
             let entries = store.list();
             let total: u64 = entries.iter().map(|e| e.bytes).sum();
-            println!(
+            outln!(
                 "{:<14} {:<14} {:<16} {:<10} {:>10}",
-                "id", "node", "kind", "port", "size"
+                "id",
+                "node",
+                "kind",
+                "port",
+                "size"
             );
             for e in &entries {
-                println!(
+                outln!(
                     "{:<14} {:<14} {:<16} {:<10} {:>10}",
                     e.id.short(12),
                     e.node,
@@ -58,7 +62,7 @@ pub fn cache(a: CacheArgs) -> i32 {
                     human_bytes(e.bytes)
                 );
             }
-            println!(
+            outln!(
                 "{} entries, {} in {}",
                 entries.len(),
                 human_bytes(total),
@@ -68,7 +72,7 @@ pub fn cache(a: CacheArgs) -> i32 {
         }
         CacheOp::Gc { max_size } => match store.gc(max_size) {
             Ok(r) => {
-                println!(
+                outln!(
                     "removed {} entries ({}), {} leftover files, {} sink records and {} file \
                      digests; kept {} entries ({})",
                     r.removed_entries,
@@ -89,9 +93,9 @@ pub fn cache(a: CacheArgs) -> i32 {
         CacheOp::Verify => match store.verify() {
             Ok(r) => {
                 for (id, why) in &r.corrupt {
-                    println!("corrupt (removed): {} {why}", id.short(12));
+                    outln!("corrupt (removed): {} {why}", id.short(12));
                 }
-                println!(
+                outln!(
                     "checked {} entries ({}): {} corrupt; {} leftover files (removed by `cache gc`)",
                     r.checked,
                     human_bytes(r.ok_bytes),

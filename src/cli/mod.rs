@@ -1,5 +1,23 @@
 //! The `vistaflow` command line.
 
+/// `println!` for command output: a reader that went away (`vistaflow nodes | head -1`) ends
+/// the command quietly, as cargo and ripgrep do, instead of panicking.
+macro_rules! outln {
+    () => {
+        $crate::cli::write_out(format_args!("\n"))
+    };
+    ($($arg:tt)*) => {
+        $crate::cli::write_out(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+/// `print!` for command output; see [`outln!`].
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::cli::write_out(format_args!($($arg)*))
+    };
+}
+
 mod cache_cmd;
 mod model_cmd;
 mod nodes_cmd;
@@ -128,5 +146,19 @@ pub fn main() -> i32 {
         Command::Cache(a) => cache_cmd::cache(a),
         Command::ConvertWeights { src, dst, force } => model_cmd::convert(&src, &dst, force),
         Command::Classes => model_cmd::list_classes(),
+    }
+}
+
+/// Writes command output to stdout. A closed pipe exits 0 at once (the reader has what it
+/// wanted); any other write error exits 1 with the reason.
+pub fn write_out(args: std::fmt::Arguments) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = stdout.write_fmt(args).and_then(|_| stdout.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("error: cannot write to stdout: {e}");
+        std::process::exit(EXIT_FAILED);
     }
 }

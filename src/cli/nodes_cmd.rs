@@ -9,14 +9,14 @@ pub fn nodes(kind: Option<&str>) -> i32 {
     match kind {
         None => {
             for n in registry.iter() {
-                print!("{}", describe(n.as_ref()));
-                println!();
+                out!("{}", describe(n.as_ref()));
+                outln!();
             }
             0
         }
         Some(k) => match registry.get(k) {
             Some(n) => {
-                print!("{}", describe(n.as_ref()));
+                out!("{}", describe(n.as_ref()));
                 0
             }
             None => {

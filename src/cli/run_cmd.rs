@@ -21,13 +21,16 @@ fn load(a: &WorkflowArgs) -> Result<Plan, i32> {
 }
 
 pub fn validate(a: WorkflowArgs) -> i32 {
-    match load(&a) {
-        Ok(plan) => {
-            println!("{}: ok ({} nodes)", a.file.display(), plan.nodes.len());
-            0
-        }
-        Err(code) => code,
+    let plan = match load(&a) {
+        Ok(plan) => plan,
+        Err(code) => return code,
+    };
+    if let Err(e) = exec::check_devices(&Devices::probe(1), &plan, None) {
+        eprintln!("error: {e}\n  --> {}", a.file.display());
+        return EXIT_INVALID;
     }
+    outln!("{}: ok ({} nodes)", a.file.display(), plan.nodes.len());
+    0
 }
 
 fn open_store(plan: &Plan) -> Result<Arc<Store>, i32> {
@@ -57,7 +60,7 @@ pub fn plan(a: PlanArgs) -> i32 {
     };
     match exec::plan_decisions(&store, &plan, &policy(&a.cache)) {
         Ok((keys, decisions)) => {
-            println!(
+            outln!(
                 "{} ({} nodes, cache {})",
                 plan.name,
                 plan.nodes.len(),
@@ -68,7 +71,7 @@ pub fn plan(a: PlanArgs) -> i32 {
                     Decision::Cached => "cached".to_string(),
                     Decision::Run(why) => format!("to run ({why})"),
                 };
-                println!(
+                outln!(
                     "  {:<16} {:<14} {}  {}",
                     n.id,
                     n.kind(),
@@ -189,7 +192,7 @@ fn default_trace_path(plan: &Plan) -> std::path::PathBuf {
 
 fn print_summary(r: &RunReport) {
     let count = |f: fn(&NodeStatus) -> bool| r.nodes.iter().filter(|n| f(&n.status)).count();
-    println!(
+    outln!(
         "{}: {} ran, {} cached, {} failed in {:.2}s",
         r.name,
         count(|s| *s == NodeStatus::Ran),
@@ -216,6 +219,6 @@ fn print_summary(r: &RunReport) {
         } else {
             String::new()
         };
-        println!("  {:<16} {:<14} {:<28} {}", n.id, n.kind, status, timing);
+        outln!("  {:<16} {:<14} {:<28} {}", n.id, n.kind, status, timing);
     }
 }

@@ -14,4 +14,4 @@ mod run_state;
 pub use decide::{CachePolicy, Decision};
 pub use devices::Devices;
 pub use report::{NodeReport, NodeStatus, RunReport};
-pub use run::{plan_decisions, run, Engine, RunError, RunOptions};
+pub use run::{check_devices, plan_decisions, run, Engine, RunError, RunOptions};

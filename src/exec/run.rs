@@ -89,15 +89,7 @@ pub async fn run(
             KeyValue::new("vistaflow.nodes", plan.nodes.len() as i64),
         ],
     );
-    for n in &plan.nodes {
-        engine
-            .devices
-            .check(opts.device.unwrap_or(n.device))
-            .map_err(|source| RunError::Device {
-                node: n.id.clone(),
-                source,
-            })?;
-    }
+    check_devices(&engine.devices, &plan, opts.device)?;
     let (keys, mut decisions) = {
         let (policy, plan, store) = (opts.cache.clone(), plan.clone(), engine.store.clone());
         tokio::task::spawn_blocking(move || plan_decisions(&store, &plan, &policy))
@@ -290,4 +282,22 @@ async fn load_cached_inputs(
             return Ok(loaded);
         }
     }
+}
+
+/// Every node's device (or `over`, from `--device`) against this machine: a GPU the machine
+/// lacks is refused before anything runs (also by `vistaflow validate`).
+pub fn check_devices(
+    devices: &Devices,
+    plan: &Plan,
+    over: Option<DeviceSpec>,
+) -> Result<(), RunError> {
+    for n in &plan.nodes {
+        devices
+            .check(over.unwrap_or(n.device))
+            .map_err(|source| RunError::Device {
+                node: n.id.clone(),
+                source,
+            })?;
+    }
+    Ok(())
 }

@@ -156,11 +156,31 @@ pub fn load(
     vars: &BTreeMap<String, String>,
     registry: &Registry,
 ) -> Result<Plan, LoadError> {
-    let text = std::fs::read_to_string(path).map_err(|source| LoadError::Io {
+    let bytes = std::fs::read(path).map_err(|source| LoadError::Io {
         path: path.to_path_buf(),
         source,
     })?;
-    load_str(path, &text, vars, registry)
+    match String::from_utf8(bytes) {
+        Ok(text) => load_str(path, &text, vars, registry),
+        Err(e) => {
+            // Show the text up to the first bad byte, so the location can be seen.
+            let good = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+            let text = String::from_utf8_lossy(good);
+            let mut d = Diagnostics::new(path, &text);
+            d.push(
+                Diagnostic::new(
+                    format!(
+                        "not UTF-8 text: byte 0x{:02x} here (a binary file, or text in another \
+                         encoding?)",
+                        e.as_bytes()[good.len()]
+                    ),
+                    Some(end_pos(&text)),
+                )
+                .hint("a workflow is a YAML file in UTF-8; save it as UTF-8"),
+            );
+            Err(LoadError::Invalid(d))
+        }
+    }
 }
 
 /// As [`load`], with the text given; `path` names the file in messages and anchors relative paths.
@@ -170,6 +190,17 @@ pub fn load_str(
     vars: &BTreeMap<String, String>,
     registry: &Registry,
 ) -> Result<Plan, LoadError> {
+    if let Some(at) = too_deep(text) {
+        let mut d = Diagnostics::new(path, text);
+        d.push(
+            Diagnostic::new(
+                format!("brackets nested more than {MAX_DEPTH} deep"),
+                Some(at),
+            )
+            .hint("a workflow needs a few levels; is this the right file?"),
+        );
+        return Err(LoadError::Invalid(d));
+    }
     let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
     let dir = abs.parent().map(Path::to_path_buf).unwrap_or_default();
     let mut c = Checker {
@@ -184,6 +215,45 @@ pub fn load_str(
         (Err(d), _) => Err(LoadError::Invalid(d)),
         (Ok(()), None) => unreachable!("a failed check always records a problem"),
     }
+}
+
+/// Deeper flow collections than any workflow has: the YAML parsers take time quadratic in the
+/// depth (a line of 100,000 `[` took 30 s), so such a file is refused before parsing.
+const MAX_DEPTH: usize = 64;
+
+/// Where `[`/`{` nesting (outside quotes and comments) first goes past [`MAX_DEPTH`].
+fn too_deep(text: &str) -> Option<Pos> {
+    let mut depth = 0usize;
+    for (n, line) in text.lines().enumerate() {
+        let mut quote: Option<char> = None;
+        for (c, ch) in line.chars().enumerate() {
+            match (quote, ch) {
+                (Some(q), _) if ch == q => quote = None,
+                (Some(_), _) => {}
+                (None, '"' | '\'') => quote = Some(ch),
+                (None, '#') => break,
+                (None, '[' | '{') => {
+                    depth += 1;
+                    if depth > MAX_DEPTH {
+                        return Some(Pos {
+                            line: n + 1,
+                            col: c + 1,
+                        });
+                    }
+                }
+                (None, ']' | '}') => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+        }
+    }
+    None
+}
+
+/// The position just after the last character of `text`.
+fn end_pos(text: &str) -> Pos {
+    let line = text.matches('\n').count() + 1;
+    let col = text.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    Pos { line, col }
 }
 
 struct Checker<'a> {

@@ -25,9 +25,7 @@ fn walk(
 ) {
     match v {
         Value::String(s) if s.contains("${") => match expand(s, vars) {
-            Ok(Expanded::Whole(text)) => {
-                *v = serde_yaml::from_str(&text).unwrap_or(Value::String(text));
-            }
+            Ok(Expanded::Whole(text)) => *v = typed(text),
             Ok(Expanded::Text(text)) => *s = text,
             Err(name) => diags.push(
                 Diagnostic::new(format!("`${{{name}}}` is not set"), locs.value_pos(path))
@@ -47,6 +45,18 @@ fn walk(
             }
         }
         _ => {}
+    }
+}
+
+/// A whole-value `--set` as YAML when it reads as a list, a number, a bool or a mapping
+/// (`SP=[1.5,1.5,1.5]`); anything that reads as text stays the text given, so that YAML does
+/// not take ` #...` as a comment or strip quotes (`O=/x/scan.nii.gz #2.nii.gz`).
+fn typed(text: String) -> Value {
+    let comment = text.starts_with('#') || text.contains(" #") || text.contains("\t#");
+    match serde_yaml::from_str::<Value>(&text) {
+        Ok(Value::String(_)) | Err(_) => Value::String(text),
+        Ok(_) if comment => Value::String(text),
+        Ok(v) => v,
     }
 }
 
@@ -113,6 +123,27 @@ mod tests {
         assert_eq!(doc["b"].as_sequence().unwrap().len(), 3);
         assert_eq!(doc["b"][2].as_f64(), Some(2.0));
         assert_eq!(doc["c"], Value::String("cost ${X}".into()));
+    }
+
+    #[test]
+    fn a_whole_value_that_reads_as_text_stays_the_text_given() {
+        let vars: BTreeMap<String, String> = [
+            ("O", "/x/scan.nii.gz #2.nii.gz"),
+            ("Q", "\"quoted\""),
+            ("N", "3 # three"),
+            ("L", "[1, 2]"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let mut doc: Value = serde_yaml::from_str("o: ${O}\nq: ${Q}\nn: ${N}\nl: ${L}\n").unwrap();
+        let mut d = Diagnostics::new("w".as_ref(), "");
+        substitute(&mut doc, &vars, &Locations::default(), &mut d);
+        assert!(d.is_empty());
+        assert_eq!(doc["o"], Value::String("/x/scan.nii.gz #2.nii.gz".into()));
+        assert_eq!(doc["q"], Value::String("\"quoted\"".into()));
+        assert_eq!(doc["n"], Value::String("3 # three".into()));
+        assert_eq!(doc["l"], serde_yaml::from_str::<Value>("[1, 2]").unwrap());
     }
 
     #[test]

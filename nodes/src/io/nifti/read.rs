@@ -86,6 +86,21 @@ pub fn read(path: &Path, labels: bool, ctx: &Ctx) -> Result<Value, NodeError> {
             return Err(err(short_msg(&layout, offset, nbytes, len, false)));
         }
     }
+    // A gzip file cannot hold more than MAX_INFLATE times its size: refuse an impossible
+    // header (a 32767^3 volume in a small file) before allocating for it.
+    if let (true, Some(len)) = (gz, file_len) {
+        let most = len.saturating_mul(crate::io::MAX_INFLATE);
+        if needed > most.saturating_add(256 << 20) {
+            return Err(err(format!(
+                "the header declares {} of voxel data (shape {:?}), more than a {} gzip file \
+                 can hold (at most {}); the header is corrupt",
+                crate::io::human_bytes(nbytes),
+                layout.shape,
+                crate::io::human_bytes(len),
+                crate::io::human_bytes(most)
+            )));
+        }
+    }
 
     // Skip extensions up to vox_offset.
     let skip = offset - hbytes.len() as u64;

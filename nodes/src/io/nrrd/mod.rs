@@ -85,9 +85,33 @@ pub fn data_files(path: &Path) -> Vec<PathBuf> {
             ..
         }) => {
             let dir = path.parent().unwrap_or(Path::new(""));
-            files.iter().map(|f| dir.join(f)).collect()
+            // One outside the folder is never read, not even to digest it.
+            files
+                .iter()
+                .filter_map(|f| data_file_path(dir, f).ok())
+                .collect()
         }
         _ => Vec::new(),
+    }
+}
+
+/// Where a detached data file named in a header is: inside the header's folder only. A
+/// header is data from outside, and `data file: /etc/passwd` or `../../x` would read any
+/// file as voxels; a user who means it links or copies the file beside the header.
+pub fn data_file_path(dir: &Path, name: &str) -> Result<PathBuf, String> {
+    use std::path::Component;
+    let rel = Path::new(name);
+    if rel
+        .components()
+        .all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
+    {
+        Ok(dir.join(rel))
+    } else {
+        Err(format!(
+            "the data file `{name}` is outside the header's folder (an absolute path or one \
+             through `..`): vistaflow reads data files only beside the header; link or copy \
+             the file into the header's folder and name it there"
+        ))
     }
 }
 

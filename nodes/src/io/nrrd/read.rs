@@ -41,7 +41,11 @@ pub fn read(path: &Path, labels: bool, ctx: &Ctx) -> Result<Value, NodeError> {
         DataFiles::Attached => vec![path.to_path_buf()],
         DataFiles::Detached(files) => {
             let dir = path.parent().unwrap_or(Path::new(""));
-            files.iter().map(|f| dir.join(f)).collect()
+            files
+                .iter()
+                .map(|f| super::data_file_path(dir, f))
+                .collect::<Result<_, _>>()
+                .map_err(err)?
         }
     };
     if size % parts.len() != 0 {
@@ -51,6 +55,7 @@ pub fn read(path: &Path, labels: bool, ctx: &Ctx) -> Result<Value, NodeError> {
         )));
     }
     let per_part = size / parts.len();
+    check_declared_size(&h, &parts, file_len, nbytes).map_err(err)?;
 
     // Voxels, straight into the tensor.
     let mut raw = RawTensor::alloc(layout.disk_shape.as_slice(), h.dtype.storage_kind(), nbytes)
@@ -118,6 +123,49 @@ pub fn read(path: &Path, labels: bool, ctx: &Ctx) -> Result<Value, NodeError> {
     } else {
         Ok(Value::Image(vol))
     }
+}
+
+/// Refuses a header that declares more data than its files can hold, before allocating it (a
+/// corrupt or hostile `sizes: 100000 100000 100000` would ask for petabytes): raw data is at
+/// most the files' length, gzip at most [`crate::io::MAX_INFLATE`] times it.
+fn check_declared_size(
+    h: &Header,
+    parts: &[PathBuf],
+    file_len: Option<u64>,
+    nbytes: u64,
+) -> Result<(), String> {
+    let mut on_disk = 0u64;
+    for part in parts {
+        let len = if h.data == DataFiles::Attached {
+            file_len
+        } else {
+            std::fs::metadata(part).map(|m| m.len()).ok()
+        };
+        // A missing file is reported, with its name, when it is opened.
+        let Some(len) = len else { return Ok(()) };
+        on_disk = on_disk.saturating_add(len);
+    }
+    let most = match h.encoding {
+        Encoding::Raw => on_disk,
+        _ => on_disk.saturating_mul(crate::io::MAX_INFLATE),
+    };
+    // The slack keeps short files to the exact "truncated" message of the read itself.
+    if nbytes > most.saturating_add(256 << 20) {
+        return Err(format!(
+            "the header declares {} of voxel data ({:?} x {} bytes), more than {} can hold \
+             ({} on disk); the header is corrupt",
+            crate::io::human_bytes(nbytes),
+            h.sizes,
+            h.dtype.size(),
+            if h.data == DataFiles::Attached {
+                "the file".to_string()
+            } else {
+                format!("its {} data file(s)", parts.len())
+            },
+            crate::io::human_bytes(on_disk)
+        ));
+    }
+    Ok(())
 }
 
 /// One data file, for messages.
