@@ -27,10 +27,12 @@ use clap::{Args, Parser, Subcommand};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-/// Exit codes: 0 success, 1 a node or the engine failed, 2 bad workflow or usage, 130 Ctrl-C.
+/// Exit codes: 0 success, 1 a node or the engine failed, 2 bad workflow or usage, 130 Ctrl-C,
+/// 143 SIGTERM.
 pub const EXIT_FAILED: i32 = 1;
 pub const EXIT_INVALID: i32 = 2;
 pub const EXIT_INTERRUPTED: i32 = 130;
+pub const EXIT_TERMINATED: i32 = 143;
 
 #[derive(Parser)]
 #[command(

@@ -1,6 +1,8 @@
 //! `vistaflow run|validate|plan FILE`.
 
-use super::{PlanArgs, RunArgs, WorkflowArgs, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_INVALID};
+use super::{
+    PlanArgs, RunArgs, WorkflowArgs, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_INVALID, EXIT_TERMINATED,
+};
 use crate::cache::Store;
 use crate::exec::{
     self, CachePolicy, Decision, Devices, Engine, NodeStatus, RunOptions, RunReport,
@@ -141,8 +143,9 @@ pub fn run(a: RunArgs) -> i32 {
         }
     };
     let cancel = CancellationToken::new();
+    let stopped_by = Arc::new(std::sync::atomic::AtomicI32::new(EXIT_INTERRUPTED));
     let result = runtime.block_on(async {
-        tokio::spawn(interrupt_handler(cancel.clone()));
+        tokio::spawn(interrupt_handler(cancel.clone(), stopped_by.clone()));
         exec::run(&engine, Arc::new(plan), &opts, cancel.clone()).await
     });
     telemetry.shutdown();
@@ -160,7 +163,7 @@ pub fn run(a: RunArgs) -> i32 {
                 EXIT_FAILED
             } else if cancel.is_cancelled() {
                 eprintln!("interrupted: the run was stopped; finished nodes are cached");
-                EXIT_INTERRUPTED
+                stopped_by.load(std::sync::atomic::Ordering::SeqCst)
             } else {
                 0
             }
@@ -168,15 +171,37 @@ pub fn run(a: RunArgs) -> i32 {
     }
 }
 
-/// First Ctrl-C stops the run cleanly; a second one exits at once.
-async fn interrupt_handler(cancel: CancellationToken) {
-    if tokio::signal::ctrl_c().await.is_ok() {
-        eprintln!("\ninterrupt: stopping nodes (Ctrl-C again to exit at once)");
-        cancel.cancel();
-        if tokio::signal::ctrl_c().await.is_ok() {
-            std::process::exit(EXIT_INTERRUPTED);
-        }
+/// The first Ctrl-C (SIGINT) or SIGTERM (a scheduler's or a `kill`'s stop) stops the run
+/// cleanly: nodes are cancelled, their temporary files removed, finished nodes stay cached;
+/// the exit code is 130 or 143. A second signal exits at once.
+async fn interrupt_handler(
+    cancel: CancellationToken,
+    stopped_by: Arc<std::sync::atomic::AtomicI32>,
+) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut term) = signal(SignalKind::terminate()) else {
+        return;
+    };
+    let code = tokio::select! {
+        r = tokio::signal::ctrl_c() => match r {
+            Ok(()) => EXIT_INTERRUPTED,
+            Err(_) => return,
+        },
+        _ = term.recv() => EXIT_TERMINATED,
+    };
+    stopped_by.store(code, std::sync::atomic::Ordering::SeqCst);
+    let what = if code == EXIT_TERMINATED {
+        "terminate (SIGTERM)"
+    } else {
+        "interrupt"
+    };
+    eprintln!("\n{what}: stopping nodes (again to exit at once)");
+    cancel.cancel();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
     }
+    std::process::exit(code);
 }
 
 /// `traces/` beside the cache folder (`.vistaflow/traces` by default).

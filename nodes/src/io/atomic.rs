@@ -33,8 +33,11 @@ pub(crate) fn write(
     let err = |msg: String| NodeError::file(path, msg);
     let dir = parent(path);
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("out");
+    remove_stale_partials(dir, name);
     let mut builder = tempfile::Builder::new();
-    let prefix = format!(".{name}.");
+    // The writer's pid in the name lets a later run tell a killed writer's leftover from a
+    // file another process is still writing.
+    let prefix = format!(".{name}.{}-", std::process::id());
     builder.prefix(&prefix).suffix(".partial");
     #[cfg(unix)]
     {
@@ -66,6 +69,42 @@ pub(crate) fn write(
     Ok(())
 }
 
+/// Removes what writers of `name` that were killed (kill -9, power loss) left in `dir`:
+/// `.NAME.<pid>-XXXX.partial` files whose process is gone, and ones older than a day whose
+/// writer cannot be told (another host on a shared file system, an older naming).
+fn remove_stale_partials(dir: &Path, name: &str) {
+    let prefix = format!(".{name}.");
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let file = e.file_name();
+        let Some(rest) = file
+            .to_str()
+            .and_then(|f| f.strip_prefix(&prefix))
+            .filter(|f| f.ends_with(".partial"))
+        else {
+            continue;
+        };
+        let pid = rest.split('-').next().and_then(|p| p.parse::<u32>().ok());
+        let writer_gone = match pid {
+            Some(pid) if cfg!(target_os = "linux") => {
+                pid != std::process::id() && !Path::new("/proc").join(pid.to_string()).exists()
+            }
+            _ => false,
+        };
+        let old = e
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age.as_secs() > 24 * 3600);
+        if writer_gone || old {
+            let _ = fs::remove_file(e.path());
+        }
+    }
+}
+
 /// Writes `text` to `path` atomically, creating missing folders (tables, sidecars, reports).
 pub(crate) fn write_text(path: &Path, text: &str) -> Result<(), NodeError> {
     create_parent(path)?;
@@ -79,5 +118,28 @@ fn parent(path: &Path) -> &Path {
     match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_killed_writers_partial_file_goes_at_the_next_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        // pid 4194304 is above Linux's pid_max: no such process.
+        let dead = d.join(".seg.nii.gz.4194304-abc123.partial");
+        let live = d.join(format!(".seg.nii.gz.{}-def456.partial", std::process::id()));
+        let other = d.join(".other.nii.gz.4194304-abc123.partial");
+        for p in [&dead, &live, &other] {
+            fs::write(p, b"half").unwrap();
+        }
+        write_text(&d.join("seg.nii.gz"), "done").unwrap();
+        assert!(!dead.exists() || !cfg!(target_os = "linux"));
+        assert!(live.exists(), "a file this process is writing stays");
+        assert!(other.exists(), "another output's files are not touched");
+        assert_eq!(fs::read_to_string(d.join("seg.nii.gz")).unwrap(), "done");
     }
 }
