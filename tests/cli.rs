@@ -133,6 +133,42 @@ fn validate_plan_run_and_exit_codes() {
         }
     }
 
+    // A warm run still has one span per node, saying it came from the cache.
+    let o = vistaflow(
+        &[
+            "run",
+            "wf.yaml",
+            "--set",
+            "SUBJ=DOE_JOHN_1961",
+            "--trace",
+            "warm.jsonl",
+        ],
+        d,
+    );
+    assert!(text(&o).contains("demo: 0 ran, 2 cached"), "{}", text(&o));
+    let warm = std::fs::read_to_string(d.join("warm.jsonl")).unwrap();
+    let node_spans: Vec<serde_json::Value> = warm
+        .lines()
+        .flat_map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["resourceSpans"][0]["scopeSpans"]
+                [0]["spans"]
+                .as_array()
+                .unwrap()
+                .clone()
+        })
+        .filter(|s| s["name"] == "vistaflow.node")
+        .collect();
+    assert_eq!(node_spans.len(), 2, "{warm}");
+    for s in &node_spans {
+        let cache = s["attributes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["key"] == "vistaflow.cache")
+            .map(|a| a["value"]["stringValue"].clone());
+        assert_eq!(cache, Some(serde_json::json!("hit")), "{s}");
+    }
+
     // A failing node: exit 1 with the node id, kind and cause; the path is shown to the user.
     std::fs::remove_file(d.join("DOE_JOHN_1961/ct.nii.gz")).unwrap();
     let o = vistaflow(

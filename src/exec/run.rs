@@ -9,7 +9,7 @@ use super::report::{NodeReport, NodeStatus, RunReport};
 use super::run_state::Shared;
 use crate::cache::{CacheError, Lookup, Store};
 use crate::progress::Display;
-use crate::telemetry::Telemetry;
+use crate::telemetry::{SpanHandle, Telemetry};
 use crate::workflow::{DeviceSpec, Plan};
 use opentelemetry::KeyValue;
 use std::collections::HashMap;
@@ -96,7 +96,8 @@ pub async fn run(
             .await
             .map_err(|e| RunError::Internal(e.to_string()))??
     };
-    let preloaded = load_cached_inputs(engine, &plan, &keys, &mut decisions).await?;
+    let (preloaded, load_times) = load_cached_inputs(engine, &plan, &keys, &mut decisions).await?;
+    cached_spans(engine, &plan, &keys, &decisions, &load_times, &run_span);
 
     let reports: Vec<Mutex<Option<NodeReport>>> =
         plan.nodes.iter().map(|_| Mutex::new(None)).collect();
@@ -232,13 +233,17 @@ pub async fn run(
 
 /// Loads the cached outputs that nodes about to run need. A corrupt entry is a logged miss:
 /// its producer is switched to run, which may need its own inputs, so repeat until stable.
+/// The cached outputs that nodes about to run need, and how long loading each node's took.
+type Preloaded = (HashMap<(usize, String), Value>, HashMap<usize, Duration>);
+
 async fn load_cached_inputs(
     engine: &Engine,
     plan: &Arc<Plan>,
     keys: &Keys,
     decisions: &mut [Decision],
-) -> Result<HashMap<(usize, String), Value>, RunError> {
+) -> Result<Preloaded, RunError> {
     let mut loaded: HashMap<(usize, String), Value> = HashMap::new();
+    let mut times: HashMap<usize, Duration> = HashMap::new();
     loop {
         let mut corrupt = false;
         let wanted: Vec<(usize, String, vistaflow_nodes::PortType)> = plan
@@ -258,9 +263,11 @@ async fn load_cached_inputs(
             }
             let id = keys.output(from, &port);
             let store = engine.store.clone();
+            let started = Instant::now();
             let lookup = tokio::task::spawn_blocking(move || store.get(&id, ty))
                 .await
                 .map_err(|e| RunError::Internal(e.to_string()))??;
+            *times.entry(from).or_default() += started.elapsed();
             match lookup {
                 Lookup::Hit(v) => {
                     loaded.insert((from, port), v);
@@ -279,7 +286,7 @@ async fn load_cached_inputs(
             }
         }
         if !corrupt {
-            return Ok(loaded);
+            return Ok((loaded, times));
         }
     }
 }
@@ -300,4 +307,38 @@ pub fn check_devices(
             })?;
     }
     Ok(())
+}
+
+/// One span per node taken from the cache, as for the nodes that run: `vistaflow.cache` is
+/// `hit`, the duration is what loading its outputs took (0 when no node needed them).
+fn cached_spans(
+    engine: &Engine,
+    plan: &Plan,
+    keys: &Keys,
+    decisions: &[Decision],
+    load_times: &HashMap<usize, Duration>,
+    run_span: &SpanHandle,
+) {
+    for (i, n) in plan.nodes.iter().enumerate() {
+        if decisions[i].runs() {
+            continue;
+        }
+        let took = load_times.get(&i).copied();
+        let span = engine.telemetry.span(
+            "vistaflow.node",
+            Some(run_span),
+            vec![
+                KeyValue::new("vistaflow.node.id", n.id.clone()),
+                KeyValue::new("vistaflow.node.kind", n.kind()),
+                KeyValue::new("vistaflow.node.key", keys.node[i].short(16)),
+                KeyValue::new("vistaflow.cache", "hit"),
+                KeyValue::new("vistaflow.cache.loaded", took.is_some()),
+                KeyValue::new(
+                    "vistaflow.duration_ms",
+                    took.unwrap_or_default().as_millis() as i64,
+                ),
+            ],
+        );
+        span.end(None);
+    }
 }
