@@ -354,8 +354,34 @@ pub fn device_name(d: Device) -> String {
 fn redact(msg: &str, n: &PlannedNode) -> String {
     let mut out = msg.to_string();
     for (param, path) in n.source_paths().into_iter().chain(n.written_paths()) {
-        out = out.replace(&*path.to_string_lossy(), &format!("<{param}>"));
+        out = redact_path(&out, &path.to_string_lossy(), &format!("<{param}>"));
     }
+    out
+}
+
+/// `path` in `msg` becomes `name`, and so does anything below it: a file inside an input
+/// folder (`<path>/DOE_JOHN_003.dcm: ...`) keeps no name, as file names inside a DICOM
+/// export often carry the patient's.
+fn redact_path(msg: &str, path: &str, name: &str) -> String {
+    let mut out = String::new();
+    let mut rest = msg;
+    while let Some(i) = rest.find(path) {
+        out.push_str(&rest[..i]);
+        out.push_str(name);
+        rest = &rest[i + path.len()..];
+        if let Some(below) = rest.strip_prefix('/') {
+            // The file's name runs to the message's next `: ` or the end of the line.
+            let end = below
+                .find(": ")
+                .into_iter()
+                .chain(below.find('\n'))
+                .min()
+                .unwrap_or(below.len());
+            out.push_str("/<file>");
+            rest = &below[end..];
+        }
+    }
+    out.push_str(rest);
     out
 }
 
@@ -421,5 +447,15 @@ mod tests {
         .unwrap();
         let msg = redact("/w/DOE_JOHN/ct.nii: truncated file", &plan.nodes[0]);
         assert_eq!(msg, "<path>: truncated file");
+        // Files inside an input folder lose their names too.
+        let msg = redact_path(
+            "skipped an unreadable DICOM file: /w/DOE_JOHN/DOE_JOHN 003.dcm: truncated\nnext",
+            "/w/DOE_JOHN",
+            "<path>",
+        );
+        assert_eq!(
+            msg,
+            "skipped an unreadable DICOM file: <path>/<file>: truncated\nnext"
+        );
     }
 }
