@@ -64,6 +64,16 @@ impl NodeLine {
         b.set_position(done);
     }
 
+    /// A line of text instead of a bar (e.g. what the node is waiting for).
+    pub fn status(&self, text: &str) {
+        let Some(b) = &self.bar else { return };
+        if let Ok(style) = ProgressStyle::with_template("{prefix} {msg} {elapsed}") {
+            b.set_style(style);
+        }
+        b.set_length(0);
+        b.set_message(text.to_string());
+    }
+
     pub fn finish(&self) {
         if let Some(b) = &self.bar {
             b.finish_and_clear();

@@ -402,6 +402,63 @@ fn runs_killed_mid_write_leave_a_cache_that_verifies() {
     assert!(text(&o).contains("0 ran, 2 cached"), "{}", text(&o));
 }
 
+/// Two runs of one workflow on one cache: a node one of them is computing is waited for by
+/// the other and taken from the cache, not computed twice (both computed every node).
+#[test]
+fn two_processes_compute_each_node_once() {
+    if common::data_dir().is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    big_volume(dir.path());
+    let spawn = |trace: &str| {
+        Command::new(env!("CARGO_BIN_EXE_vistaflow"))
+            .args(["run", "big.yaml", "--trace", trace])
+            .current_dir(dir.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (spawn("a.jsonl"), spawn("b.jsonl"));
+    for child in [a, b] {
+        let o = child.wait_with_output().unwrap();
+        assert!(o.status.success(), "{}", text(&o));
+    }
+    // Spans of `ct` (the 100 MB load, the node with a cache entry) that computed it.
+    let mut computed = 0;
+    for trace in ["a.jsonl", "b.jsonl"] {
+        let t = std::fs::read_to_string(dir.path().join(trace)).unwrap();
+        for line in t.lines() {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            for s in v["resourceSpans"][0]["scopeSpans"][0]["spans"]
+                .as_array()
+                .unwrap()
+            {
+                let attr = |k: &str| {
+                    s["attributes"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .find(|a| a["key"] == k)
+                        .map(|a| a["value"]["stringValue"].clone())
+                };
+                if attr("vistaflow.node.id") == Some(serde_json::json!("ct"))
+                    && attr("vistaflow.cache") == Some(serde_json::json!("miss"))
+                {
+                    computed += 1;
+                }
+            }
+        }
+    }
+    assert_eq!(computed, 1, "`ct` computed {computed} times");
+    let o = vistaflow(
+        &["cache", "verify", "--dir", ".vistaflow/cache"],
+        dir.path(),
+    );
+    assert!(o.status.success(), "{}", text(&o));
+}
+
 #[test]
 fn two_processes_share_one_cache_safely() {
     let Some((dir, _)) = setup() else { return };

@@ -67,6 +67,22 @@ impl EntryLock {
     /// unlinked file; it checks that `path` still names the inode it locked and retries
     /// otherwise (the usual lock-then-verify dance).
     pub(crate) fn acquire(path: &Path) -> io::Result<EntryLock> {
+        Self::lock_with(path, |f| f.lock()).map(|l| l.expect("a blocking lock is always taken"))
+    }
+
+    /// As [`EntryLock::acquire`], but `None` at once when another handle holds the lock.
+    pub(crate) fn try_acquire(path: &Path) -> io::Result<Option<EntryLock>> {
+        Self::lock_with(path, |f| match f.try_lock() {
+            Ok(()) => Ok(()),
+            Err(fs::TryLockError::WouldBlock) => Err(io::ErrorKind::WouldBlock.into()),
+            Err(fs::TryLockError::Error(e)) => Err(e),
+        })
+    }
+
+    fn lock_with(
+        path: &Path,
+        lock: impl Fn(&File) -> io::Result<()>,
+    ) -> io::Result<Option<EntryLock>> {
         loop {
             let file = OpenOptions::new()
                 .read(true)
@@ -74,14 +90,18 @@ impl EntryLock {
                 .create(true)
                 .truncate(false)
                 .open(path)?;
-            file.lock()?;
+            match lock(&file) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
+                Err(e) => return Err(e),
+            }
             let held = file.metadata()?;
             match fs::metadata(path) {
                 Ok(now) if now.dev() == held.dev() && now.ino() == held.ino() => {
-                    return Ok(EntryLock {
+                    return Ok(Some(EntryLock {
                         path: path.to_path_buf(),
                         _file: file,
-                    });
+                    }));
                 }
                 Ok(_) => continue,
                 Err(e) if e.kind() == io::ErrorKind::NotFound => continue,

@@ -44,4 +44,4 @@ mod store;
 pub use digests::{FileDigests, RACY_WINDOW_NS};
 pub use error::CacheError;
 pub use maint::{EntrySummary, GcReport, VerifyReport, STALE_TEMP};
-pub use store::{EntryInfo, Lookup, Store, OPEN_WAIT};
+pub use store::{ComputeLock, EntryInfo, Lookup, Store, OPEN_WAIT};

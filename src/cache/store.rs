@@ -43,6 +43,11 @@ pub enum Lookup {
 ///
 /// Holds a shared lock on `<root>/lock` until dropped. Methods take `&self`; a `Store` is
 /// `Sync`, share one per process (e.g. in an `Arc`).
+/// Held while this process computes a node (see [`Store::try_compute_lock`]).
+pub struct ComputeLock {
+    _held: EntryLock,
+}
+
 pub struct Store {
     root: PathBuf,
     lock: RootLock,
@@ -113,6 +118,19 @@ impl Store {
 
     fn entry_lock_path(&self, id: &Digest) -> PathBuf {
         self.shard("objects", id).join(format!("{id}.lock"))
+    }
+
+    /// Takes the lock that says "this process is computing the node with key `key`", or
+    /// `None` when another process (or run) holds it: a run that finds a node being computed
+    /// elsewhere waits for it and takes its outputs from the cache instead of computing them
+    /// again. Released on drop.
+    pub fn try_compute_lock(&self, key: &Digest) -> Result<Option<ComputeLock>, CacheError> {
+        let dir = self.root.join("computing");
+        fs::create_dir_all(&dir).map_err(|e| CacheError::io("create", &dir, e))?;
+        let path = dir.join(format!("{key}.lock"));
+        EntryLock::try_acquire(&path)
+            .map(|l| l.map(|held| ComputeLock { _held: held }))
+            .map_err(|e| CacheError::io("lock", &path, e))
     }
 
     fn shared(&self) -> RwLockReadGuard<'_, ()> {

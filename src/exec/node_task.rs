@@ -4,7 +4,7 @@
 use super::decide::{digest_path, WrittenFile, WrittenFiles};
 use super::report::NodeStatus;
 use super::run_state::Shared;
-use crate::cache::EntryInfo;
+use crate::cache::{ComputeLock, EntryInfo, Lookup};
 use crate::progress::NodeLine;
 use crate::telemetry::SpanHandle;
 use crate::workflow::PlannedNode;
@@ -48,15 +48,16 @@ pub async fn run_node(
             KeyValue::new("vistaflow.node.id", n.id.clone()),
             KeyValue::new("vistaflow.node.kind", n.kind()),
             KeyValue::new("vistaflow.node.key", sh.keys.node[i].short(16)),
-            KeyValue::new(
-                "vistaflow.cache",
-                if sh.write_cache && n.cache {
-                    "miss"
-                } else {
-                    "off"
-                },
-            ),
         ],
+    );
+    // Set when the node ends: `hit` when another process computed it meanwhile.
+    let computed = KeyValue::new(
+        "vistaflow.cache",
+        if sh.write_cache && n.cache {
+            "miss"
+        } else {
+            "off"
+        },
     );
     let started = Instant::now();
     let line = Arc::new(sh.display.start(&n.id, n.kind()));
@@ -64,10 +65,21 @@ pub async fn run_node(
     line.finish();
     let elapsed = started.elapsed();
     match outcome {
-        Ok((outputs, device)) => {
+        Ok(Executed::Elsewhere(outputs)) => {
+            // Another process computed it while this one waited: taken from the cache.
+            span.set(vec![
+                KeyValue::new("vistaflow.cache", "hit"),
+                KeyValue::new("vistaflow.cache.waited_ms", elapsed.as_millis() as i64),
+            ]);
+            span.end(None);
+            sh.record(i, NodeStatus::Cached, "", elapsed, 0);
+            Ok(Arc::new(outputs))
+        }
+        Ok(Executed::Here(outputs, device)) => {
             let bytes: u64 = outputs.values().map(Value::nbytes).sum();
             let voxels: i64 = outputs.values().map(Value::voxels).sum();
             span.set(vec![
+                computed,
                 KeyValue::new("vistaflow.device", device.clone()),
                 KeyValue::new("vistaflow.duration_ms", elapsed.as_millis() as i64),
                 KeyValue::new("vistaflow.output_bytes", bytes as i64),
@@ -79,6 +91,7 @@ pub async fn run_node(
         }
         Err(err) => {
             let cancelled = matches!(err, NodeError::Cancelled);
+            span.set(vec![computed]);
             span.end(Some(redact(&err.to_string(), n)));
             let status = if cancelled {
                 NodeStatus::Cancelled
@@ -136,16 +149,33 @@ async fn run_cancelled(sh: &Shared, i: usize) {
     }
 }
 
+/// How a node's outputs came to be.
+enum Executed {
+    /// Computed here, on this device.
+    Here(Outputs, String),
+    /// Computed by another process sharing the cache, while this one waited for it.
+    Elsewhere(Outputs),
+}
+
 /// Runs the node (again on the CPU after a GPU out-of-memory when it allows), checks and
-/// stores its outputs. Returns the outputs and the device name they were made on.
+/// stores its outputs. A node another process is computing is waited for and taken from the
+/// cache.
 async fn execute(
     sh: &Arc<Shared>,
     i: usize,
     inputs: Inputs,
     span: &SpanHandle,
     line: &Arc<NodeLine>,
-) -> Result<(Outputs, String), NodeError> {
+) -> Result<Executed, NodeError> {
     let n = &sh.plan.nodes[i];
+    let compute_lock = if sh.write_cache && n.cache && !n.outputs.is_empty() {
+        match claim(sh, i, line).await? {
+            Claim::Done(outputs) => return Ok(Executed::Elsewhere(outputs)),
+            Claim::Mine(lock) => Some(lock),
+        }
+    } else {
+        None
+    };
     let spec = sh.device_override.unwrap_or(n.device);
     let lease = tokio::select! {
         l = sh.devices.acquire(spec) => l.map_err(|e| NodeError::Invalid(e.to_string()))?,
@@ -180,12 +210,78 @@ async fn execute(
         // Consumers start at once; the cache write overlaps their work and the run waits
         // for it before it ends.
         let (sh2, outs) = (sh.clone(), outputs.clone());
-        let handle = tokio::spawn(async move { store_outputs(&sh2, i, &outs).await });
+        let handle = tokio::spawn(async move {
+            store_outputs(&sh2, i, &outs).await;
+            // Waiters elsewhere find the entries once this goes.
+            drop(compute_lock);
+        });
         if let Ok(mut pending) = sh.pending_stores.lock() {
             pending.push(handle);
         }
     }
-    Ok((outputs, device_name(device)))
+    Ok(Executed::Here(outputs, device_name(device)))
+}
+
+enum Claim {
+    /// This process computes the node, holding the lock until its outputs are stored.
+    Mine(ComputeLock),
+    /// Another process computed it meanwhile: its outputs, from the cache.
+    Done(Outputs),
+}
+
+/// Takes the node's compute lock, waiting while another process holds it (two runs of one
+/// workflow on one cache compute each node once); then takes the outputs from the cache when
+/// they are there by now. A cache that cannot be locked leaves the node to compute.
+async fn claim(sh: &Arc<Shared>, i: usize, line: &Arc<NodeLine>) -> Result<Claim, NodeError> {
+    let key = sh.keys.node[i];
+    let mut waited = false;
+    let lock = loop {
+        let (store, k) = (sh.store.clone(), key);
+        let tried = tokio::task::spawn_blocking(move || store.try_compute_lock(&k))
+            .await
+            .map_err(|e| NodeError::Invalid(e.to_string()))?;
+        match tried {
+            Ok(Some(lock)) => break lock,
+            Ok(None) => {}
+            Err(e) => {
+                sh.display
+                    .println(&format!("warning: cannot lock the cache for a node: {e}"));
+                return Err(NodeError::Invalid(e.to_string()));
+            }
+        }
+        if !waited {
+            waited = true;
+            line.status("waiting for another process computing this node");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+            _ = run_cancelled(sh, i) => return Err(NodeError::Cancelled),
+        }
+    };
+    // Planned to run, but another process may have stored it since: one stat per output.
+    let n = &sh.plan.nodes[i];
+    let stored = n
+        .outputs
+        .iter()
+        .all(|p| sh.store.contains(&sh.keys.output(i, p.name)));
+    if !stored {
+        return Ok(Claim::Mine(lock));
+    }
+    let mut outputs = Outputs::new();
+    for port in &n.outputs {
+        let (store, id, ty) = (sh.store.clone(), sh.keys.output(i, port.name), port.ty);
+        let got = tokio::task::spawn_blocking(move || store.get(&id, ty))
+            .await
+            .map_err(|e| NodeError::Invalid(e.to_string()))?;
+        match got {
+            Ok(Lookup::Hit(v)) => {
+                outputs.insert(port.name.to_string(), v);
+            }
+            // The other process failed or was stopped: compute it here.
+            _ => return Ok(Claim::Mine(lock)),
+        }
+    }
+    Ok(Claim::Done(outputs))
 }
 
 /// One try on one device, off the async workers, bounded by the node's timeout.
