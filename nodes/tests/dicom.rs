@@ -763,3 +763,41 @@ fn timing() {
         shape
     );
 }
+
+/// Legacy files without the 128-byte preamble, `DICM` and file meta group (old PACS exports,
+/// ACR-NEMA style), which dcm2niix and pydicom read: the pyradiomics lung series written so
+/// by pydicom (implicit VR little endian) loads voxel for voxel as the Part 10 original, and
+/// pydicom's explicit-VR files without meta, big and little endian, are recognised as DICOM.
+#[test]
+fn legacy_files_without_preamble_or_meta_load_as_part10_ones() {
+    let Some(data) = data_dir() else { return };
+    let original = data.join("pyradiomics/lung1_dicom");
+    let dir = tempfile::tempdir().unwrap();
+    let legacy = dir.path().join("legacy");
+    let script = "import sys,glob,os,pydicom\nfrom pydicom.dataset import FileMetaDataset\nos.makedirs(sys.argv[2])\nfor i,f in enumerate(sorted(glob.glob(sys.argv[1]+'/*'))):\n    ds=pydicom.dcmread(f)\n    ds.file_meta=FileMetaDataset()\n    ds.preamble=None\n    ds.save_as(os.path.join(sys.argv[2],'IM%04d'%i),implicit_vr=True,little_endian=True,enforce_file_format=False)\n";
+    let o = std::process::Command::new(common::python())
+        .args(["-c", script])
+        .arg(&original)
+        .arg(&legacy)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let first = std::fs::read(legacy.join("IM0000")).unwrap();
+    assert_ne!(&first[128..132], b"DICM", "the fixture has no preamble");
+    assert_ne!(&first[0..4], b"DICM");
+    let (a, b) = (load(&legacy), load(&original));
+    assert_eq!(a.spatial_shape(), b.spatial_shape());
+    assert_eq!(a.geometry().affine_lps, b.geometry().affine_lps);
+    assert!(a.data().equal(b.data()), "voxels differ");
+
+    let rt = dir.path().join("rt");
+    std::fs::create_dir(&rt).unwrap();
+    for f in ["ExplVR_BigEndNoMeta.dcm", "ExplVR_LitEndNoMeta.dcm"] {
+        std::fs::copy(data.join("pydicom/test_files").join(f), rt.join(f)).unwrap();
+    }
+    let m = load_error(&rt, json!({}), &rt);
+    assert!(
+        m.contains("0 not DICOM, 2 DICOM but not image volumes") && m.contains("RTPLAN"),
+        "{m}"
+    );
+}

@@ -56,9 +56,20 @@ pub enum Probe {
     Broken(String),
 }
 
-/// Whether `path` starts like a DICOM Part 10 file: `Some(true)` with the 128-byte preamble,
-/// `Some(false)` with `DICM` at offset 0, `None` otherwise.
-fn sniff(path: &Path) -> std::io::Result<Option<bool>> {
+/// How a file starts.
+enum Start {
+    /// DICOM Part 10: the 128-byte preamble then `DICM` (`true`), or `DICM` at offset 0.
+    Part10 {
+        preamble: bool,
+    },
+    /// A legacy data set without preamble or file meta group (ACR-NEMA style, old PACS
+    /// exports; pydicom's `no_meta.dcm`): its transfer syntax, guessed from the first element.
+    Legacy(&'static str),
+    NotDicom,
+}
+
+/// Reads the first bytes of `path` and tells how it starts.
+fn sniff(path: &Path) -> std::io::Result<Start> {
     let mut f = File::open(path)?;
     let mut buf = [0u8; 132];
     let mut n = 0;
@@ -69,12 +80,43 @@ fn sniff(path: &Path) -> std::io::Result<Option<bool>> {
         }
         n += m;
     }
-    if n >= 132 && &buf[128..132] == b"DICM" {
-        Ok(Some(true))
+    Ok(if n >= 132 && &buf[128..132] == b"DICM" {
+        Start::Part10 { preamble: true }
     } else if n >= 4 && &buf[0..4] == b"DICM" {
-        Ok(Some(false))
+        Start::Part10 { preamble: false }
+    } else if n >= 8 {
+        legacy_syntax(&buf[..8]).map_or(Start::NotDicom, Start::Legacy)
     } else {
-        Ok(None)
+        Start::NotDicom
+    })
+}
+
+/// The transfer syntax of a data set that starts with `first` (8 bytes) and has no file meta
+/// group, as dcm2niix and pydicom guess it: the first element's group is an even public
+/// group after the meta group (0008-7FE0); an explicit VR is two upper-case letters after the
+/// tag; big endian (explicit VR only) when the group reads lower that way round.
+fn legacy_syntax(first: &[u8]) -> Option<&'static str> {
+    use dicom_dictionary_std::uids;
+    let plausible = |g: u16| g >= 0x0008 && g <= 0x7fe0 && g % 2 == 0;
+    let explicit = first[4].is_ascii_uppercase() && first[5].is_ascii_uppercase();
+    let (le, be) = (
+        u16::from_le_bytes([first[0], first[1]]),
+        u16::from_be_bytes([first[0], first[1]]),
+    );
+    // Both readings can look like a group (0x0008 is 0x0800 the other way round): the first
+    // element of a data set is in a low group, so the smaller reading wins.
+    if plausible(le) && !(plausible(be) && be < le && explicit) {
+        Some(if explicit {
+            uids::EXPLICIT_VR_LITTLE_ENDIAN
+        } else {
+            uids::IMPLICIT_VR_LITTLE_ENDIAN
+        })
+    } else if plausible(be) && explicit {
+        // Explicit VR Big Endian: retired from the standard (so deprecated in the dictionary),
+        // but old files still carry it.
+        Some("1.2.840.10008.1.2.2")
+    } else {
+        None
     }
 }
 
@@ -82,9 +124,10 @@ fn sniff(path: &Path) -> std::io::Result<Option<bool>> {
 /// data too. Errors are in words, without values.
 pub fn open(path: &Path, read_all: bool) -> Result<dicom_object::DefaultDicomObject, Probe> {
     let preamble = match sniff(path) {
-        Ok(Some(true)) => ReadPreamble::Always,
-        Ok(Some(false)) => ReadPreamble::Never,
-        Ok(None) => return Err(Probe::NotDicom),
+        Ok(Start::Part10 { preamble: true }) => ReadPreamble::Always,
+        Ok(Start::Part10 { preamble: false }) => ReadPreamble::Never,
+        Ok(Start::Legacy(ts)) => return open_legacy(path, ts),
+        Ok(Start::NotDicom) => return Err(Probe::NotDicom),
         Err(e) => return Err(Probe::Broken(format!("cannot read: {e}"))),
     };
     let mut opts = OpenFileOptions::new().read_preamble(preamble);
@@ -101,6 +144,32 @@ pub fn open(path: &Path, read_all: bool) -> Result<dicom_object::DefaultDicomObj
             format!("not a readable DICOM file: {chain}")
         })
     })
+}
+
+/// A legacy data set read whole with the guessed transfer syntax and given the file meta
+/// group it lacks. A file whose guess was wrong reads as garbage or fails: `NotDicom` then,
+/// as before (such a file was never readable as DICOM by this loader).
+fn open_legacy(path: &Path, ts_uid: &str) -> Result<dicom_object::DefaultDicomObject, Probe> {
+    use dicom_encoding::transfer_syntax::TransferSyntaxIndex;
+    use dicom_transfer_syntax_registry::TransferSyntaxRegistry;
+    let ts = TransferSyntaxRegistry
+        .get(ts_uid)
+        .ok_or_else(|| Probe::Broken(format!("transfer syntax {ts_uid} is not known")))?;
+    let file = File::open(path).map_err(|e| Probe::Broken(format!("cannot read: {e}")))?;
+    let obj =
+        dicom_object::InMemDicomObject::read_dataset_with_ts(std::io::BufReader::new(file), ts)
+            .map_err(|_| Probe::NotDicom)?;
+    if obj.get(tags::SOP_CLASS_UID).is_none() && obj.get(tags::MODALITY).is_none() {
+        return Err(Probe::NotDicom);
+    }
+    obj.with_meta(dicom_object::FileMetaTableBuilder::new().transfer_syntax(ts_uid))
+        .map_err(|e| {
+            Probe::Broken(format!(
+                "a DICOM data set without file meta group, and without the SOP Class and \
+                 Instance UIDs that would stand in for it: {}",
+                error_chain(&e)
+            ))
+        })
 }
 
 /// An error and its sources on one line.
