@@ -17,9 +17,20 @@ pub enum Decision {
     Run(String),
 }
 
+/// Why a node whose outputs were missing from the cache runs (the one reason to take them
+/// from the cache after all, when another process stored them meanwhile).
+pub const NOT_IN_CACHE: &str = "not in cache";
+pub const ENTRY_LOST: &str = "cache entry corrupt or missing";
+
 impl Decision {
     pub fn runs(&self) -> bool {
         matches!(self, Decision::Run(_))
+    }
+
+    /// Runs only because its outputs were not in the cache (not `--refresh`, `--no-cache`,
+    /// `cache: false` or changed files): another run's entries for the same key will do.
+    pub fn for_missing_entries(&self) -> bool {
+        matches!(self, Decision::Run(why) if why.ends_with(NOT_IN_CACHE) || why == ENTRY_LOST)
     }
 }
 
@@ -77,9 +88,9 @@ pub fn decide(
                 .find(|o| !store.contains(&keys.output(i, o.name)))
             {
                 Decision::Run(if n.outputs.len() > 1 {
-                    format!("`{}` not in cache", port.name)
+                    format!("`{}` {NOT_IN_CACHE}", port.name)
                 } else {
-                    "not in cache".into()
+                    NOT_IN_CACHE.into()
                 })
             } else if let Some(why) =
                 files_changed(store, &keys.node[i], n.written_paths().is_empty())

@@ -168,14 +168,15 @@ async fn execute(
     line: &Arc<NodeLine>,
 ) -> Result<Executed, NodeError> {
     let n = &sh.plan.nodes[i];
-    let compute_lock = if sh.write_cache && n.cache && !n.outputs.is_empty() {
-        match claim(sh, i, line).await? {
-            Claim::Done(outputs) => return Ok(Executed::Elsewhere(outputs)),
-            Claim::Mine(lock) => Some(lock),
-        }
-    } else {
-        None
-    };
+    let compute_lock =
+        if sh.decisions[i].for_missing_entries() && sh.write_cache && !n.outputs.is_empty() {
+            match claim(sh, i, line).await? {
+                Claim::Done(outputs) => return Ok(Executed::Elsewhere(outputs)),
+                Claim::Mine(lock) => Some(lock),
+            }
+        } else {
+            None
+        };
     let spec = sh.device_override.unwrap_or(n.device);
     let lease = tokio::select! {
         l = sh.devices.acquire(spec) => l.map_err(|e| NodeError::Invalid(e.to_string()))?,

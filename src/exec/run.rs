@@ -1,7 +1,7 @@
 //! A run: keys -> decisions -> cached inputs loaded -> the rest on dagrs -> a report.
 
 use super::dagrs_graph::{self, Task, WorkFuture};
-use super::decide::{decide, CachePolicy, Decision, UnknownNode};
+use super::decide::{decide, CachePolicy, Decision, UnknownNode, ENTRY_LOST};
 use super::devices::{DeviceError, Devices};
 use super::keys::{self, Keys, SourceError};
 use super::node_task::{run_node, NodeResult};
@@ -279,7 +279,7 @@ async fn load_cached_inputs(
                             plan.nodes[from].id, plan.nodes[from].id
                         );
                     }
-                    decisions[from] = Decision::Run("cache entry corrupt or missing".into());
+                    decisions[from] = Decision::Run(ENTRY_LOST.into());
                     loaded.retain(|(p, _), _| *p != from);
                     corrupt = true;
                 }

@@ -97,7 +97,7 @@ fn sniff(path: &Path) -> std::io::Result<Start> {
 /// tag; big endian (explicit VR only) when the group reads lower that way round.
 fn legacy_syntax(first: &[u8]) -> Option<&'static str> {
     use dicom_dictionary_std::uids;
-    let plausible = |g: u16| g >= 0x0008 && g <= 0x7fe0 && g % 2 == 0;
+    let plausible = |g: u16| (0x0008..=0x7fe0).contains(&g) && g.is_multiple_of(2);
     let explicit = first[4].is_ascii_uppercase() && first[5].is_ascii_uppercase();
     let (le, be) = (
         u16::from_le_bytes([first[0], first[1]]),
