@@ -2,27 +2,12 @@
 
 mod common;
 
+use common::{span_attr, text, trace_spans, vistaflow};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn vistaflow(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_vistaflow"))
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .expect("binary runs")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
 
 /// A folder with a real CT and a load -> save workflow.
 fn setup() -> Option<(tempfile::TempDir, PathBuf)> {
@@ -96,16 +81,7 @@ fn validate_plan_run_and_exit_codes() {
         !trace.contains("DOE") && !trace.contains("JOHN"),
         "patient-named path leaked into the trace"
     );
-    let spans: Vec<serde_json::Value> = trace
-        .lines()
-        .flat_map(|l| {
-            serde_json::from_str::<serde_json::Value>(l).unwrap()["resourceSpans"][0]["scopeSpans"]
-                [0]["spans"]
-                .as_array()
-                .unwrap()
-                .clone()
-        })
-        .collect();
+    let spans = trace_spans(&d.join("trace.jsonl"));
     let names: Vec<&str> = spans.iter().map(|s| s["name"].as_str().unwrap()).collect();
     assert_eq!(names.iter().filter(|n| **n == "vistaflow.node").count(), 2);
     assert_eq!(names.iter().filter(|n| **n == "vistaflow.run").count(), 1);
@@ -146,27 +122,17 @@ fn validate_plan_run_and_exit_codes() {
         d,
     );
     assert!(text(&o).contains("demo: 0 ran, 2 cached"), "{}", text(&o));
-    let warm = std::fs::read_to_string(d.join("warm.jsonl")).unwrap();
-    let node_spans: Vec<serde_json::Value> = warm
-        .lines()
-        .flat_map(|l| {
-            serde_json::from_str::<serde_json::Value>(l).unwrap()["resourceSpans"][0]["scopeSpans"]
-                [0]["spans"]
-                .as_array()
-                .unwrap()
-                .clone()
-        })
+    let node_spans: Vec<serde_json::Value> = trace_spans(&d.join("warm.jsonl"))
+        .into_iter()
         .filter(|s| s["name"] == "vistaflow.node")
         .collect();
-    assert_eq!(node_spans.len(), 2, "{warm}");
+    assert_eq!(node_spans.len(), 2, "{node_spans:?}");
     for s in &node_spans {
-        let cache = s["attributes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|a| a["key"] == "vistaflow.cache")
-            .map(|a| a["value"]["stringValue"].clone());
-        assert_eq!(cache, Some(serde_json::json!("hit")), "{s}");
+        assert_eq!(
+            span_attr(s, "vistaflow.cache").as_deref(),
+            Some("hit"),
+            "{s}"
+        );
     }
 
     // A failing node: exit 1 with the node id, kind and cause; the path is shown to the user.
@@ -426,31 +392,14 @@ fn two_processes_compute_each_node_once() {
         assert!(o.status.success(), "{}", text(&o));
     }
     // Spans of `ct` (the 100 MB load, the node with a cache entry) that computed it.
-    let mut computed = 0;
-    for trace in ["a.jsonl", "b.jsonl"] {
-        let t = std::fs::read_to_string(dir.path().join(trace)).unwrap();
-        for line in t.lines() {
-            let v: serde_json::Value = serde_json::from_str(line).unwrap();
-            for s in v["resourceSpans"][0]["scopeSpans"][0]["spans"]
-                .as_array()
-                .unwrap()
-            {
-                let attr = |k: &str| {
-                    s["attributes"]
-                        .as_array()
-                        .unwrap()
-                        .iter()
-                        .find(|a| a["key"] == k)
-                        .map(|a| a["value"]["stringValue"].clone())
-                };
-                if attr("vistaflow.node.id") == Some(serde_json::json!("ct"))
-                    && attr("vistaflow.cache") == Some(serde_json::json!("miss"))
-                {
-                    computed += 1;
-                }
-            }
-        }
-    }
+    let computed = ["a.jsonl", "b.jsonl"]
+        .iter()
+        .flat_map(|t| trace_spans(&dir.path().join(t)))
+        .filter(|s| {
+            span_attr(s, "vistaflow.node.id").as_deref() == Some("ct")
+                && span_attr(s, "vistaflow.cache").as_deref() == Some("miss")
+        })
+        .count();
     assert_eq!(computed, 1, "`ct` computed {computed} times");
     let o = vistaflow(
         &["cache", "verify", "--dir", ".vistaflow/cache"],

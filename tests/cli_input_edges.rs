@@ -2,25 +2,11 @@
 //! pipe, `--set` values with ` #`, workflow files that are binary or nest brackets without
 //! end, and a GPU the machine lacks, refused by `validate` already.
 
-use std::path::Path;
+mod common;
+
+use common::{text, vistaflow};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
-
-fn vistaflow(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_vistaflow"))
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .expect("binary runs")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
 
 #[test]
 fn a_reader_that_stops_early_ends_the_command_quietly() {

@@ -5,29 +5,9 @@
 
 mod common;
 
-use std::collections::BTreeMap;
+use common::{assert_has, load_errors as errors};
 use std::path::Path;
 use std::process::Command;
-use vistaflow::workflow::{load_str, LoadError};
-
-fn errors(text: &str) -> String {
-    match load_str(
-        Path::new("wf.yaml"),
-        text,
-        &BTreeMap::new(),
-        &common::registry(),
-    ) {
-        Ok(_) => panic!("workflow unexpectedly valid:\n{text}"),
-        Err(LoadError::Invalid(d)) => d.to_string(),
-        Err(e) => panic!("unexpected error {e}"),
-    }
-}
-
-fn assert_has(out: &str, parts: &[&str]) {
-    for p in parts {
-        assert!(out.contains(p), "expected `{p}` in:\n{out}");
-    }
-}
 
 const HEAD: &str =
     "version: 1\nname: t\nnodes:\n  ct: { kind: load_nifti, params: { path: a.nii } }\n";

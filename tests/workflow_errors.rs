@@ -2,29 +2,10 @@
 
 mod common;
 
+use common::{assert_has, load_errors as errors};
 use std::collections::BTreeMap;
 use std::path::Path;
-use vistaflow::workflow::{load_str, LoadError};
-
-/// Checks `text` and returns the rendered diagnostics (panics if it loads).
-fn errors(text: &str) -> String {
-    match load_str(
-        Path::new("wf.yaml"),
-        text,
-        &BTreeMap::new(),
-        &common::registry(),
-    ) {
-        Ok(_) => panic!("workflow unexpectedly valid:\n{text}"),
-        Err(LoadError::Invalid(d)) => d.to_string(),
-        Err(e) => panic!("unexpected error {e}"),
-    }
-}
-
-fn assert_has(out: &str, parts: &[&str]) {
-    for p in parts {
-        assert!(out.contains(p), "expected `{p}` in:\n{out}");
-    }
-}
+use vistaflow::workflow::load_str;
 
 const HEAD: &str = "version: 1\nname: t\nnodes:\n";
 

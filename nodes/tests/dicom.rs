@@ -663,7 +663,11 @@ fn broken_files_are_clear_errors() {
             "not a readable DICOM file",
         ),
         (tf.join("no_meta.dcm"), "not a DICOM file"),
-        (tf.join("ExplVR_LitEndNoMeta.dcm"), "not a DICOM file"),
+        // Read as a legacy data set without meta (was "not a DICOM file"): an RT plan.
+        (
+            tf.join("ExplVR_LitEndNoMeta.dcm"),
+            "modality RTPLAN is not an image volume",
+        ),
         (tf.join("rtplan_truncated.dcm"), "truncated"),
         (
             tf.join("UN_sequence.dcm"),

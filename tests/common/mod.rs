@@ -221,3 +221,60 @@ pub fn nibabel(path: &Path) -> serde_json::Value {
     );
     serde_json::from_slice(&out.stdout).expect("readback prints JSON")
 }
+
+/// Checks `text` as the workflow `wf.yaml` and returns the rendered diagnostics (panics if it
+/// loads).
+pub fn load_errors(text: &str) -> String {
+    match workflow::load_str(Path::new("wf.yaml"), text, &BTreeMap::new(), &registry()) {
+        Ok(_) => panic!("workflow unexpectedly valid:\n{text}"),
+        Err(workflow::LoadError::Invalid(d)) => d.to_string(),
+        Err(e) => panic!("unexpected error {e}"),
+    }
+}
+
+pub fn assert_has(out: &str, parts: &[&str]) {
+    for p in parts {
+        assert!(out.contains(p), "expected `{p}` in:\n{out}");
+    }
+}
+
+/// Runs the `vistaflow` binary in `cwd`.
+pub fn vistaflow(args: &[&str], cwd: &Path) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_vistaflow"))
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .expect("binary runs")
+}
+
+/// Its stdout and stderr together.
+pub fn text(o: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// Every span of an OTLP JSON-lines trace file.
+pub fn trace_spans(path: &Path) -> Vec<serde_json::Value> {
+    let text = std::fs::read_to_string(path).unwrap();
+    text.lines()
+        .flat_map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["resourceSpans"][0]["scopeSpans"]
+                [0]["spans"]
+                .as_array()
+                .unwrap()
+                .clone()
+        })
+        .collect()
+}
+
+/// A span's string attribute.
+pub fn span_attr(span: &serde_json::Value, key: &str) -> Option<String> {
+    span["attributes"]
+        .as_array()?
+        .iter()
+        .find(|a| a["key"] == key)
+        .and_then(|a| a["value"]["stringValue"].as_str().map(str::to_string))
+}

@@ -144,7 +144,7 @@ fn report_skipped(root: &Path, s: &Scan, ctx: &Ctx) -> Result<(), NodeError> {
             } else if let Some((_, why)) = s.other.first() {
                 format!("not an image volume: {why}")
             } else {
-                "not a DICOM file (no `DICM` magic at byte 128)".into()
+                "not a DICOM file (no `DICM` magic at byte 128, nor a data set without one)".into()
             };
             return Err(NodeError::file(root, msg));
         }
