@@ -2,6 +2,7 @@
 //! Every problem is collected (not just the first) and located at file:line:column.
 
 use super::locate::{join, Locations};
+use super::prescan::{end_pos, too_deep, MAX_DEPTH};
 use super::substitute::substitute;
 use crate::diag::{nearest, Diagnostic, Diagnostics, Pos};
 use serde_json::Value as Json;
@@ -215,45 +216,6 @@ pub fn load_str(
         (Err(d), _) => Err(LoadError::Invalid(d)),
         (Ok(()), None) => unreachable!("a failed check always records a problem"),
     }
-}
-
-/// Deeper flow collections than any workflow has: the YAML parsers take time quadratic in the
-/// depth (a line of 100,000 `[` took 30 s), so such a file is refused before parsing.
-const MAX_DEPTH: usize = 64;
-
-/// Where `[`/`{` nesting (outside quotes and comments) first goes past [`MAX_DEPTH`].
-fn too_deep(text: &str) -> Option<Pos> {
-    let mut depth = 0usize;
-    for (n, line) in text.lines().enumerate() {
-        let mut quote: Option<char> = None;
-        for (c, ch) in line.chars().enumerate() {
-            match (quote, ch) {
-                (Some(q), _) if ch == q => quote = None,
-                (Some(_), _) => {}
-                (None, '"' | '\'') => quote = Some(ch),
-                (None, '#') => break,
-                (None, '[' | '{') => {
-                    depth += 1;
-                    if depth > MAX_DEPTH {
-                        return Some(Pos {
-                            line: n + 1,
-                            col: c + 1,
-                        });
-                    }
-                }
-                (None, ']' | '}') => depth = depth.saturating_sub(1),
-                _ => {}
-            }
-        }
-    }
-    None
-}
-
-/// The position just after the last character of `text`.
-fn end_pos(text: &str) -> Pos {
-    let line = text.matches('\n').count() + 1;
-    let col = text.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-    Pos { line, col }
 }
 
 struct Checker<'a> {

@@ -2,6 +2,7 @@
 
 mod check;
 mod locate;
+mod prescan;
 mod substitute;
 
 pub use check::{load, load_str, DeviceSpec, InputEdge, LoadError, Plan, PlannedNode, Settings};
