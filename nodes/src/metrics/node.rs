@@ -20,7 +20,17 @@ use std::sync::OnceLock;
 pub struct Metrics;
 
 /// Every metric, in the order columns are written.
-const ALL: [&str; 6] = ["dice", "iou", "hd95", "hd", "assd", "nsd"];
+#[derive(ParamChoice, Clone, Copy, PartialEq, Eq, Debug)]
+enum Metric {
+    Dice,
+    Iou,
+    Hd95,
+    Hd,
+    Assd,
+    Nsd,
+}
+
+const ALL: &[&str] = Metric::CHOICES;
 
 #[derive(Deserialize, NodeParams)]
 #[serde(deny_unknown_fields)]
@@ -35,13 +45,13 @@ struct MetricsParams {
     classes: Json,
     /// metrics with a reference: dice, iou, hd95, hd, assd, nsd
     #[param(
-        default = vec!["dice".to_string(), "hd95".into(), "nsd".into()],
+        default = vec![Metric::Dice, Metric::Hd95, Metric::Nsd],
         ty = ParamType::Custom {
             describe: "a list of dice, iou, hd95, hd, assd, nsd",
             check: check_metrics,
         }
     )]
-    metrics: Vec<String>,
+    metrics: Vec<Metric>,
     /// surface Dice tolerance in mm
     #[param(default = 2.0, min = 0)]
     nsd_tolerance_mm: f64,
@@ -244,7 +254,7 @@ fn compare(
     let metrics: Vec<&str> = ALL
         .iter()
         .copied()
-        .filter(|m| p.metrics.iter().any(|x| x == m))
+        .filter(|m| p.metrics.iter().any(|x| x.as_str() == *m))
         .collect();
     let needs_surface = metrics.iter().any(|m| !matches!(*m, "dice" | "iou"));
     let done = AtomicU64::new(0);
@@ -371,7 +381,7 @@ fn quality(ctx: &Ctx, pred: &LabelMap, p: &MetricsParams) -> Result<Table, NodeE
          when the largest component holds less than {} of the class",
         p.fragmented_below
     ));
-    if p.metrics != ["dice", "hd95", "nsd"] {
+    if p.metrics != [Metric::Dice, Metric::Hd95, Metric::Nsd] {
         table
             .notes
             .push("`metrics` needs a `reference`; only QC figures were computed".into());

@@ -7,7 +7,7 @@ use super::loss::{dice_ce, hard_dice};
 use super::optim::{copy_by_name, learning_rate, AdamW, Ema};
 use super::prompts::{self, PromptOptions};
 use super::rng::Rng;
-use super::TrainParams;
+use super::{Part, TrainParams};
 use crate::node::{Ctx, NodeError};
 use crate::value::{Cell, ModelFile, Table, Volume};
 use crate::vista3d::classes::table;
@@ -55,7 +55,7 @@ impl RunResult {
 }
 
 /// The variables the optimiser updates: not buffers, not in a frozen part.
-fn trainable(net: &Vista3d, freeze: &[String]) -> BTreeMap<String, Tensor> {
+fn trainable(net: &Vista3d, freeze: &[Part]) -> BTreeMap<String, Tensor> {
     net.vs
         .variables()
         .into_iter()
@@ -63,9 +63,9 @@ fn trainable(net: &Vista3d, freeze: &[String]) -> BTreeMap<String, Tensor> {
         .collect()
 }
 
-fn is_frozen(name: &str, freeze: &[String]) -> bool {
+fn is_frozen(name: &str, freeze: &[Part]) -> bool {
     let part = name.split('.').next().unwrap_or(name);
-    freeze.iter().any(|f| f == part)
+    freeze.iter().any(|f| f.as_str() == part)
 }
 
 pub fn train(

@@ -24,7 +24,7 @@ pub use config::config_of;
 pub use data::Augment;
 pub use node::{Vista3dTrain, MAX_PAIRS};
 pub use optim::Schedule;
-pub use params::{TrainParams, PARTS};
+pub use params::{Part, TrainParams, PARTS};
 
 use sha2::{Digest, Sha256};
 use std::path::PathBuf;

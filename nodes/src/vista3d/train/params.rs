@@ -106,11 +106,11 @@ pub struct TrainParams {
     // Empty ones are not serialised, so the checkpoint identity of runs that predate the
     // parameter is unchanged.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[param(default = Vec::<String>::new(), ty = ParamType::Custom {
+    #[param(default = Vec::<Part>::new(), ty = ParamType::Custom {
         describe: "a list of image_encoder, class_head, point_head",
         check: check_freeze,
     })]
-    pub freeze: Vec<String>,
+    pub freeze: Vec<Part>,
     /// steps between checkpoints (in PATH.ckpt/; a killed run resumes from the last)
     #[param(default = 100, min = 1)]
     pub checkpoint_every: i64,
@@ -120,7 +120,15 @@ pub struct TrainParams {
 }
 
 /// The parts of the network `freeze` can name (the weight names' first component).
-pub const PARTS: [&str; 3] = ["image_encoder", "class_head", "point_head"];
+#[derive(crate::params::ParamChoice, Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Part {
+    ImageEncoder,
+    ClassHead,
+    PointHead,
+}
+
+/// Their names, as in the weights.
+pub const PARTS: &[&str] = Part::CHOICES;
 
 fn check_freeze(v: &Json) -> Result<(), String> {
     let parts: Vec<String> = serde_json::from_value(v.clone())
