@@ -4,6 +4,7 @@ use super::{EXIT_FAILED, EXIT_INVALID};
 use crate::cache::Store;
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
+use vistaflow_nodes::text::human_bytes;
 
 #[derive(Args)]
 pub struct CacheArgs {
@@ -138,21 +139,6 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         return Err(format!("`{s}` is not a size"));
     }
     Ok((n * mult as f64) as u64)
-}
-
-pub fn human_bytes(b: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = b as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u < UNITS.len() - 1 {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{b} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
-    }
 }
 
 #[cfg(test)]

@@ -239,7 +239,7 @@ fn print_summary(r: &RunReport) {
                 "{:>8.2}s {:<7} {}",
                 n.duration.as_secs_f64(),
                 n.device,
-                super::cache_cmd::human_bytes(n.output_bytes)
+                vistaflow_nodes::text::human_bytes(n.output_bytes)
             )
         } else {
             String::new()

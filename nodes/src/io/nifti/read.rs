@@ -94,10 +94,10 @@ pub fn read(path: &Path, labels: bool, ctx: &Ctx) -> Result<Value, NodeError> {
             return Err(err(format!(
                 "the header declares {} of voxel data (shape {:?}), more than a {} gzip file \
                  can hold (at most {}); the header is corrupt",
-                crate::io::human_bytes(nbytes),
+                crate::text::human_bytes(nbytes),
                 layout.shape,
-                crate::io::human_bytes(len),
-                crate::io::human_bytes(most)
+                crate::text::human_bytes(len),
+                crate::text::human_bytes(most)
             )));
         }
     }

@@ -154,7 +154,7 @@ fn check_declared_size(
         return Err(format!(
             "the header declares {} of voxel data ({:?} x {} bytes), more than {} can hold \
              ({} on disk); the header is corrupt",
-            crate::io::human_bytes(nbytes),
+            crate::text::human_bytes(nbytes),
             h.sizes,
             h.dtype.size(),
             if h.data == DataFiles::Attached {
@@ -162,7 +162,7 @@ fn check_declared_size(
             } else {
                 format!("its {} data file(s)", parts.len())
             },
-            crate::io::human_bytes(on_disk)
+            crate::text::human_bytes(on_disk)
         ));
     }
     Ok(())
