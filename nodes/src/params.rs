@@ -382,10 +382,17 @@ pub fn load<P: NodeParams>(params: &Params) -> Result<P, ParamError> {
             }
         }
     }
-    let p: P = serde_json::from_value(Json::Object(full))
-        .map_err(|e| ParamError::general(e.to_string()))?;
+    let p = read::<P>(&full)?;
     p.check()?;
     Ok(p)
+}
+
+/// The typed struct of params the engine has already checked (every param present), without
+/// checking again: for the questions asked of a node many times per run (its outputs, whether
+/// it finalises, its companion files), where the node's own checks may read files.
+pub fn read<P: NodeParams>(params: &Params) -> Result<P, ParamError> {
+    serde_json::from_value(Json::Object(params.clone()))
+        .map_err(|e| ParamError::general(e.to_string()))
 }
 
 /// A `ParamType::Custom` check that a value deserialises as `T` (whose own `Deserialize`

@@ -66,14 +66,14 @@ impl Node for Export {
     }
 
     fn finalises(&self, params: &Params) -> bool {
-        params::load::<ExportParams>(params).is_ok_and(|p| p.format == Format::Report)
+        params::read::<ExportParams>(params).is_ok_and(|p| p.format == Format::Report)
     }
 
     /// A NIfTI's class tables beside it: deleting one reruns the export.
     fn companions(&self, param: &str, path: &Path, params: &Params) -> Vec<PathBuf> {
         match (
             param,
-            params::load::<ExportParams>(params).map(|p| p.format),
+            params::read::<ExportParams>(params).map(|p| p.format),
         ) {
             ("path", Ok(Format::Nifti)) => crate::io::nifti::sidecars(path).to_vec(),
             _ => Vec::new(),

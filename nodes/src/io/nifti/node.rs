@@ -119,13 +119,13 @@ impl Node for LoadNifti {
     fn outputs(&self, params: &Params, _inputs: &InputTypes) -> Vec<PortSpec> {
         load_port::selected(
             self.spec(),
-            params::load::<LoadNiftiParams>(params).is_ok_and(|p| p.labels),
+            params::read::<LoadNiftiParams>(params).is_ok_and(|p| p.labels),
         )
     }
 
     /// The class table beside a label map, read when `class_names` is not given.
     fn companions(&self, param: &str, path: &Path, params: &Params) -> Vec<PathBuf> {
-        let Ok(p) = params::load::<LoadNiftiParams>(params) else {
+        let Ok(p) = params::read::<LoadNiftiParams>(params) else {
             return Vec::new();
         };
         match param {

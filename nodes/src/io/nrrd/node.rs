@@ -44,7 +44,7 @@ impl Node for LoadNrrd {
     fn outputs(&self, params: &Params, _inputs: &InputTypes) -> Vec<PortSpec> {
         load_port::selected(
             self.spec(),
-            params::load::<LoadParams>(params).is_ok_and(|p| p.labels),
+            params::read::<LoadParams>(params).is_ok_and(|p| p.labels),
         )
     }
 
@@ -98,7 +98,7 @@ impl Node for SaveNrrd {
 
     /// A `.nhdr` header's data file: deleting it reruns the save.
     fn companions(&self, param: &str, path: &Path, params: &Params) -> Vec<PathBuf> {
-        let compress = params::load::<SaveParams>(params).is_ok_and(|p| p.compress);
+        let compress = params::read::<SaveParams>(params).is_ok_and(|p| p.compress);
         match param {
             "path" => super::written_data_file(path, compress)
                 .into_iter()

@@ -115,7 +115,7 @@ impl Node for Vista3dAuto {
     }
 
     fn outputs(&self, params: &Params, _inputs: &InputTypes) -> Vec<PortSpec> {
-        let probs = params::load::<AutoParams>(params).is_ok_and(|p| p.probabilities);
+        let probs = params::read::<AutoParams>(params).is_ok_and(|p| p.probabilities);
         self.spec()
             .outputs
             .iter()
