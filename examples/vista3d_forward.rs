@@ -6,7 +6,9 @@
 //!
 //! GOLDEN is a safetensors file with `image`, `class_vector` and MONAI's `class_logits`
 //! (scripts/oracles/vista3d_full_parity.py writes one for random full-size weights). Prints
-//! one JSON line: max abs error against MONAI and seconds per forward (after one warm-up).
+//! one JSON line: max abs error against MONAI, the agreement of the labels (VISTA3D's
+//! post-processing: the argmax of the classes where a logit is positive, else background) and
+//! seconds per forward (after one warm-up). scripts/gpu-check.sh runs it on a GPU.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -42,7 +44,14 @@ fn main() {
     }
     let repeat: usize = flag("--repeat").map_or(1, |r| r.parse().expect("--repeat N"));
     let device = match flag("--device").as_deref() {
-        Some("cuda") => Device::Cuda(0),
+        Some("cuda") => {
+            // The engine's probe loads libtorch's CUDA backend (tch issue 980).
+            if vistaflow::exec::Devices::probe(1).gpu_count() == 0 {
+                eprintln!("error: --device cuda, but libtorch sees no CUDA device");
+                std::process::exit(1);
+            }
+            Device::Cuda(0)
+        }
         _ => Device::Cpu,
     };
     let kind = match flag("--precision").as_deref() {
@@ -90,6 +99,7 @@ fn main() {
         .max()
         .double_value(&[]);
     let scale = golden["class_logits"].abs().max().double_value(&[]);
+    let agreement = label_agreement(&logits.to_device(Device::Cpu), &golden["class_logits"]);
     let per = if times.is_empty() {
         first_s
     } else {
@@ -99,11 +109,26 @@ fn main() {
         "{{\"network\": \"{}\", \"device\": \"{:?}\", \"precision\": \"{:?}\", \"threads\": {}, \
          \"load_s\": {load_s:.2}, \"first_forward_s\": {first_s:.2}, \
          \"seconds_per_forward\": {per:.2}, \"timed_forwards\": {}, \
-         \"max_abs_error\": {err:.3e}, \"max_abs_logit\": {scale:.3}}}",
+         \"max_abs_error\": {err:.3e}, \"max_abs_logit\": {scale:.3}, \
+         \"label_agreement\": {agreement:.6}}}",
         config.describe(),
         device,
         kind,
         tch::get_num_threads(),
         times.len().max(1)
     );
+}
+
+/// The fraction of voxels whose label is the same: logits [n_classes, 1, D, H, W], label =
+/// 1 + argmax over classes where the largest logit is positive, else 0.
+fn label_agreement(ours: &Tensor, reference: &Tensor) -> f64 {
+    let labels = |l: &Tensor| {
+        let (best, index) = l.max_dim(0, false);
+        (index + 1) * best.gt(0.0).to_kind(Kind::Int64)
+    };
+    labels(ours)
+        .eq_tensor(&labels(reference))
+        .to_kind(Kind::Double)
+        .mean(Kind::Double)
+        .double_value(&[])
 }

@@ -5,7 +5,7 @@
 Usage:
   vista3d_auto_monai.py --image IN.nii.gz --weights W.safetensors --config config.json \\
       --classes 1,3,5,14 [--patch 128,128,128] [--overlap 0.3] [--sw-batch 1] --out OUT.nii.gz \\
-      [--threads 2] [--timing-json T.json]
+      [--threads 2] [--timing-json T.json] [--device cpu|cuda]
 (run with the venv from scripts/setup-python.sh). --classes are global VISTA3D ids, already
 expanded (kidney 2 -> 14,5 etc. is the caller's business); --config is the config.json written next
 to the weights by scripts/oracles/vista3d_small.py / vista3d_full_parity.py.
@@ -78,6 +78,8 @@ def main():
     ap.add_argument("--out", required=True)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--timing-json")
+    ap.add_argument("--device", default="cpu", help="cuda: the network, the stitching and the "
+                    "post-processing on the GPU, as the bundle does there (sw_device = device = cuda)")
     ap.add_argument("--spacing", type=float, help="resample to this isotropic spacing first (Spacingd, "
                     "bilinear, as the bundle's first transform); default: no resampling")
     args = ap.parse_args()
@@ -96,7 +98,8 @@ def main():
         sys.exit("vista3d_auto_monai: --patch needs three sizes")
     torch.set_num_threads(args.threads)
 
-    model = build_model(args.config, args.weights)
+    dev = torch.device(args.device)
+    model = build_model(args.config, args.weights).to(dev)
 
     t0 = time.perf_counter()
     spacing = [Spacingd(keys="image", pixdim=[args.spacing] * 3, mode="bilinear")] if args.spacing else []
@@ -130,8 +133,12 @@ def main():
             cval=0.0,
             with_coord=True,
             transpose=True,
-            class_vector=class_vector,
+            class_vector=class_vector.to(dev),
+            sw_device=dev,
+            device=dev,
         )
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
     t2 = time.perf_counter()
     if tuple(logits.shape) != (1, len(classes), *image.shape[1:]):
         sys.exit("vista3d_auto_monai: sliding window gave %s, expected [1,%d,%s]" % (list(logits.shape), len(classes), list(image.shape[1:])))
@@ -140,6 +147,7 @@ def main():
     data["pred"] = logits[0]
     data["label_prompt"] = torch.tensor(classes, dtype=torch.int64)
     data = VistaPostTransformd(keys="pred")(data)
+    data["pred"] = data["pred"].cpu()
     data = Invertd(
         keys="pred", transform=preprocessing, orig_keys="image", nearest_interp=True, to_tensor=True
     )(data)
@@ -172,6 +180,8 @@ def main():
         "sliding_window_s": t2 - t1,
         "peak_rss_mib": peak_rss_mib,
         "threads": args.threads,
+        "device": args.device,
+        "peak_gpu_mib": torch.cuda.max_memory_allocated() / 2**20 if dev.type == "cuda" else None,
         "patch": patch,
         "overlap": args.overlap,
         "sw_batch": args.sw_batch,

@@ -96,21 +96,33 @@ impl Devices {
 }
 
 /// libtorch registers its CUDA backend only when libtorch_cuda.so is loaded; the linker drops
-/// it as unused (tch issue 980), so load it by hand. On a CPU-only install it is absent or
-/// lacks its CUDA libraries: then nothing happens and the CPU is used.
+/// it as unused (tch issue 980), so load it by hand, from the folder of the libtorch_cpu.so this
+/// process actually loaded (a binary built here may run against another install's libtorch via
+/// LD_LIBRARY_PATH, scripts/build-for-device.sh), else from the folder it was built against.
+/// On a CPU-only install it is absent or lacks its CUDA libraries: then nothing happens.
 fn load_cuda_backend() {
-    let Some(dir) = option_env!("VISTAFLOW_LIBTORCH_LIB") else {
-        return;
-    };
-    let path = std::path::Path::new(dir).join("libtorch_cuda.so");
-    if !path.exists() {
-        return;
+    let built = option_env!("VISTAFLOW_LIBTORCH_LIB").map(std::path::PathBuf::from);
+    for dir in loaded_libtorch_dir().into_iter().chain(built) {
+        let path = dir.join("libtorch_cuda.so");
+        if !path.exists() {
+            continue;
+        }
+        let Ok(c) = std::ffi::CString::new(path.to_string_lossy().as_bytes()) else {
+            continue;
+        };
+        // SAFETY: dlopen with a valid C string; the handle is deliberately never closed.
+        let handle = unsafe { libc::dlopen(c.as_ptr(), libc::RTLD_NOW | libc::RTLD_GLOBAL) };
+        if !handle.is_null() {
+            return;
+        }
     }
-    let Ok(c) = std::ffi::CString::new(path.to_string_lossy().as_bytes()) else {
-        return;
-    };
-    // SAFETY: dlopen with a valid C string; the handle is deliberately never closed.
-    unsafe {
-        libc::dlopen(c.as_ptr(), libc::RTLD_NOW | libc::RTLD_GLOBAL);
-    }
+}
+
+/// The folder of the libtorch_cpu.so mapped into this process (from /proc/self/maps).
+fn loaded_libtorch_dir() -> Option<std::path::PathBuf> {
+    let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
+    maps.lines()
+        .filter_map(|l| l.split_whitespace().nth(5))
+        .find(|p| p.ends_with("/libtorch_cpu.so"))
+        .and_then(|p| std::path::Path::new(p).parent().map(|d| d.to_path_buf()))
 }

@@ -178,10 +178,21 @@ async fn execute(
             None
         };
     let spec = sh.device_override.unwrap_or(n.device);
+    let asked = Instant::now();
     let lease = tokio::select! {
         l = sh.devices.acquire(spec) => l.map_err(|e| NodeError::Invalid(e.to_string()))?,
         _ = run_cancelled(sh, i) => return Err(NodeError::Cancelled),
     };
+    if let Device::Cuda(_) = lease.device {
+        // When the node got its GPU slot: the span's start counts the wait for it.
+        span.event(
+            "vistaflow.device.acquired",
+            vec![
+                KeyValue::new("device", device_name(lease.device)),
+                KeyValue::new("waited_ms", asked.elapsed().as_millis() as i64),
+            ],
+        );
+    }
     let mut device = lease.device;
     let first = attempt(sh, i, device, inputs.clone(), line).await;
     drop(lease);
