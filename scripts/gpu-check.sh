@@ -93,7 +93,8 @@ workflow() { # FILE NODES
     echo '  ct: { kind: load_nifti, params: { path: "${IMAGE}" } }'
     echo '  seg:'
     echo '    { kind: vista3d_auto, device: "${DEVICE}", inputs: { image: ct.image },'
-    echo '      params: { classes: everything, model: "${MODEL}", network: vista3d132, precision: "${PRECISION}" } }'
+    echo '      params: { classes: everything, model: "${MODEL}", network: vista3d132, precision: "${PRECISION}",
+                sw_batch: "${SW_BATCH}" } }'
     echo '  out: { kind: save_nifti, inputs: { labels: seg.labels }, params: { path: "${OUTPUT}" } }'
     if [ "${2:-1}" = 2 ]; then
       echo '  seg2:'
@@ -112,8 +113,8 @@ run_auto() {
   local name="$1" image="$2" precision="$3" wf="${4:-$WORK/auto.yaml}" device="${5:-$DEV}"
   local t0 t1 rc peak
   mem_start; t0="$(now)"
-  timeout 300 "$VF" run --no-cache -q --trace "$WORK/$name.trace" "$wf" --set IMAGE="$image" --set MODEL="$W" \
-    --set PRECISION="$precision" --set DEVICE="$device" --set OUTPUT="$WORK/$name.nii.gz" > "$WORK/$name.log" 2>&1
+  timeout 180 "$VF" run --no-cache -q --trace "$WORK/$name.trace" "$wf" --set IMAGE="$image" --set MODEL="$W" \
+    --set PRECISION="$precision" --set DEVICE="$device" --set SW_BATCH="${SW_BATCH:-1}" --set OUTPUT="$WORK/$name.nii.gz" > "$WORK/$name.log" 2>&1
   rc=$?; t1="$(now)"; peak="$(mem_peak)"
   if [ "$rc" != 0 ]; then tail -5 "$WORK/$name.log"; fail "$name" "exit $rc: $(tail -1 "$WORK/$name.log" | tr -d '"\\')"; return 1; fi
   local spans; spans="$("$PY" "$TOOLS" spans "$WORK/$name.trace")"
@@ -140,14 +141,14 @@ for step in $STEPS; do
     fi
     if [ "$DEV" = cuda ]; then
       mem_start
-      out="$(timeout 300 "$PY" scripts/oracles/vista3d_full_parity.py --bench-only 5 --size "$FWD_SIZE" --device cuda | tail -1)"
+      out="$(timeout 120 "$PY" scripts/oracles/vista3d_full_parity.py --bench-only 5 --size "$FWD_SIZE" --device cuda | tail -1)"
       record fixture-monai-gpu "\"monai_gpu_forward\": ${out:-null}, \"peak_gpu_mib\": $(mem_peak)"
     fi
     ;;
   forward)
     for p in fp32 fp16 bf16; do
       mem_start
-      out="$(timeout 300 "$BIN/vista3d_forward" "$W" "$FULL/golden.safetensors" --device "$DEV" --precision "$p" \
+      out="$(timeout 120 "$BIN/vista3d_forward" "$W" "$FULL/golden.safetensors" --device "$DEV" --precision "$p" \
         --repeat 6 --threads "$NPROC" | tail -1)"
       record "forward-$p" "\"result\": ${out:-null}, \"peak_gpu_mib\": $(mem_peak)"
     done
@@ -177,19 +178,20 @@ PYEOF
     mid="$(volume "$MID")"; one="$(volume "$ONE")"
     run_auto oom-reference "$mid" fp32
     run_auto oom-reference-one "$one" fp32
-    # Caps: room for the forward but not for stitching on the GPU; then not even for the weights.
-    fwd_mib="$(grep '"forward-fp32"' "$RESULTS" | grep -o '"peak_gpu_mib": [0-9]*' | grep -o '[0-9]*$' | tail -1)"
-    for cap in "stitch:$mid:$(( ${fwd_mib:-6000} + 256 ))" "node:$one:700"; do
-      IFS=: read -r what image leave <<< "$cap"
+    # Caps (NAME:VOLUME:MiB left free:sw_batch): tighter and tighter, from room for the
+    # forward but not for stitching on the GPU or for batches of two, down to none for the
+    # weights. Which fallback each one took is in its events.
+    for cap in ${OOM_CAPS:-"batch:$mid:4500:2" "stitch:$mid:3200:1" "node:$one:700:1"}; do
+      IFS=: read -r what image leave batch <<< "$cap"
       "$PY" "$TOOLS" hog "$leave" > "$WORK/hog.log" 2>&1 &
       hog=$!
       for _ in $(seq 60); do grep -q ready "$WORK/hog.log" && break; sleep 1; done
       cat "$WORK/hog.log"
       BASE_SAVE="$BASE_MIB"; BASE_MIB="$(nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits | head -1)"
-      run_auto "oom-$what-cap${leave}mib" "$image" fp32
+      SW_BATCH="$batch" run_auto "oom-$what-cap${leave}mib" "$image" fp32
       BASE_MIB="$BASE_SAVE"
       kill "$hog"; wait "$hog" 2>/dev/null
-      ref="$WORK/oom-reference.nii.gz"; [ "$what" = node ] && ref="$WORK/oom-reference-one.nii.gz"
+      ref="$WORK/oom-reference.nii.gz"; [ "$image" = "$one" ] && ref="$WORK/oom-reference-one.nii.gz"
       [ -f "$WORK/oom-$what-cap${leave}mib.nii.gz" ] && \
         record "oom-$what-agreement" "\"against_uncapped\": $("$PY" "$TOOLS" agree "$ref" "$WORK/oom-$what-cap${leave}mib.nii.gz")"
     done
@@ -204,7 +206,7 @@ PYEOF
   monai)
     big="$(volume "$SIZE")"
     t0="$(now)"
-    timeout 400 "$PY" scripts/oracles/vista3d_auto_monai.py --image "$big" --weights "$W" --config "$FULL/config.json" \
+    timeout 200 "$PY" scripts/oracles/vista3d_auto_monai.py --image "$big" --weights "$W" --config "$FULL/config.json" \
       --classes everything --device "$DEV" --threads "$NPROC" --out "$WORK/monai.nii.gz" \
       --timing-json "$WORK/monai-timing.json" > "$WORK/monai.log" 2>&1 || { tail -5 "$WORK/monai.log"; fail monai "see monai.log"; continue; }
     t1="$(now)"

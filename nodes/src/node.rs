@@ -163,6 +163,36 @@ pub enum NodeError {
 }
 
 impl NodeError {
+    /// The error for a panic inside `what` (tch's infallible ops panic on a libtorch error,
+    /// with the message and a C++ backtrace in a Debug string): the first line of libtorch's
+    /// message; CUDA out of memory becomes [`NodeError::OutOfMemory`] so that the caller or
+    /// the engine can fall back.
+    pub fn from_panic(what: &str, payload: &(dyn std::any::Any + Send)) -> NodeError {
+        let msg = payload
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_else(|| "unknown error".into());
+        let torch = msg.split_once("Torch(\"").map(|(_, m)| m);
+        let first = torch
+            .unwrap_or(&msg)
+            .split("\\n")
+            .next()
+            .and_then(|l| l.lines().next())
+            .unwrap_or("")
+            .to_string();
+        if msg.contains("out of memory") {
+            NodeError::OutOfMemory {
+                device: "cuda".into(),
+                msg: format!("{what}: {first}"),
+            }
+        } else if torch.is_some() {
+            NodeError::Torch(format!("{what}: {first}"))
+        } else {
+            NodeError::Invalid(format!("{what}: {first}"))
+        }
+    }
+
     pub fn file(path: impl Into<PathBuf>, msg: impl std::fmt::Display) -> Self {
         NodeError::File {
             path: path.into(),

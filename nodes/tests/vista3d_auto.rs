@@ -385,3 +385,68 @@ fn batched_windows_give_the_same_labels() {
     assert!(same >= 0.9999, "{same}");
     assert!(hist.len() >= 3, "{hist:?}");
 }
+
+struct QuietHooks;
+impl vistaflow_nodes::vista3d::stream::Hooks for QuietHooks {
+    fn progress(&self, _: u64, _: u64) {}
+    fn warn(&self, _: &str) {}
+    fn cancelled(&self) -> bool {
+        false
+    }
+}
+
+/// The network in bf16 (what `precision: bf16` runs on a GPU; bf16 kernels exist on the CPU
+/// too): windows and stitching must agree on dtypes, for both blending paths (three classes:
+/// logits; `everything`: features), and give nearly fp32's labels. The first GPU check found
+/// "expected mat1 and mat2 to have the same dtype" here.
+#[test]
+fn half_precision_network_stitches_and_agrees_with_fp32() {
+    use vistaflow_nodes::vista3d::{classes, net::Config, preprocess, stream, weights};
+    let Some(f) = common::small_net() else { return };
+    let ct = common::image(
+        Path::new("ct"),
+        Ok(load(&f.ts.join("example_ct_sm.nii.gz"), false)),
+    );
+    let image = preprocess::prepare(&ct, None, &common::ctx())
+        .unwrap()
+        .image
+        .unwrap();
+    let run = |kind: Kind, ids: &[u32]| {
+        let mut net = weights::load(&f.weights, &Config::small(), Device::Cpu).unwrap();
+        if kind == Kind::BFloat16 {
+            net.vs.bfloat16();
+        }
+        let opts = stream::Options {
+            patch: [32, 32, 32],
+            overlap: 0.25,
+            sw_batch: 1,
+            skip_empty: true,
+            probabilities: false,
+            kind,
+        };
+        stream::segment(&net, &image, ids, &opts, &QuietHooks)
+            .unwrap_or_else(|e| panic!("{kind:?}, {} classes: {e}", ids.len()))
+            .labels
+    };
+    let everything = classes::table().everything_labels.clone();
+    // Thresholds: the small network's random weights leave many near-ties that bf16 flips.
+    for (ids, min) in [(&[1u32, 3, 6][..], 0.95), (&everything[..], 0.9)] {
+        let (full, half) = (run(Kind::Float, ids), run(Kind::BFloat16, ids));
+        let same = full
+            .eq_tensor(&half)
+            .to_kind(Kind::Double)
+            .mean(Kind::Double)
+            .double_value(&[]);
+        let labelled = full
+            .ne(0)
+            .to_kind(Kind::Double)
+            .mean(Kind::Double)
+            .double_value(&[]);
+        eprintln!(
+            "{} classes: bf16 vs fp32 agreement {same:.5}, labelled {labelled:.3}",
+            ids.len()
+        );
+        assert!(labelled > 0.05, "{labelled}");
+        assert!(same >= min, "{same}");
+    }
+}

@@ -109,7 +109,7 @@ def summary(path):
         step = r.pop("step", "?")
         trace = r.pop("trace", None)
         if trace:  # the nodes' times and devices, and the events' messages, in short
-            r["nodes"] = " ".join("%s@%s %.2fs" % (n["id"], n["device"], n["end_s"] - (n["gpu_from_s"] or n["start_s"]))
+            r["nodes"] = " ".join("%s@%s %.2fs" % (n["id"], n["device"], n["end_s"] - (n.get("gpu_from_s") or n["start_s"]))
                                   for n in trace["nodes"])
             r["events"] = [e.get("message") or e.get("reason") or e["name"] for e in trace["events"]]
         print("| %s | %s |" % (step, ", ".join("%s: %s" % (k, v) for k, v in r.items())))

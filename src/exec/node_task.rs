@@ -330,7 +330,11 @@ async fn attempt(
     tokio::select! {
         r = tokio::time::timeout(timeout, job) => match r {
             Ok(Ok(result)) => result,
-            Ok(Err(join)) => Err(NodeError::Invalid(format!("node panicked: {}", panic_message(join)))),
+            Ok(Err(join)) => Err(match join.try_into_panic() {
+                // A CUDA out of memory in a panicking tch op still lets the node fall back.
+                Ok(p) => NodeError::from_panic("node panicked", &*p),
+                Err(e) => NodeError::Invalid(format!("node panicked: {e}")),
+            }),
             Err(_) => {
                 token.cancel();
                 Err(NodeError::Invalid(format!(
@@ -362,17 +366,6 @@ fn to_device(v: Value, device: Device) -> Value {
             Value::Labels(l)
         }
         other @ (Value::Table(_) | Value::Model(_)) => other,
-    }
-}
-
-fn panic_message(e: tokio::task::JoinError) -> String {
-    match e.try_into_panic() {
-        Ok(p) => p
-            .downcast_ref::<String>()
-            .cloned()
-            .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
-            .unwrap_or_else(|| "unknown panic".into()),
-        Err(e) => e.to_string(),
     }
 }
 

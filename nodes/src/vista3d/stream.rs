@@ -49,30 +49,7 @@ pub struct AutoOutput {
 /// Runs `f`, turning a libtorch panic (tch's infallible ops panic) into an error; CUDA out of
 /// memory becomes [`NodeError::OutOfMemory`] so that callers can fall back.
 pub fn guarded<T>(what: &str, f: impl FnOnce() -> T) -> Result<T, NodeError> {
-    catch_unwind(AssertUnwindSafe(f)).map_err(|p| {
-        let msg = p
-            .downcast_ref::<String>()
-            .cloned()
-            .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
-            .unwrap_or_else(|| "unknown error".into());
-        // tch's panics wrap libtorch's message (with a C++ backtrace) in a Debug string:
-        // keep only its first line.
-        let inner = msg.split_once("Torch(\"").map_or(msg.as_str(), |(_, m)| m);
-        let first = inner
-            .split("\\n")
-            .next()
-            .and_then(|l| l.lines().next())
-            .unwrap_or("")
-            .to_string();
-        if msg.contains("out of memory") {
-            NodeError::OutOfMemory {
-                device: "cuda".into(),
-                msg: format!("{what}: {first}"),
-            }
-        } else {
-            NodeError::Torch(format!("{what}: {first}"))
-        }
-    })
+    catch_unwind(AssertUnwindSafe(f)).map_err(|p| NodeError::from_panic(what, &*p))
 }
 
 /// The band of rows still being blended, in slab-first axis order.
@@ -122,7 +99,11 @@ pub fn segment(
     let ids_t = Tensor::from_slice(&ids.iter().map(|&i| i as i64).collect::<Vec<_>>());
     let emb = guarded("class embeddings", || {
         let _g = tch::no_grad_guard();
-        model.class_head.embed(&ids_t.to_device(dev))
+        // float32 like the blended features, also when the network runs in half precision.
+        model
+            .class_head
+            .embed(&ids_t.to_device(dev))
+            .to_kind(Kind::Float)
     })?;
     let n_classes = ids.len() as i64;
     let n_feat = emb.size()[1];
@@ -136,11 +117,23 @@ pub fn segment(
     let p_s = opts.patch[slab];
     let others: Vec<usize> = (0..3).filter(|&a| a != slab).collect();
     let (len_a, len_b) = (psize[others[0]], psize[others[1]]);
-    let mut band = guarded("band buffers", || Band {
-        acc: Tensor::zeros([k, p_s, len_a, len_b], (Kind::Float, stitch)),
-        weight: Tensor::zeros([p_s, len_a, len_b], (Kind::Float, stitch)),
-        base: 0,
-    })?;
+    let band_on = |d: Device| {
+        guarded("band buffers", || Band {
+            acc: Tensor::zeros([k, p_s, len_a, len_b], (Kind::Float, d)),
+            weight: Tensor::zeros([p_s, len_a, len_b], (Kind::Float, d)),
+            base: 0,
+        })
+    };
+    let mut band = match band_on(stitch) {
+        Err(NodeError::OutOfMemory { msg, .. }) if stitch != Device::Cpu => {
+            hooks.warn(&format!(
+                "out of GPU memory ({msg}); stitching windows on the CPU from now on"
+            ));
+            stitch = Device::Cpu;
+            band_on(stitch)?
+        }
+        other => other?,
+    };
     // Class ids are below 512: 16 bits per voxel, not 64.
     let mut labels = Tensor::zeros([psize[slab], len_a, len_b], (Kind::Int16, Device::Cpu));
     let mut probs = opts.probabilities.then(|| {
@@ -407,6 +400,12 @@ mod tests {
             e.to_string(),
             "libtorch: stitching: index out of range in self"
         );
+        // A panic that is not libtorch's (a bug) keeps its message and is no libtorch error.
+        let e = guarded("weights", || -> () {
+            panic!("index 3 is out of bounds\nmore")
+        })
+        .unwrap_err();
+        assert!(matches!(&e, NodeError::Invalid(m) if m == "weights: index 3 is out of bounds"));
         assert_eq!(guarded("ok", || 3).unwrap(), 3);
     }
 }
