@@ -39,13 +39,12 @@ exec > >(tee -a "$LOG") 2>&1
 
 # The binaries: the device build when there is one, else this checkout's release build.
 BIN="${VISTAFLOW_BIN_DIR:-$ROOT/.device/bin}"
-if [ -x "$BIN/vistaflow" ]; then
+[ -x "$BIN/vistaflow" ] || BIN="$ROOT/target/release"
+FWD="$BIN/vista3d_forward"; [ -x "$FWD" ] || FWD="$BIN/examples/vista3d_forward"
+if [ "$BIN" = "$ROOT/.device/bin" ]; then
   # Built against this torch version's libtorch: run it with the machine's own torch/lib.
   TORCH_LIB="${TORCH_LIB:-$("$PY" -c 'import os, torch; print(os.path.join(os.path.dirname(torch.__file__), "lib"))')}"
   export LD_LIBRARY_PATH="$TORCH_LIB${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-else
-  BIN="$ROOT/target/release"
-  cp "$BIN/examples/vista3d_forward" "$BIN/vista3d_forward" 2>/dev/null || true
 fi
 VF="$BIN/vistaflow"
 # Pure-Python packages the machine lacks travel as wheels in .device/whl.
@@ -112,6 +111,7 @@ workflow "$WORK/two.yaml" 2
 run_auto() {
   local name="$1" image="$2" precision="$3" wf="${4:-$WORK/auto.yaml}" device="${5:-$DEV}"
   local t0 t1 rc peak
+  rm -f "$WORK/$name.trace"  # a trace file is appended to
   mem_start; t0="$(now)"
   timeout 180 "$VF" run --no-cache -q --trace "$WORK/$name.trace" "$wf" --set IMAGE="$image" --set MODEL="$W" \
     --set PRECISION="$precision" --set DEVICE="$device" --set SW_BATCH="${SW_BATCH:-1}" --set OUTPUT="$WORK/$name.nii.gz" > "$WORK/$name.log" 2>&1
@@ -148,7 +148,7 @@ for step in $STEPS; do
   forward)
     for p in fp32 fp16 bf16; do
       mem_start
-      out="$(timeout 120 "$BIN/vista3d_forward" "$W" "$FULL/golden.safetensors" --device "$DEV" --precision "$p" \
+      out="$(timeout 120 "$FWD" "$W" "$FULL/golden.safetensors" --device "$DEV" --precision "$p" \
         --repeat 6 --threads "$NPROC" | tail -1)"
       record "forward-$p" "\"result\": ${out:-null}, \"peak_gpu_mib\": $(mem_peak)"
     done

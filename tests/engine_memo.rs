@@ -6,7 +6,7 @@ mod common;
 use common::{load, run};
 use std::sync::Arc;
 use vistaflow::exec::{CachePolicy, RunOptions};
-use vistaflow_nodes::node::{Fallback, NodeSpec, PortSpec};
+use vistaflow_nodes::node::{Compute, NodeSpec, PortSpec};
 use vistaflow_nodes::params::{NodeParams, ParamSchema, Params};
 use vistaflow_nodes::{Ctx, Inputs, Node, NodeError, Outputs, PortType, Value, Volume};
 
@@ -35,7 +35,7 @@ impl Probe {
             exactly_one_input_of: vec![],
             outputs: vec![PortSpec::output("image", PortType::Image, "out")],
             params: ParamSchema::of::<ProbeParams>(),
-            fallback: Fallback::None,
+            compute: Compute::Cpu,
         })
     }
 }

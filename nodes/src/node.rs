@@ -72,13 +72,14 @@ impl PortSpec {
     }
 }
 
-/// What to do after the node runs out of GPU memory.
+/// Where a node computes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Fallback {
-    /// Fail with the out-of-memory error.
-    None,
-    /// Run the node again on the CPU.
+pub enum Compute {
+    /// On the CPU only (readers, writers, metrics, export): it is given the CPU whatever its
+    /// `device`, so that it never holds a GPU slot while a GPU node waits.
     Cpu,
+    /// On the device it is given; after a GPU out-of-memory error, again on the CPU.
+    Gpu,
 }
 
 /// Everything the engine needs to know about a node kind before running it.
@@ -95,7 +96,7 @@ pub struct NodeSpec {
     pub outputs: Vec<PortSpec>,
     /// From the node's params struct: `ParamSchema::of::<MyParams>()`.
     pub params: ParamSchema,
-    pub fallback: Fallback,
+    pub compute: Compute,
 }
 
 impl NodeSpec {

@@ -7,13 +7,13 @@ use super::run_state::Shared;
 use crate::cache::{ComputeLock, EntryInfo, Lookup};
 use crate::progress::NodeLine;
 use crate::telemetry::SpanHandle;
-use crate::workflow::PlannedNode;
+use crate::workflow::{DeviceSpec, PlannedNode};
 use opentelemetry::KeyValue;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tch::Device;
-use vistaflow_nodes::node::Fallback;
+use vistaflow_nodes::node::Compute;
 use vistaflow_nodes::{Ctx, Inputs, NodeError, Outputs, ProgressSink, Value};
 
 /// What a node hands its consumers: its outputs, or the fact that it produced none.
@@ -177,7 +177,10 @@ async fn execute(
         } else {
             None
         };
-    let spec = sh.device_override.unwrap_or(n.device);
+    let spec = match n.node.spec().compute {
+        Compute::Gpu => sh.device_override.unwrap_or(n.device),
+        Compute::Cpu => DeviceSpec::Cpu,
+    };
     let asked = Instant::now();
     let lease = tokio::select! {
         l = sh.devices.acquire(spec) => l.map_err(|e| NodeError::Invalid(e.to_string()))?,
@@ -198,7 +201,7 @@ async fn execute(
     drop(lease);
     let outputs = match first {
         Err(NodeError::OutOfMemory { msg, .. })
-            if fallback_to_cpu(device, n.node.spec().fallback) =>
+            if fallback_to_cpu(device, n.node.spec().compute) =>
         {
             span.event(
                 "vistaflow.fallback",
@@ -351,8 +354,8 @@ async fn attempt(
 }
 
 /// Whether an out-of-memory error on `device` is retried on the CPU.
-fn fallback_to_cpu(device: Device, fallback: Fallback) -> bool {
-    device != Device::Cpu && fallback == Fallback::Cpu
+fn fallback_to_cpu(device: Device, compute: Compute) -> bool {
+    device != Device::Cpu && compute == Compute::Gpu
 }
 
 fn to_device(v: Value, device: Device) -> Value {
@@ -520,10 +523,10 @@ mod tests {
 
     #[test]
     fn only_gpu_oom_with_a_declared_fallback_goes_to_cpu() {
-        assert!(fallback_to_cpu(Device::Cuda(0), Fallback::Cpu));
-        assert!(!fallback_to_cpu(Device::Cuda(1), Fallback::None));
+        assert!(fallback_to_cpu(Device::Cuda(0), Compute::Gpu));
+        assert!(!fallback_to_cpu(Device::Cuda(1), Compute::Cpu));
         assert!(
-            !fallback_to_cpu(Device::Cpu, Fallback::Cpu),
+            !fallback_to_cpu(Device::Cpu, Compute::Gpu),
             "no retry on the device that failed"
         );
     }

@@ -14,7 +14,7 @@ use vistaflow::cache::Store;
 use vistaflow::exec::{self, Devices, Engine, RunOptions, RunReport};
 use vistaflow::telemetry::{Telemetry, TraceSink};
 use vistaflow::workflow::{self, Plan};
-use vistaflow_nodes::node::{Fallback, NodeSpec, PortSpec};
+use vistaflow_nodes::node::{Compute, NodeSpec, PortSpec};
 use vistaflow_nodes::params::{NodeParams, ParamSchema, Params};
 use vistaflow_nodes::{Ctx, Inputs, Node, NodeError, Outputs, PortType, Registry, Value, Volume};
 
@@ -52,7 +52,7 @@ impl Scale {
                 exactly_one_input_of: vec![],
                 outputs: vec![PortSpec::output("image", PortType::Image, "out")],
                 params: ParamSchema::of::<ScaleParams>(),
-                fallback: Fallback::Cpu,
+                compute: Compute::Gpu,
             },
         }
     }
@@ -102,7 +102,7 @@ impl Pass {
                     PortSpec::output("labels", PortType::Labels, "when labels arrive"),
                 ],
                 params: ParamSchema::none(),
-                fallback: Fallback::None,
+                compute: Compute::Cpu,
             },
         }
     }

@@ -2,7 +2,7 @@
 
 use super::mesh::{write_stl, MeshOptions};
 use super::{dicom_seg, nifti, preview, report};
-use crate::node::{Ctx, Fallback, Inputs, Node, NodeError, NodeSpec, Outputs, PortSpec};
+use crate::node::{Ctx, Compute, Inputs, Node, NodeError, NodeSpec, Outputs, PortSpec};
 use crate::params::{self, NodeParams, ParamChoice, ParamSchema, Params};
 use crate::spatial::{resample_volume, Grid, Interp};
 use crate::value::{LabelMap, PortType, Value, Volume};
@@ -61,7 +61,7 @@ impl Node for Export {
             exactly_one_input_of: vec![],
             outputs: vec![],
             params: ParamSchema::of::<ExportParams>(),
-            fallback: Fallback::None,
+            compute: Compute::Cpu,
         })
     }
 

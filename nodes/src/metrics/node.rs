@@ -6,7 +6,7 @@ use super::overlap::{id_stats, intersections, IdStats};
 use super::pairs::{check_classes, pairs, Pair};
 use super::qc::{qc_cells, COLUMNS as QC_COLUMNS};
 use super::surface::surface_distances;
-use crate::node::{Ctx, Fallback, Inputs, Node, NodeError, NodeSpec, Outputs, PortSpec};
+use crate::node::{Ctx, Compute, Inputs, Node, NodeError, NodeSpec, Outputs, PortSpec};
 use crate::params::{self, NodeParams, ParamChoice, ParamError, ParamSchema, ParamType, Params};
 use crate::spatial::{resample_volume, Grid, Interp};
 use crate::value::{Cell, LabelMap, PortType, Table, Value};
@@ -131,7 +131,7 @@ impl Node for Metrics {
                 "one row per class",
             )],
             params: ParamSchema::of::<MetricsParams>(),
-            fallback: Fallback::None,
+            compute: Compute::Cpu,
         })
     }
 

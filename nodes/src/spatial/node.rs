@@ -7,7 +7,7 @@ use super::orient::{Orientation, CODES};
 use super::resample::{Interp, Outside};
 use super::target::{resample_value, InterpChoice, Target};
 use crate::node::{
-    Ctx, Fallback, InputTypes, Inputs, Node, NodeError, NodeSpec, Outputs, PortSpec,
+    Ctx, Compute, InputTypes, Inputs, Node, NodeError, NodeSpec, Outputs, PortSpec,
 };
 use crate::params::{self, NodeParams, ParamChoice, ParamKind, ParamSchema, ParamType, Params};
 use crate::value::{LabelMap, PortType, Value};
@@ -117,7 +117,7 @@ impl Node for Resample {
                 ),
             ],
             params: ParamSchema::of::<ResampleParams>(),
-            fallback: Fallback::Cpu,
+            compute: Compute::Gpu,
         })
     }
 
@@ -222,7 +222,7 @@ impl Node for CropForeground {
                 ),
             ],
             params: ParamSchema::of::<CropParams>(),
-            fallback: Fallback::Cpu,
+            compute: Compute::Gpu,
         })
     }
 

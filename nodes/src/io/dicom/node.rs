@@ -2,7 +2,7 @@
 
 use super::load::load;
 use super::series::Choice;
-use crate::node::{Ctx, Fallback, Inputs, Node, NodeError, NodeSpec, Outputs, PortSpec};
+use crate::node::{Ctx, Compute, Inputs, Node, NodeError, NodeSpec, Outputs, PortSpec};
 use crate::params::{self, NodeParams, ParamError, ParamSchema, Params};
 use crate::value::{PortType, Value};
 use serde::Deserialize;
@@ -66,7 +66,7 @@ impl Node for LoadDicom {
                 "the series, float32 [k,j,i], Rescale Slope/Intercept applied",
             )],
             params: ParamSchema::of::<LoadDicomParams>(),
-            fallback: Fallback::None,
+            compute: Compute::Cpu,
         })
     }
 

@@ -4,7 +4,7 @@
 
 use crate::io::load_port;
 use crate::node::{
-    Ctx, Fallback, InputTypes, Inputs, Node, NodeError, NodeSpec, Outputs, PortSpec,
+    Ctx, Compute, InputTypes, Inputs, Node, NodeError, NodeSpec, Outputs, PortSpec,
 };
 use crate::params::{self, NodeParams, ParamError, ParamSchema, ParamType, Params};
 use crate::value::PortType;
@@ -112,7 +112,7 @@ impl Node for LoadNifti {
             exactly_one_input_of: vec![],
             outputs: load_port::specs(),
             params: ParamSchema::of::<LoadNiftiParams>(),
-            fallback: Fallback::None,
+            compute: Compute::Cpu,
         })
     }
 
@@ -179,7 +179,7 @@ impl Node for SaveNifti {
             exactly_one_input_of: vec!["image", "labels"],
             outputs: vec![],
             params: ParamSchema::of::<SaveNiftiParams>(),
-            fallback: Fallback::None,
+            compute: Compute::Cpu,
         })
     }
 

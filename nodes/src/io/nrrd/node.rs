@@ -2,7 +2,7 @@
 
 use crate::io::load_port;
 use crate::node::{
-    Ctx, Fallback, InputTypes, Inputs, Node, NodeError, NodeSpec, Outputs, PortSpec,
+    Ctx, Compute, InputTypes, Inputs, Node, NodeError, NodeSpec, Outputs, PortSpec,
 };
 use crate::params::{self, NodeParams, ParamSchema, Params};
 use crate::value::PortType;
@@ -37,7 +37,7 @@ impl Node for LoadNrrd {
             exactly_one_input_of: vec![],
             outputs: load_port::specs(),
             params: ParamSchema::of::<LoadParams>(),
-            fallback: Fallback::None,
+            compute: Compute::Cpu,
         })
     }
 
@@ -92,7 +92,7 @@ impl Node for SaveNrrd {
             exactly_one_input_of: vec!["image", "labels"],
             outputs: vec![],
             params: ParamSchema::of::<SaveParams>(),
-            fallback: Fallback::None,
+            compute: Compute::Cpu,
         })
     }
 

@@ -1,7 +1,7 @@
 //! The `vista3d_auto` node: its params, spec and run.
 
 use crate::node::{
-    Ctx, Fallback, InputTypes, Inputs, Node, NodeError, NodeSpec, Outputs, PortSpec,
+    Ctx, Compute, InputTypes, Inputs, Node, NodeError, NodeSpec, Outputs, PortSpec,
 };
 use crate::params::{self, NodeParams, ParamChoice, ParamError, ParamSchema, ParamType, Params};
 use crate::value::{LabelMap, PortType, Value};
@@ -110,7 +110,7 @@ impl Node for Vista3dAuto {
                 ),
             ],
             params: ParamSchema::of::<AutoParams>(),
-            fallback: Fallback::Cpu,
+            compute: Compute::Gpu,
         })
     }
 

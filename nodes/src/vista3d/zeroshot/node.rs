@@ -1,6 +1,6 @@
 //! The `vista3d_zeroshot` node: its params, spec and run.
 
-use crate::node::{Ctx, Fallback, Inputs, Node, NodeError, NodeSpec, Outputs, PortSpec};
+use crate::node::{Ctx, Compute, Inputs, Node, NodeError, NodeSpec, Outputs, PortSpec};
 use crate::params::{self, NodeParams, ParamError, ParamSchema, ParamType, Params};
 use crate::value::{LabelMap, PortType, Value, Volume};
 use crate::vista3d::classes::table;
@@ -128,7 +128,7 @@ impl Node for Vista3dZeroshot {
                 "the structure as class `id`, 0 elsewhere",
             )],
             params: ParamSchema::of::<ZeroshotParams>(),
-            fallback: Fallback::Cpu,
+            compute: Compute::Gpu,
         })
     }
 
