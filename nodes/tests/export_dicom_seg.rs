@@ -245,7 +245,7 @@ fn write_and_check(dicom_dir: &Path, data: &Path, out: &Path, strict_uids: bool)
     let (ct, labels) = inputs(dicom_dir, data);
     let (ctx, rec) = rec_ctx();
     let t0 = Instant::now();
-    dicom_seg::write(out, &labels, &ct, &ctx).unwrap_or_else(|e| panic!("dicom_seg: {e}"));
+    dicom_seg::write(out, &labels, &ct, false, &ctx).unwrap_or_else(|e| panic!("dicom_seg: {e}"));
     let took = t0.elapsed();
     let classes = present(&labels);
     eprintln!(
@@ -292,7 +292,7 @@ fn write_and_check(dicom_dir: &Path, data: &Path, out: &Path, strict_uids: bool)
     );
     // Same inputs, same bytes.
     let again = out.with_extension("again.dcm");
-    dicom_seg::write(&again, &labels, &ct, &Ctx::cpu()).unwrap();
+    dicom_seg::write(&again, &labels, &ct, false, &Ctx::cpu()).unwrap();
     assert!(
         std::fs::read(out).unwrap() == std::fs::read(&again).unwrap(),
         "two writes of the same result differ"
@@ -345,7 +345,7 @@ fn resampled_and_multiframe_sources_validate() {
     let resampled = with_identity(&ct, |id| id["resampled"] = json!(true));
     let (ctx, rec) = rec_ctx();
     let out = tmp.path().join("resampled.dcm");
-    dicom_seg::write(&out, &labels, &resampled, &ctx).unwrap();
+    dicom_seg::write(&out, &labels, &resampled, false, &ctx).unwrap();
     let warnings = rec.warnings.lock().unwrap().clone();
     assert!(
         warnings.iter().any(|w| w.contains("resampled")),
@@ -385,7 +385,7 @@ fn resampled_and_multiframe_sources_validate() {
         id["sop_class_uid"] = json!("1.2.840.10008.5.1.4.1.1.2.1"); // Enhanced CT
     });
     let out = tmp.path().join("multiframe.dcm");
-    dicom_seg::write(&out, &labels, &multi, &Ctx::cpu()).unwrap();
+    dicom_seg::write(&out, &labels, &multi, false, &Ctx::cpu()).unwrap();
     dciodvfy(&out);
     let obj = dicom_object::open_file(&out).unwrap();
     let refs = obj
@@ -499,7 +499,7 @@ fn bad_inputs_are_refused_with_a_hint() {
     let Value::Labels(raw) = load_nifti(&data.join(TS_SEG), true) else {
         unreachable!()
     };
-    let m = invalid(dicom_seg::write(&out, &raw, &ct, &ctx));
+    let m = invalid(dicom_seg::write(&out, &raw, &ct, false, &ctx));
     eprintln!("off the grid: {m}");
     assert!(
         m.contains("not on the source image's grid") && m.contains("affine"),
@@ -517,14 +517,14 @@ fn bad_inputs_are_refused_with_a_hint() {
         labels.classes.clone(),
     )
     .unwrap();
-    let m = invalid(dicom_seg::write(&out, &small, &ct, &ctx));
+    let m = invalid(dicom_seg::write(&out, &small, &ct, false, &ctx));
     assert!(m.contains("shape") && m.contains("reference"), "{m}");
 
     // An image from NIfTI: no DICOM identity.
     let Value::Image(nii) = load_nifti(&data.join(TS_SEG), false) else {
         unreachable!()
     };
-    let m = invalid(dicom_seg::write(&out, &labels, &nii, &ctx));
+    let m = invalid(dicom_seg::write(&out, &labels, &nii, false, &ctx));
     eprintln!("NIfTI source: {m}");
     assert!(
         m.contains("dicom_seg needs the image from load_dicom"),
@@ -547,7 +547,7 @@ fn bad_inputs_are_refused_with_a_hint() {
         other => panic!("resample: {other:?}"),
     };
     let on_iso = resample_onto(labels.clone(), &iso);
-    let m = invalid(dicom_seg::write(&out, &on_iso, &iso, &ctx));
+    let m = invalid(dicom_seg::write(&out, &on_iso, &iso, false, &ctx));
     eprintln!("resampled source: {m}");
     assert!(m.contains("not on the grid load_dicom read"), "{m}");
 
@@ -557,7 +557,7 @@ fn bad_inputs_are_refused_with_a_hint() {
         labels.classes.clone(),
     )
     .unwrap();
-    let m = invalid(dicom_seg::write(&out, &empty, &ct, &ctx));
+    let m = invalid(dicom_seg::write(&out, &empty, &ct, false, &ctx));
     eprintln!("empty: {m}");
     assert!(m.contains("nothing to export"), "{m}");
 
@@ -588,9 +588,68 @@ fn cancellation_stops_between_segments() {
     let cancel = CancelToken::new();
     cancel.cancel();
     let ctx = Ctx::new(Device::Cpu, cancel, Arc::new(Rec::default()));
-    match dicom_seg::write(&out, &labels, &ct, &ctx) {
+    match dicom_seg::write(&out, &labels, &ct, false, &ctx) {
         Err(NodeError::Cancelled) => {}
         other => panic!("expected Cancelled, got {other:?}"),
     }
     assert!(!out.exists());
+}
+
+/// `deidentify`: the SEG still validates, holds no patient or study identifier or date of the
+/// source (pydicom reads them empty), says how it was de-identified (PS3.15 Basic Profile with
+/// the Retain UIDs Option), and still references the series' instances.
+#[test]
+fn deidentified_seg_validates_and_leaves_out_identifiers() {
+    let Some(data) = data_dir() else { return };
+    let series = need(data.join(TS_DICOM));
+    let (ct, labels) = inputs(&series, &data);
+    // Identifiers the real series lacks, so that their absence means something.
+    let ct = with_identity(&ct, |id| {
+        let a = &mut id["attributes"];
+        a["PatientName"] = json!("Doe^Jane");
+        a["PatientID"] = json!("ID-4711");
+        a["PatientBirthDate"] = json!("19610203");
+        a["AccessionNumber"] = json!("ACC-99");
+        a["StudyDescription"] = json!("CT abdomen Doe");
+    });
+    let tmp = tempfile::tempdir().unwrap();
+    let (plain, deid) = (tmp.path().join("plain.dcm"), tmp.path().join("deid.dcm"));
+    dicom_seg::write(&plain, &labels, &ct, false, &Ctx::cpu()).unwrap();
+    dicom_seg::write(&deid, &labels, &ct, true, &Ctx::cpu()).unwrap();
+    dciodvfy(&deid);
+    let read = |p: &Path| -> Json {
+        let script = "import json, sys, pydicom\n\
+            d = pydicom.dcmread(sys.argv[1])\n\
+            g = lambda k: str(d.get(k, '<absent>'))\n\
+            codes = [c.CodeValue for c in d.get('DeidentificationMethodCodeSequence', [])]\n\
+            refs = [i.ReferencedSOPInstanceUID for s in d.ReferencedSeriesSequence for i in s.ReferencedInstanceSequence]\n\
+            print(json.dumps({k: g(k) for k in ['PatientName', 'PatientID', 'PatientBirthDate', 'AccessionNumber', 'StudyDescription', 'StudyDate', 'PatientIdentityRemoved']} | {'codes': codes, 'refs': len(refs)}))";
+        let o = Command::new(common::python())
+            .args(["-c", script])
+            .arg(p)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        serde_json::from_slice(&o.stdout).unwrap()
+    };
+    let (p, d) = (read(&plain), read(&deid));
+    assert_eq!(p["PatientName"], "Doe^Jane");
+    assert_eq!(p["PatientIdentityRemoved"], "<absent>");
+    for k in [
+        "PatientName",
+        "PatientID",
+        "PatientBirthDate",
+        "AccessionNumber",
+        "StudyDate",
+    ] {
+        assert_eq!(d[k], "", "{k}: {d}");
+    }
+    assert_eq!(d["StudyDescription"], "<absent>");
+    assert_eq!(d["PatientIdentityRemoved"], "YES");
+    assert_eq!(d["codes"], json!(["113100", "113110"]));
+    assert_eq!(
+        d["refs"], p["refs"],
+        "the series' instances are still referenced"
+    );
+    assert!(d["refs"].as_i64().unwrap() > 0);
 }

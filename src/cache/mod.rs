@@ -10,7 +10,8 @@
 //! CACHEDIR.TAG                         tells backup tools to skip the directory
 //! objects/<xx>/<id>.safetensors        an output's tensors (a plain safetensors file)
 //! objects/<xx>/<id>.json               its sidecar: key, kind, node, port, port type, tensors'
-//!                                      dtype/shape, the value's meta (geometry, classes),
+//!                                      dtype/shape, the value's meta (geometry, classes;
+//!                                      a DICOM identity only sealed, see [`sealed`]),
 //!                                      byte size, sha256 of the data file, created time.
 //!                                      Written last: it commits the entry. Its mtime is
 //!                                      "last used" for gc.
@@ -39,6 +40,7 @@ mod format;
 mod fsutil;
 pub mod lock;
 mod maint;
+mod sealed;
 mod store;
 
 pub use digests::{FileDigests, RACY_WINDOW_NS};

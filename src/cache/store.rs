@@ -4,6 +4,7 @@ use super::digests::FileDigests;
 use super::format::{self, Sidecar, FORMAT};
 use super::fsutil::{sync_dir, touch, write_atomic, EntryLock};
 use super::lock::RootLock;
+use super::sealed;
 use super::CacheError;
 use crate::hash::Digest;
 use std::fs::{self, File};
@@ -156,12 +157,13 @@ impl Store {
         if self.contains(id) {
             return Ok(0);
         }
-        let Encoded { tensors, meta } = value.encode();
+        let Encoded { tensors, mut meta } = value.encode();
         let unsupported = |msg| CacheError::Unsupported {
             node: info.node.clone(),
             port: info.port.clone(),
             msg,
         };
+        sealed::seal(&mut meta).map_err(|e| unsupported(e.to_string()))?;
         let prepared = format::prepare(tensors).map_err(unsupported)?;
 
         let dir = self.shard("objects", id);
@@ -245,13 +247,12 @@ impl Store {
             Err(Ok(e)) => return Err(CacheError::io("read", &data_path, e)),
             Err(Err(why)) => return Ok(self.discard(id, Some(sc_ino), why)),
         };
-        match Value::decode(
-            ty,
-            Encoded {
-                tensors,
-                meta: sidecar.meta,
-            },
-        ) {
+        let mut meta = sidecar.meta;
+        if sealed::unseal(&mut meta).is_err() {
+            // Sealed under another user's key (a shared cache): computed again here.
+            return Ok(Lookup::Miss);
+        }
+        match Value::decode(ty, Encoded { tensors, meta }) {
             Ok(v) => {
                 touch(&sc_path);
                 Ok(Lookup::Hit(v))

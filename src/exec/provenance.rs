@@ -1,11 +1,14 @@
 //! The run's provenance record, for `export` with `format: report`: enough to run the same
 //! workflow again and to show that a result is the same (keys, digests, versions).
-//! Paths and digests only: no value read from an image ever goes in.
+//! Digests, and the paths of files written: no value read from an image, and no path of a
+//! file read (input folders are often named after the patient), ever goes in.
 
 use super::decide::{digest_path, Decision};
 use super::report::NodeStatus;
 use super::run_state::Shared;
+use crate::workflow::PlannedNode;
 use serde_json::{json, Value as Json};
+use vistaflow_nodes::params::ParamType;
 
 /// The record as of now: every node with its params, key, input digests and, for nodes that
 /// finished, status and timing.
@@ -40,8 +43,9 @@ pub fn record(sh: &Shared) -> Json {
                 .source_paths()
                 .into_iter()
                 .map(|(param, path)| {
+                    // No path: input folders and files are often named after the patient.
                     let d = digest_path(&sh.store, &path).map(|d| d.hex()).ok();
-                    json!({ "param": param, "path": path, "sha256": d })
+                    json!({ "param": param, "sha256": d })
                 })
                 .collect();
             // Files written by nodes that have finished (this report's own file is not yet).
@@ -76,7 +80,7 @@ pub fn record(sh: &Shared) -> Json {
                 "id": n.id,
                 "kind": spec.kind,
                 "version": spec.version,
-                "params": n.params,
+                "params": without_input_paths(n),
                 "key": sh.keys.node[i].hex(),
                 "inputs": inputs,
                 "outputs": outputs,
@@ -108,6 +112,19 @@ pub fn record(sh: &Shared) -> Json {
                          covers kind, version, params, input value ids and the sha256 of every \
                          file it reads: equal keys mean the same computation on the same bytes",
     })
+}
+
+/// The node's params with the files it reads replaced by a pointer to `reads` (their sha256).
+fn without_input_paths(n: &PlannedNode) -> Json {
+    let mut params = n.params.clone();
+    for p in n.node.spec().params.iter() {
+        if p.ty == ParamType::InputPath {
+            if let Some(v) = params.get_mut(p.name).filter(|v| v.is_string()) {
+                *v = json!("<a file read: its sha256 is under `reads`>");
+            }
+        }
+    }
+    json!(params)
 }
 
 fn status_name(s: &NodeStatus) -> &'static str {

@@ -2,7 +2,7 @@
 
 use super::mesh::{write_stl, MeshOptions};
 use super::{dicom_seg, nifti, preview, report};
-use crate::node::{Ctx, Compute, Inputs, Node, NodeError, NodeSpec, Outputs, PortSpec};
+use crate::node::{Compute, Ctx, Inputs, Node, NodeError, NodeSpec, Outputs, PortSpec};
 use crate::params::{self, NodeParams, ParamChoice, ParamSchema, Params};
 use crate::spatial::{resample_volume, Grid, Interp};
 use crate::value::{LabelMap, PortType, Value, Volume};
@@ -26,6 +26,11 @@ struct ExportParams {
     /// stl: sample every step-th voxel (2 or more: fewer triangles)
     #[param(default = 1u32, min = 1)]
     step: u32,
+    /// dicom_seg: leave out the patient and study identifiers and dates (DICOM PS3.15 Basic
+    /// Profile with the Retain UIDs Option); by default they are copied from the source as
+    /// DICOM requires
+    #[param(default = false)]
+    deidentify: bool,
 }
 
 #[derive(ParamChoice, Clone, Copy, PartialEq)]
@@ -116,7 +121,7 @@ impl Node for Export {
                             .into(),
                     )
                 })?;
-                dicom_seg::write(&p.path, &labels, &img, ctx)
+                dicom_seg::write(&p.path, &labels, &img, p.deidentify, ctx)
             }
             Format::Stl => {
                 let opts = MeshOptions {

@@ -6,7 +6,7 @@ use super::overlap::{id_stats, intersections, IdStats};
 use super::pairs::{check_classes, pairs, Pair};
 use super::qc::{qc_cells, COLUMNS as QC_COLUMNS};
 use super::surface::surface_distances;
-use crate::node::{Ctx, Compute, Inputs, Node, NodeError, NodeSpec, Outputs, PortSpec};
+use crate::node::{Compute, Ctx, Inputs, Node, NodeError, NodeSpec, Outputs, PortSpec};
 use crate::params::{self, NodeParams, ParamChoice, ParamError, ParamSchema, ParamType, Params};
 use crate::spatial::{resample_volume, Grid, Interp};
 use crate::value::{Cell, LabelMap, PortType, Table, Value};

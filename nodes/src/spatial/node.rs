@@ -6,9 +6,7 @@ use super::grid::Grid;
 use super::orient::{Orientation, CODES};
 use super::resample::{Interp, Outside};
 use super::target::{resample_value, InterpChoice, Target};
-use crate::node::{
-    Ctx, Compute, InputTypes, Inputs, Node, NodeError, NodeSpec, Outputs, PortSpec,
-};
+use crate::node::{Compute, Ctx, InputTypes, Inputs, Node, NodeError, NodeSpec, Outputs, PortSpec};
 use crate::params::{self, NodeParams, ParamChoice, ParamKind, ParamSchema, ParamType, Params};
 use crate::value::{LabelMap, PortType, Value};
 use serde::Deserialize;

@@ -4,7 +4,7 @@
 use super::connectivity::{enforce, renumber};
 use super::slic::{slic, SlicParams};
 use super::smooth::gaussian;
-use crate::node::{Ctx, Compute, Inputs, Node, NodeError, NodeSpec, Outputs, PortSpec};
+use crate::node::{Compute, Ctx, Inputs, Node, NodeError, NodeSpec, Outputs, PortSpec};
 use crate::params::{self, NodeParams, ParamError, ParamSchema, Params};
 use crate::value::{ClassTable, LabelMap, PortType, Value, Volume};
 use serde::Deserialize;

@@ -4,6 +4,7 @@
 //! Dimension, Common Instance Reference and SOP Common modules, and its encoding as a Part 10
 //! file in Explicit VR Little Endian.
 
+use super::codes::Code;
 use super::content::{Content, Segment};
 use super::elements::{code_item, code_with_modifier, dcm, truncate, Ds, Obj};
 use super::groups::{dimensions, frame_item, shared_groups};
@@ -141,6 +142,28 @@ pub fn build(c: &Content) -> Obj {
         );
     }
     d.s(tags::STUDY_INSTANCE_UID, VR::UI, &c.study_instance_uid);
+    if src.identity_removed {
+        let code = |value: &str, meaning: &str| {
+            code_item(&Code {
+                value: value.into(),
+                scheme: "DCM".into(),
+                meaning: meaning.into(),
+            })
+        };
+        d.s(tags::PATIENT_IDENTITY_REMOVED, VR::CS, "YES")
+            .s(
+                tags::DEIDENTIFICATION_METHOD,
+                VR::LO,
+                "PS3.15 E.1 Basic Profile, Retain UIDs Option (vistaflow)",
+            )
+            .seq(
+                tags::DEIDENTIFICATION_METHOD_CODE_SEQUENCE,
+                vec![
+                    code("113100", "Basic Application Confidentiality Profile"),
+                    code("113110", "Retain UIDs Option"),
+                ],
+            );
+    }
 
     // General Series + Segmentation Series.
     let series_number = src

@@ -38,8 +38,18 @@ use std::path::Path;
 /// `source` must be the image `load_dicom` produced (its `identity` names the series); the
 /// labels must have its shape and affine (resample them with `reference:` first). Classes
 /// without a name or a code get a generic code and a warning. The file is written atomically.
-pub fn write(path: &Path, labels: &LabelMap, source: &Volume, ctx: &Ctx) -> Result<(), NodeError> {
-    let src = source::SourceRef::of(source)?;
+/// `deidentify`: the patient and study identifiers left out (see [`source::SourceRef::deidentify`]).
+pub fn write(
+    path: &Path,
+    labels: &LabelMap,
+    source: &Volume,
+    deidentify: bool,
+    ctx: &Ctx,
+) -> Result<(), NodeError> {
+    let mut src = source::SourceRef::of(source)?;
+    if deidentify {
+        src.deidentify();
+    }
     source::check_grid(labels, source, &src)?;
     let voxels = frames::Voxels::of(labels)?;
     let [_, rows, cols] = voxels.shape;

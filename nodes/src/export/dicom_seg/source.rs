@@ -35,6 +35,8 @@ pub struct SourceRef {
     pub instances: Vec<InstanceRef>,
     /// Patient and study module attributes, by DICOM keyword.
     pub attributes: BTreeMap<String, String>,
+    /// [`SourceRef::deidentify`] was applied.
+    pub identity_removed: bool,
 }
 
 fn not_dicom(why: &str) -> NodeError {
@@ -126,7 +128,18 @@ impl SourceRef {
             }),
             instances,
             attributes,
+            identity_removed: false,
         })
+    }
+
+    /// DICOM PS3.15 E.1 Basic Application Level Confidentiality Profile, Retain UIDs Option,
+    /// for the attributes a SEG copies: the patient and study identifiers and dates become
+    /// empty (action Z), the study description goes (X); UIDs stay, so the SEG still
+    /// references its series (which the user de-identifies with the same option).
+    pub fn deidentify(&mut self) {
+        const KEEP: [&str; 2] = ["SeriesNumber", "PositionReferenceIndicator"];
+        self.attributes.retain(|k, _| KEEP.contains(&k.as_str()));
+        self.identity_removed = true;
     }
 
     /// A patient/study attribute by keyword (empty when absent).

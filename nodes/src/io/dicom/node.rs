@@ -2,7 +2,7 @@
 
 use super::load::load;
 use super::series::Choice;
-use crate::node::{Ctx, Compute, Inputs, Node, NodeError, NodeSpec, Outputs, PortSpec};
+use crate::node::{Compute, Ctx, Inputs, Node, NodeError, NodeSpec, Outputs, PortSpec};
 use crate::params::{self, NodeParams, ParamError, ParamSchema, Params};
 use crate::value::{PortType, Value};
 use serde::Deserialize;

@@ -3,9 +3,7 @@
 //! extension).
 
 use crate::io::load_port;
-use crate::node::{
-    Ctx, Compute, InputTypes, Inputs, Node, NodeError, NodeSpec, Outputs, PortSpec,
-};
+use crate::node::{Compute, Ctx, InputTypes, Inputs, Node, NodeError, NodeSpec, Outputs, PortSpec};
 use crate::params::{self, NodeParams, ParamError, ParamSchema, ParamType, Params};
 use crate::value::PortType;
 use serde::Deserialize;

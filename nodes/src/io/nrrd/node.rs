@@ -1,9 +1,7 @@
 //! The `load_nrrd` and `save_nrrd` nodes.
 
 use crate::io::load_port;
-use crate::node::{
-    Ctx, Compute, InputTypes, Inputs, Node, NodeError, NodeSpec, Outputs, PortSpec,
-};
+use crate::node::{Compute, Ctx, InputTypes, Inputs, Node, NodeError, NodeSpec, Outputs, PortSpec};
 use crate::params::{self, NodeParams, ParamSchema, Params};
 use crate::value::PortType;
 use serde::Deserialize;

@@ -1,8 +1,6 @@
 //! The `vista3d_auto` node: its params, spec and run.
 
-use crate::node::{
-    Ctx, Compute, InputTypes, Inputs, Node, NodeError, NodeSpec, Outputs, PortSpec,
-};
+use crate::node::{Compute, Ctx, InputTypes, Inputs, Node, NodeError, NodeSpec, Outputs, PortSpec};
 use crate::params::{self, NodeParams, ParamChoice, ParamError, ParamSchema, ParamType, Params};
 use crate::value::{LabelMap, PortType, Value};
 use crate::vista3d::classes::{self, table};

@@ -1,7 +1,7 @@
 //! The `vista3d_refine` node: its params, spec, and the call into [`segment`].
 
 use super::{check_points, parse_clicks, points_of, segment, RefineOptions, WindowParams};
-use crate::node::{Ctx, Compute, Inputs, Node, NodeError, NodeSpec, Outputs, PortSpec};
+use crate::node::{Compute, Ctx, Inputs, Node, NodeError, NodeSpec, Outputs, PortSpec};
 use crate::params::{self, NodeParams, ParamError, ParamSchema, ParamType, Params};
 use crate::value::{PortType, Value};
 use crate::vista3d::models::{self, ModelParams};

@@ -2,7 +2,7 @@
 
 use super::params::{check_pair_weights, TrainParams};
 use super::{checkpoint, checkpoint_dir, config, config_of, data, fit, init, tensor_sha256};
-use crate::node::{Ctx, Compute, Inputs, Node, NodeError, NodeSpec, Outputs, PortSpec};
+use crate::node::{Compute, Ctx, Inputs, Node, NodeError, NodeSpec, Outputs, PortSpec};
 use crate::params::{self, ParamSchema, Params};
 use crate::value::{PortType, Value};
 use crate::vista3d::{net::Vista3d, weights};

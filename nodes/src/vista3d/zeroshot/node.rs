@@ -1,6 +1,6 @@
 //! The `vista3d_zeroshot` node: its params, spec and run.
 
-use crate::node::{Ctx, Compute, Inputs, Node, NodeError, NodeSpec, Outputs, PortSpec};
+use crate::node::{Compute, Ctx, Inputs, Node, NodeError, NodeSpec, Outputs, PortSpec};
 use crate::params::{self, NodeParams, ParamError, ParamSchema, ParamType, Params};
 use crate::value::{LabelMap, PortType, Value, Volume};
 use crate::vista3d::classes::table;
