@@ -4,6 +4,7 @@
 use super::attrs::{self, float, floats_n, int, text, texts, Obj};
 use super::enhanced;
 use super::frame::{build_geom, rescale, FrameGeom};
+use super::lengths;
 use dicom_dictionary_std::tags;
 use dicom_object::file::ReadPreamble;
 use dicom_object::OpenFileOptions;
@@ -57,6 +58,7 @@ pub enum Probe {
 }
 
 /// How a file starts.
+#[derive(Clone, Copy)]
 enum Start {
     /// DICOM Part 10: the 128-byte preamble then `DICM` (`true`), or `DICM` at offset 0.
     Part10 {
@@ -123,12 +125,32 @@ fn legacy_syntax(first: &[u8]) -> Option<&'static str> {
 /// Opens `path` with `ReadPreamble` chosen from the magic bytes; `read_all` reads the pixel
 /// data too. Errors are in words, without values.
 pub fn open(path: &Path, read_all: bool) -> Result<dicom_object::DefaultDicomObject, Probe> {
-    let preamble = match sniff(path) {
-        Ok(Start::Part10 { preamble: true }) => ReadPreamble::Always,
-        Ok(Start::Part10 { preamble: false }) => ReadPreamble::Never,
-        Ok(Start::Legacy(ts)) => return open_legacy(path, ts),
+    let start = match sniff(path) {
         Ok(Start::NotDicom) => return Err(Probe::NotDicom),
+        Ok(start) => start,
         Err(e) => return Err(Probe::Broken(format!("cannot read: {e}"))),
+    };
+    // Declared lengths against the file's size first: the parser allocates what they say.
+    let walked = File::open(path)
+        .map_err(|e| e.to_string())
+        .and_then(|f| match start {
+            Start::Part10 { preamble } => {
+                lengths::check(&f, if preamble { 132 } else { 4 }, true, None, read_all)
+            }
+            Start::Legacy(ts) => lengths::check(&f, 0, false, Some(ts), read_all),
+            Start::NotDicom => Ok(()),
+        });
+    match (walked, start) {
+        (Ok(()), _) => {}
+        // Lengths that do not fit: the guess that this is a legacy data set was wrong.
+        (Err(_), Start::Legacy(_)) => return Err(Probe::NotDicom),
+        (Err(e), _) => return Err(Probe::Broken(e)),
+    }
+    let preamble = match start {
+        Start::Part10 { preamble: true } => ReadPreamble::Always,
+        Start::Part10 { preamble: false } => ReadPreamble::Never,
+        Start::Legacy(ts) => return open_legacy(path, ts),
+        Start::NotDicom => return Err(Probe::NotDicom),
     };
     let mut opts = OpenFileOptions::new().read_preamble(preamble);
     if !read_all {

@@ -56,6 +56,7 @@ mod frame;
 mod header;
 mod identity;
 mod layout;
+mod lengths;
 mod load;
 mod node;
 mod pixels;

@@ -1,0 +1,29 @@
+//! What the fuzz targets share: each input is written to a file of this process (the loaders
+//! read paths, as users give them) and handed to the real loader. Errors are the expected
+//! outcome; a panic, a hang or an allocation beyond the limits is a finding.
+
+use std::path::PathBuf;
+use vistaflow_nodes::node::Ctx;
+
+/// A scratch folder of this process.
+pub fn scratch() -> PathBuf {
+    let d = std::env::temp_dir().join(format!("vistaflow-fuzz-{}", std::process::id()));
+    std::fs::create_dir_all(&d).expect("scratch folder");
+    d
+}
+
+/// Writes `data` to `name` in the scratch folder and returns its path.
+pub fn file(name: &str, data: &[u8]) -> PathBuf {
+    let p = scratch().join(name);
+    std::fs::write(&p, data).expect("scratch file");
+    p
+}
+
+pub fn ctx() -> Ctx {
+    Ctx::cpu()
+}
+
+/// gzip magic: the input is a .gz file.
+pub fn is_gzip(data: &[u8]) -> bool {
+    data.starts_with(&[0x1f, 0x8b])
+}
