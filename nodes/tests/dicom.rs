@@ -699,6 +699,12 @@ fn broken_files_are_clear_errors() {
             repo().join("fuzz/corpus/dicom/length-beyond-file.dcm"),
             "element (4000,6800) declares 4294967040 bytes but the file has only 1326 left",
         ),
+        // Found by fuzzing: RLE data whose segment is shorter than it says panicked inside
+        // dicom-rs's decoder ("index out of bounds"); now an error naming the frame.
+        (
+            repo().join("fuzz/corpus/dicom/rle-segment-short.dcm"),
+            "cannot decode frame 1 (transfer syntax 1.2.840.10008.1.2.5): the decoder failed on damaged data",
+        ),
     ];
     for (file, want) in cases {
         let file = need(file.clone());

@@ -57,12 +57,28 @@ pub fn decode_file(
         }
         DicomValue::PixelSequence(_) => {
             for job in jobs {
-                let px = file.decode_pixel_data_frame(job.frame).map_err(|e| {
+                // The decoders are third-party code that can panic on damaged data (an RLE
+                // segment shorter than it says, found by fuzzing): that is an unreadable
+                // file, not a crash.
+                let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    file.decode_pixel_data_frame(job.frame)
+                        .map_err(|e| error_chain(&e))
+                }))
+                .unwrap_or_else(|p| {
+                    Err(format!(
+                        "the decoder failed on damaged data ({})",
+                        p.downcast_ref::<String>()
+                            .map(String::as_str)
+                            .or_else(|| p.downcast_ref::<&str>().copied())
+                            .unwrap_or("panic")
+                    ))
+                });
+                let px = decoded.map_err(|e| {
                     format!(
                         "cannot decode frame {} (transfer syntax {}): {}{}",
                         job.frame + 1,
                         inst.transfer_syntax,
-                        error_chain(&e),
+                        e,
                         if inst.transfer_syntax.starts_with("1.2.840.10008.1.2.4.8") {
                             "; JPEG-LS is not supported by this build: convert the series \
                              first (e.g. `gdcmconv --raw` or `dcmdjpls`)"
