@@ -32,6 +32,10 @@ pub(crate) fn write_atomic<T>(
     fill: impl FnOnce(&mut File) -> io::Result<T>,
 ) -> io::Result<T> {
     let tmp = temp_path(final_path);
+    // A killed writer's temp file of this name goes now, not only at the next `gc`.
+    if let (Some(dir), Some(name)) = (final_path.parent(), final_path.file_name()) {
+        vistaflow_nodes::io::atomic::remove_dead_writers(dir, &name.to_string_lossy(), TMP_SUFFIX);
+    }
     let result = (|| {
         let mut f = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
         let out = fill(&mut f)?;
@@ -143,6 +147,26 @@ pub(crate) fn now_ns() -> i128 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_killed_writers_temp_file_goes_at_the_next_write_of_that_name() {
+        let dir = tempfile::tempdir().unwrap();
+        // pid 4194304 is above Linux's pid_max: no such process. The live one is ours.
+        let dead = dir.path().join(".a.json.4194304.7.tmp");
+        let live = dir
+            .path()
+            .join(format!(".a.json.{}.99.tmp", std::process::id()));
+        let other = dir.path().join(".b.json.4194304.1.tmp");
+        for f in [&dead, &live, &other] {
+            fs::write(f, b"x").unwrap();
+        }
+        write_atomic(&dir.path().join("a.json"), false, |f| {
+            io::Write::write_all(f, b"{}")
+        })
+        .unwrap();
+        assert!(!dead.exists());
+        assert!(live.exists() && other.exists());
+    }
 
     #[test]
     fn atomic_write_replaces_and_cleans_up_on_error() {

@@ -33,7 +33,7 @@ pub(crate) fn write(
     let err = |msg: String| NodeError::file(path, msg);
     let dir = parent(path);
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("out");
-    remove_stale_partials(dir, name);
+    remove_dead_writers(dir, name, ".partial");
     let mut builder = tempfile::Builder::new();
     // The writer's pid in the name lets a later run tell a killed writer's leftover from a
     // file another process is still writing.
@@ -70,9 +70,10 @@ pub(crate) fn write(
 }
 
 /// Removes what writers of `name` that were killed (kill -9, power loss) left in `dir`:
-/// `.NAME.<pid>-XXXX.partial` files whose process is gone, and ones older than a day whose
-/// writer cannot be told (another host on a shared file system, an older naming).
-fn remove_stale_partials(dir: &Path, name: &str) {
+/// `.NAME.<pid>...SUFFIX` files whose process is gone, and ones older than a day whose
+/// writer cannot be told (another host on a shared file system, an older naming). Used for
+/// outputs' `.partial` files here and for the cache's `.tmp` files.
+pub fn remove_dead_writers(dir: &Path, name: &str, suffix: &str) {
     let prefix = format!(".{name}.");
     let Ok(entries) = fs::read_dir(dir) else {
         return;
@@ -82,11 +83,14 @@ fn remove_stale_partials(dir: &Path, name: &str) {
         let Some(rest) = file
             .to_str()
             .and_then(|f| f.strip_prefix(&prefix))
-            .filter(|f| f.ends_with(".partial"))
+            .filter(|f| f.ends_with(suffix))
         else {
             continue;
         };
-        let pid = rest.split('-').next().and_then(|p| p.parse::<u32>().ok());
+        let pid = rest
+            .split(|c: char| !c.is_ascii_digit())
+            .next()
+            .and_then(|p| p.parse::<u32>().ok());
         let writer_gone = match pid {
             Some(pid) if cfg!(target_os = "linux") => {
                 pid != std::process::id() && !Path::new("/proc").join(pid.to_string()).exists()

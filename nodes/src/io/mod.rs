@@ -1,6 +1,6 @@
 //! Nodes that read and write image files.
 
-pub(crate) mod atomic;
+pub mod atomic;
 pub mod dicom;
 mod labels;
 mod load_port;
