@@ -88,23 +88,29 @@ impl Seeded {
     }
 }
 
-#[test]
-fn kill_9_at_seeded_points_then_rerun_gives_the_same_bytes() {
-    let Some(data) = common::data_dir() else {
-        return;
-    };
+/// A temp folder with `wf.yaml` and an uninterrupted run of it (cache `ref-cache`, outputs
+/// `ref-out`); the run's wall time.
+fn with_reference_run() -> Option<(tempfile::TempDir, Duration)> {
+    let data = common::data_dir()?;
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     std::fs::write(d.join("wf.yaml"), workflow(&data, "liver, spleen")).unwrap();
-    let (ref_cache, ref_out) = (d.join("ref-cache"), d.join("ref-out"));
     let t0 = Instant::now();
-    let o = run_cmd(d, "wf.yaml", &ref_cache, &ref_out, None)
+    let o = run_cmd(d, "wf.yaml", &d.join("ref-cache"), &d.join("ref-out"), None)
         .output()
         .unwrap();
-    let full = t0.elapsed();
     assert!(o.status.success(), "{}", text(&o));
-    let reference = outputs(&ref_out);
-    assert!(reference.values().all(|b| !b.is_empty()));
+    assert!(outputs(&d.join("ref-out")).values().all(|b| !b.is_empty()));
+    Some((dir, t0.elapsed()))
+}
+
+#[test]
+fn kill_9_at_seeded_points_then_rerun_gives_the_same_bytes() {
+    let Some((dir, full)) = with_reference_run() else {
+        return;
+    };
+    let d = dir.path();
+    let reference = outputs(&d.join("ref-out"));
 
     let (cache, out) = (d.join("cache"), d.join("out"));
     let mut rng = Seeded(0x5EED_2026_1204);
@@ -239,18 +245,11 @@ impl Drop for Unmount {
 
 #[test]
 fn a_full_disk_is_a_clear_error_and_a_rerun_after_freeing_space_completes() {
-    let Some(data) = common::data_dir() else {
+    let Some((dir, _)) = with_reference_run() else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    std::fs::write(d.join("wf.yaml"), workflow(&data, "liver, spleen")).unwrap();
     let (ref_cache, ref_out) = (d.join("ref-cache"), d.join("ref-out"));
-    let o = run_cmd(d, "wf.yaml", &ref_cache, &ref_out, None)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", text(&o));
-
     let small = d.join("small");
     // Half of what the run writes: it must run out of space somewhere.
     let need_kib = du_kib(&ref_cache) + du_kib(&ref_out);
