@@ -7,6 +7,7 @@ use vistaflow_nodes::io::dicom::LoadDicom;
 use vistaflow_nodes::node::Node;
 
 fuzz_target!(|data: &[u8]| {
+    vistaflow_fuzz::init();
     let dir = scratch().join("series");
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("1.dcm"), data).unwrap();

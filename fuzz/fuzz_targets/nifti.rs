@@ -5,6 +5,7 @@ use vistaflow_fuzz::{ctx, file, is_gzip};
 use vistaflow_nodes::io::nifti;
 
 fuzz_target!(|data: &[u8]| {
+    vistaflow_fuzz::init();
     let name = if is_gzip(data) { "in.nii.gz" } else { "in.nii" };
     let p = file(name, data);
     let _ = nifti::read(&p, false, &ctx());

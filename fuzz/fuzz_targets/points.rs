@@ -5,6 +5,7 @@ use vistaflow_fuzz::file;
 use vistaflow_nodes::vista3d::refine;
 
 fuzz_target!(|data: &[u8]| {
+    vistaflow_fuzz::init();
     let name = if data.first() == Some(&b'[') || data.first() == Some(&b'{') {
         "points.json"
     } else {

@@ -6,6 +6,7 @@ use vistaflow::nodes::Registry;
 use vistaflow_fuzz::file;
 
 fuzz_target!(|data: &[u8]| {
+    vistaflow_fuzz::init();
     // The last line, when short, is a --set value.
     let (text, set) = match data.iter().rposition(|&b| b == b'\n') {
         Some(i) if data.len() - i < 64 => (&data[..i], &data[i + 1..]),

@@ -27,3 +27,12 @@ pub fn ctx() -> Ctx {
 pub fn is_gzip(data: &[u8]) -> bool {
     data.starts_with(&[0x1f, 0x8b])
 }
+
+/// libfuzzer-sys's panic hook aborts at every panic, also one that vistaflow catches (a
+/// third-party decoder's, which the loader turns into an error). This hook only prints: a
+/// panic that vistaflow does not catch still reaches libfuzzer-sys's `catch_unwind` and
+/// aborts, so only those are findings. Call at the start of every target.
+pub fn init() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| std::panic::set_hook(Box::new(|info| eprintln!("{info}"))));
+}
