@@ -86,22 +86,8 @@ c)
   echo "== c) peak memory, everything, small configuration, synthetic CT" >&2
   for size in 256x256x300 512x512x600; do
     f="$OUT/synthetic-$size.nii.gz"
-    [ -f "$f" ] || "$PY" - "$f" "$size" <<'PYEOF'
-import sys, numpy as np, nibabel as nib
-path, size = sys.argv[1], [int(s) for s in sys.argv[2].split("x")]
-nx, ny, nz = size
-rng = np.random.default_rng(0)
-x, y = np.meshgrid(np.arange(nx) - nx / 2, np.arange(ny) - ny / 2, indexing="ij")
-body = (x / (0.42 * nx)) ** 2 + (y / (0.36 * ny)) ** 2 <= 1.0          # an elliptic trunk
-bone = (x / (0.05 * nx)) ** 2 + ((y + 0.25 * ny) / (0.05 * ny)) ** 2 <= 1.0   # a spine
-vol = np.full((nx, ny, nz), -1000, np.int16)
-for k in range(nz):
-    sl = np.where(body, 40 + rng.normal(0, 20, body.shape), -1000)
-    sl[bone] = 700
-    vol[:, :, k] = sl.astype(np.int16)
-aff = np.diag([1.5, 1.5, 1.5, 1.0])
-nib.save(nib.Nifti1Image(vol, aff), path)
-PYEOF
+    # The elliptic trunk with a spine of scripts/device/gpu_check_tools.py (gpu-check.sh uses it too).
+    [ -f "$f" ] || "$PY" scripts/device/gpu_check_tools.py volume "$f" "$size"
     workflow "$OUT/c-$size.yaml" "$f" no
     measure "c-vistaflow-$size" "$BIN" run --no-cache "$OUT/c-$size.yaml"
     if [ "$size" = 256x256x300 ]; then
