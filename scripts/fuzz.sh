@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Coverage-guided fuzzing (cargo-fuzz / libFuzzer on the stable toolchain via RUSTC_BOOTSTRAP)
-# of the loaders that take outside bytes: nifti, nrrd, dicom, workflow (YAML + --set), points.
+# of the loaders that take outside bytes: nifti, nrrd, dicom, workflow (YAML + --set), points,
+# weights (safetensors + model card) and cache (entry sidecar + data file, sink records).
 #
 #   scripts/fuzz.sh SECONDS [TARGET...]     each target for SECONDS (default: all targets)
 #   FUZZ_SEED=N                             libFuzzer's seed (default 0: a new one each run)
@@ -15,7 +16,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 SECONDS_EACH="${1:-60}"; shift || true
-TARGETS=("$@"); [ ${#TARGETS[@]} -gt 0 ] || TARGETS=(nifti nrrd dicom workflow points)
+TARGETS=("$@"); [ ${#TARGETS[@]} -gt 0 ] || TARGETS=(nifti nrrd dicom workflow points weights cache)
 DATA="${VISTAFLOW_DATA:-$ROOT/data}"
 export RUSTC_BOOTSTRAP=1
 if ! cargo fuzz --version >/dev/null 2>&1; then
@@ -33,7 +34,7 @@ seed() { # TARGET: real files from data/ into the working corpus
     nrrd) find "$DATA/pyradiomics" -maxdepth 1 -name '*.nrrd' -size -400k -exec cp -n {} "$dir"/ \; ;;
     dicom) find "$DATA/pydicom" -name '*.dcm' -size -64k -exec cp -n {} "$dir"/ \; ;;
     workflow) cp -n workflows/*.yaml "$dir"/ ;;
-    points) cp -n fuzz/corpus/points/* "$dir"/ 2>/dev/null || true ;;
+    points|weights|cache) ;; # committed seeds only: fuzz/corpus/<target> (fuzz/make-seeds.sh)
   esac
 }
 
@@ -47,7 +48,7 @@ for t in "${TARGETS[@]}"; do
       -print_final_stats=1 -seed="${FUZZ_SEED:-0}" 2> "target/fuzz-$t.log"; then
     status=1
     echo "fuzz.sh: $t found a problem; input in fuzz/artifacts/$t/, log target/fuzz-$t.log" >&2
-    tail -30 "target/fuzz-$t.log" >&2
+    grep -v -e "^\s*\[" -e "^Output of" "target/fuzz-$t.log" | tail -30 | cut -c1-400 >&2
   fi
   grep -E "^stat::(number_of_executed_units|peak_rss_mb)|^Done" "target/fuzz-$t.log" | sed "s/^/  $t: /" >&2 || true
 done

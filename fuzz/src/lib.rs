@@ -31,8 +31,24 @@ pub fn is_gzip(data: &[u8]) -> bool {
 /// libfuzzer-sys's panic hook aborts at every panic, also one that vistaflow catches (a
 /// third-party decoder's, which the loader turns into an error). This hook only prints: a
 /// panic that vistaflow does not catch still reaches libfuzzer-sys's `catch_unwind` and
-/// aborts, so only those are findings. Call at the start of every target.
+/// aborts, so only those are findings. Call at the start of every target. With
+/// `RUST_BACKTRACE=1` it prints where each panic happened (to reproduce a finding).
 pub fn init() {
     static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| std::panic::set_hook(Box::new(|info| eprintln!("{info}"))));
+    ONCE.call_once(|| {
+        std::panic::set_hook(Box::new(|info| {
+            eprintln!("{info}");
+            if std::env::var_os("RUST_BACKTRACE").is_some_and(|v| v != "0") {
+                eprintln!("{}", std::backtrace::Backtrace::force_capture());
+            }
+        }))
+    });
+}
+
+/// `data` cut at the first `marker`: (before, Some(after)), or (data, None) without one.
+pub fn split_at_marker<'a>(data: &'a [u8], marker: &[u8]) -> (&'a [u8], Option<&'a [u8]>) {
+    match data.windows(marker.len()).position(|w| w == marker) {
+        Some(i) => (&data[..i], Some(&data[i + marker.len()..])),
+        None => (data, None),
+    }
 }

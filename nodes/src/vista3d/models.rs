@@ -107,9 +107,12 @@ pub fn card_of(weights: &Path) -> Result<Option<Card>, NodeError> {
     {
         return Ok(None);
     }
-    serde_json::from_value(json)
-        .map(Some)
-        .map_err(|e| NodeError::file(&path, format!("model card: {e}")))
+    let card: Card = serde_json::from_value(json)
+        .map_err(|e| NodeError::file(&path, format!("model card: {e}")))?;
+    card.config
+        .check()
+        .map_err(|e| NodeError::file(&path, format!("model card: config: {e}")))?;
+    Ok(Some(card))
 }
 
 /// The `model` and `network` params of the nodes that load weights.
@@ -177,13 +180,17 @@ pub fn network_config(network: Network, weights: &Path) -> Result<Config, NodeEr
                 return Ok(card.config);
             }
             let shapes = header_shapes(weights)?;
-            super::weights::infer_config(&shapes).ok_or_else(|| {
+            let config = super::weights::infer_config(&shapes).ok_or_else(|| {
                 NodeError::file(
                     weights,
                     "this file does not hold a VISTA3D state dict (no \
                      image_encoder.encoder.conv_init.weight)",
                 )
-            })
+            })?;
+            config.check().map_err(|e| {
+                NodeError::file(weights, format!("the tensor shapes are no VISTA3D network: {e}"))
+            })?;
+            Ok(config)
         }
     }
 }
@@ -249,5 +256,72 @@ pub fn weights_path(
              converted by `vistaflow convert-weights`, or models/vista3d-demo.safetensors), \
              or a vista3d_train node's `model` output on the `model` input"
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Weights and cards are outside input: shapes and configurations no VISTA3D network has
+    //! are refused with the file named, before a network is allocated (fuzzing findings).
+    use super::*;
+    use tch::Tensor;
+
+    fn weights(dir: &Path, tensors: &[(&str, &[i64])]) -> PathBuf {
+        let path = dir.join("w.safetensors");
+        let named: Vec<(&str, Tensor)> = tensors
+            .iter()
+            .map(|(k, s)| (*k, Tensor::zeros(*s, (Kind::Float, Device::Cpu))))
+            .collect();
+        Tensor::write_safetensors(&named, &path).unwrap();
+        path
+    }
+
+    fn card(weights: &Path, config: serde_json::Value) {
+        let card = serde_json::json!({"format": "vistaflow.vista3d.model/1", "config": config,
+            "classes": {"1": "liver"}, "spacing_mm": [1.5, 1.5, 1.5]});
+        std::fs::write(card_path(weights), card.to_string()).unwrap();
+    }
+
+    const INIT: &str = "image_encoder.encoder.conv_init.weight";
+
+    #[test]
+    fn a_header_without_levels_or_with_a_flat_first_conv_is_no_network() {
+        let dir = tempfile::tempdir().unwrap();
+        // conv_init but no encoder level: was an index underflow building the decoder
+        let w = weights(dir.path(), &[(INIT, &[16, 1, 3, 3, 3])]);
+        let e = network_config(Network::Auto, &w).unwrap_err().to_string();
+        assert!(e.contains("w.safetensors") && e.contains("levels (length of blocks_down) is 0"), "{e}");
+        // a one-dimensional conv_init: was an index out of bounds reading its shape
+        let w = weights(dir.path(), &[(INIT, &[16])]);
+        let e = network_config(Network::Auto, &w).unwrap_err().to_string();
+        assert!(e.contains("does not hold a VISTA3D state dict"), "{e}");
+    }
+
+    #[test]
+    fn a_card_naming_an_impossible_network_is_refused_with_the_card_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = weights(dir.path(), &[(INIT, &[16, 1, 3, 3, 3])]);
+        card(&w, serde_json::json!({"encoder_embed_dim": 512, "blocks_down": [1, 1, 1, 1, 1, 1, 1, 1]}));
+        let e = network_config(Network::Auto, &w).unwrap_err().to_string();
+        assert!(e.contains("w.json") && e.contains("filters of the deepest level is 65536"), "{e}");
+        card(&w, serde_json::json!({"encoder_embed_dim": 48, "blocks_down": [1, 2], "num_heads": 5}));
+        let e = network_config(Network::Auto, &w).unwrap_err().to_string();
+        assert!(e.contains("num_heads 5 does not divide encoder_embed_dim 48"), "{e}");
+    }
+
+    #[test]
+    fn a_card_naming_a_network_larger_than_the_file_is_refused_before_allocating_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = weights(dir.path(), &[(INIT, &[256, 1, 3, 3, 3])]);
+        // 256 filters, 4 levels: 1.2e9 encoder values (4.8 GB) would be allocated for a
+        // file of 7 kB
+        card(&w, serde_json::json!({"encoder_embed_dim": 256, "blocks_down": [4, 4, 4, 4]}));
+        let config = network_config(Network::Auto, &w).unwrap();
+        assert_eq!(config.min_parameters(), 1_203_240_960);
+        let e = match weights::load(&w, &config, Device::Cpu) {
+            Err(e) => e.to_string(),
+            Ok(_) => panic!("loaded a network the file cannot hold"),
+        };
+        assert!(e.contains("the file holds 6912 values; this network has at least 1203240960"), "{e}");
     }
 }

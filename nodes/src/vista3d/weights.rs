@@ -61,7 +61,10 @@ fn read(path: &Path) -> Result<Vec<(String, Tensor)>, WeightsError> {
 /// The configuration a state dict was made for, read off its key names and shapes; `None`
 /// when it is not a VISTA3D state dict at all.
 pub fn infer_config(shapes: &BTreeMap<String, Vec<i64>>) -> Option<Config> {
-    let init = shapes.get("image_encoder.encoder.conv_init.weight")?;
+    let &[embed, in_channels, ..] = shapes.get("image_encoder.encoder.conv_init.weight")?.as_slice()
+    else {
+        return None;
+    };
     let mut blocks = Vec::new();
     loop {
         let level = blocks.len();
@@ -79,11 +82,11 @@ pub fn infer_config(shapes: &BTreeMap<String, Vec<i64>>) -> Option<Config> {
     }
     let classes = shapes
         .get("class_head.class_embeddings.weight")
-        .map(|s| s[0])
+        .and_then(|s| s.first().copied())
         .unwrap_or(512);
     Some(Config {
-        in_channels: init[1],
-        encoder_embed_dim: init[0],
+        in_channels,
+        encoder_embed_dim: embed,
         blocks_down: blocks,
         n_classes: classes,
         ..Config::vista3d132()
@@ -100,11 +103,43 @@ fn list(items: &[String], what: &str) -> String {
     s
 }
 
+/// Refuses, before allocating the network, a configuration that is not a VISTA3D one or
+/// that needs more values than the file holds (half precision is the smallest there is).
+fn fits_in_file(
+    path: &Path,
+    config: &Config,
+    tensors: &[(String, Tensor)],
+) -> Result<(), WeightsError> {
+    let mismatch = |details: String, hint: &str| WeightsError::Mismatch {
+        path: path.to_path_buf(),
+        expected: config.describe(),
+        details,
+        hint: hint.to_string(),
+    };
+    config.check().map_err(|e| {
+        mismatch(
+            format!("  not a VISTA3D configuration: {e}"),
+            "check the model card (NAME.json next to the weights) or the `network` setting",
+        )
+    })?;
+    let held: u64 = tensors.iter().map(|(_, t)| t.numel() as u64).sum();
+    let needed = config.min_parameters();
+    if held < needed {
+        return Err(mismatch(
+            format!("  the file holds {held} values; this network has at least {needed}"),
+            "the file is incomplete, or the model card or `network` setting names a larger \
+             network than the weights",
+        ));
+    }
+    Ok(())
+}
+
 /// Builds the network for `config` on `device` and fills it from the safetensors file at
 /// `path`; every key of the network must be in the file with its exact shape, and the file
 /// must hold nothing else.
 pub fn load(path: &Path, config: &Config, device: Device) -> Result<Vista3d, WeightsError> {
     let tensors = read(path)?;
+    fits_in_file(path, config, &tensors)?;
     let net = Vista3d::zeros(config, device);
     let vars = net.vs.variables();
     let file: BTreeMap<String, Vec<i64>> =

@@ -81,6 +81,52 @@ impl Config {
         }
     }
 
+    /// Refuses a configuration no VISTA3D network has, before anything is allocated for it:
+    /// a model card or a weights header is outside input.
+    pub fn check(&self) -> Result<(), String> {
+        let within = |name: &str, v: i64, lo: i64, hi: i64| {
+            if (lo..=hi).contains(&v) {
+                Ok(())
+            } else {
+                Err(format!("{name} is {v}, expected {lo}..={hi}"))
+            }
+        };
+        within("in_channels", self.in_channels, 1, 16)?;
+        within("encoder_embed_dim", self.encoder_embed_dim, 1, 512)?;
+        within("levels (length of blocks_down)", self.levels() as i64, 1, 8)?;
+        for &b in &self.blocks_down {
+            within("blocks per level (blocks_down)", b, 1, 32)?;
+        }
+        let deepest = self.encoder_embed_dim << (self.levels() - 1);
+        within("filters of the deepest level", deepest, 1, 4096)?;
+        within("n_classes", self.n_classes, 1, 65536)?;
+        within("last_supported", self.last_supported, 0, self.n_classes)?;
+        within("max_prompt", self.max_prompt, 1, 4096)?;
+        within("mlp_dim", self.mlp_dim, 1, 65536)?;
+        within("depth", self.depth, 1, 32)?;
+        within("num_heads", self.num_heads, 1, self.encoder_embed_dim)?;
+        if self.encoder_embed_dim % self.num_heads != 0 {
+            return Err(format!(
+                "num_heads {} does not divide encoder_embed_dim {}",
+                self.num_heads, self.encoder_embed_dim
+            ));
+        }
+        Ok(())
+    }
+
+    /// A lower bound of the parameter count: the encoder's 3x3x3 convolutions alone (two
+    /// per block, filters doubling per level). A weights file holds at least this many
+    /// values, so a configuration that needs more than the file could hold is refused
+    /// before its network is allocated.
+    pub fn min_parameters(&self) -> u64 {
+        (0..self.levels())
+            .map(|l| {
+                let c = (self.encoder_embed_dim as u64) << l;
+                self.blocks_down[l] as u64 * 2 * c * c * 27
+            })
+            .sum()
+    }
+
     /// Encoder levels.
     pub fn levels(&self) -> usize {
         self.blocks_down.len()
