@@ -32,7 +32,16 @@ seed() { # TARGET: real files from data/ into the working corpus
   case "$t" in
     nifti) cp -n "$DATA"/nibabel/*.nii* "$DATA"/totalsegmentator/example_ct_sm.nii.gz "$DATA"/totalsegmentator/example_seg_roi_subset.nii.gz "$dir"/ 2>/dev/null || true ;;
     nrrd) find "$DATA/pyradiomics" -maxdepth 1 -name '*.nrrd' -size -400k -exec cp -n {} "$dir"/ \; ;;
-    dicom) find "$DATA/pydicom" -name '*.dcm' -size -64k -exec cp -n {} "$dir"/ \; ;;
+    dicom) find "$DATA/pydicom" -name '*.dcm' -size -64k -exec cp -n {} "$dir"/ \;
+      # whole series (small slices), the files joined by the target's separator
+      for s in "$DATA"/pydicom/test_files/dicomdirtests/*/*/; do
+        local out="$dir/series-$(basename "$(dirname "$s")")-$(basename "$s")" first=1
+        [ -e "$out" ] && continue
+        for f in $(find "$s" -maxdepth 1 -type f | sort | head -8); do
+          [ $first = 1 ] || printf '\n--file--\n' >> "$out"; first=0
+          cat "$f" >> "$out"
+        done
+      done ;;
     workflow) cp -n workflows/*.yaml "$dir"/ ;;
     points|weights|cache) ;; # committed seeds only: fuzz/corpus/<target> (fuzz/make-seeds.sh)
   esac

@@ -31,6 +31,7 @@ pub fn check(
         size,
         pos: start,
         pixels,
+        in_un_sequence: std::cell::Cell::new(false),
     };
     let ts = if part10 {
         match w.meta_group()? {
@@ -51,6 +52,9 @@ struct Walk<'a> {
     size: u64,
     pos: u64,
     pixels: bool,
+    /// Past a UN sequence of undefined length: a bad length there is more likely dicom-rs
+    /// misreading valid implicit VR content than damage, and the error says so.
+    in_un_sequence: std::cell::Cell<bool>,
 }
 
 /// VRs with a 2-byte reserved field and a 4-byte length in explicit VR.
@@ -96,7 +100,7 @@ impl Walk<'_> {
     }
 
     /// One element header at `pos`: (group, element, value length, header size), or None
-    /// past the end of the file or where the walk cannot follow (a UN sequence).
+    /// past the end of the file.
     fn header(&self, explicit: bool, big: bool) -> Option<(u16, u16, u32, u64)> {
         let h: [u8; 8] = self.bytes(self.pos)?;
         let group = Self::u16([h[0], h[1]], big);
@@ -110,9 +114,11 @@ impl Walk<'_> {
         if long_vr(vr) || !vr.iter().all(u8::is_ascii_uppercase) {
             let l: [u8; 4] = self.bytes(self.pos + 8)?;
             let len = Self::u32(l, big);
+            // A sequence sent as UN of undefined length: the standard reads its content as
+            // implicit VR, dicom-rs in the file's own syntax; the walk follows dicom-rs
+            // (it stopped here, and a 674-byte file then took 3.8 GB: fuzzing finding).
             if vr == b"UN" && len == UNDEFINED {
-                // A sequence sent as UN: its content is implicit VR; the walk stops here.
-                return None;
+                self.in_un_sequence.set(true);
             }
             Some((group, elem, len, 12))
         } else {
@@ -123,9 +129,17 @@ impl Walk<'_> {
     fn check_length(&self, group: u16, elem: u16, len: u32, header: u64) -> Result<(), String> {
         let left = self.size.saturating_sub(self.pos + header);
         if len != UNDEFINED && len as u64 > left {
+            let hint = if self.in_un_sequence.get() {
+                "; it follows a sequence sent as UN (implicit VR inside explicit VR), which \
+                 vistaflow's DICOM reader cannot read: remove that element with another \
+                 tool (dcmtk's `dcmodify -ep` erases private elements, where such sequences \
+                 usually are)"
+            } else {
+                ""
+            };
             return Err(format!(
                 "truncated or damaged: element ({group:04X},{elem:04X}) declares {len} bytes \
-                 but the file has only {left} left"
+                 but the file has only {left} left{hint}"
             ));
         }
         Ok(())
@@ -245,6 +259,22 @@ mod tests {
         );
         implicit.extend([0x10, 0x00, 0x10, 0x00, 0, 0, 0, 0x7F]);
         assert!(check(&file(&implicit), 0, false, Some(IMPLICIT_LE), true).is_err());
+    }
+
+    #[test]
+    fn a_un_sequence_of_undefined_length_is_walked_into_as_dicom_rs_reads_it() {
+        // pydicom's UN_sequence.dcm: (0009,100C) UN of undefined length, whose item holds
+        // implicit VR elements; dicom-rs reads (0008,1115)'s FFFF as a VR and the next 4
+        // bytes (an item tag) as a length of 3.7 GB, and allocated it.
+        let mut ds = vec![0x09, 0x00, 0x0C, 0x10, b'U', b'N', 0, 0, 0xFF, 0xFF, 0xFF, 0xFF];
+        ds.extend([0xFE, 0xFF, 0x00, 0xE0, 0xFF, 0xFF, 0xFF, 0xFF]);
+        ds.extend([0x08, 0x00, 0x15, 0x11, 0xFF, 0xFF, 0xFF, 0xFF]);
+        ds.extend([0xFE, 0xFF, 0x00, 0xE0, 0xFF, 0xFF, 0xFF, 0xFF]);
+        ds.extend([0xFE, 0xFF, 0xDD, 0xE0, 0, 0, 0, 0]);
+        let f = file(&part10(&ds, "1.2.840.10008.1.2.4.70"));
+        let e = check(&f, 132, true, None, false).unwrap_err();
+        assert!(e.contains("(0008,1115) declares 3758161918 bytes"), "{e}");
+        assert!(e.contains("sequence sent as UN"), "{e}");
     }
 
     #[test]
