@@ -339,3 +339,23 @@ impl Ctx {
         }
     }
 }
+
+thread_local! {
+    static CATCHING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f`, whose panics the caller turns into an error (a third-party decoder on damaged
+/// data, a libtorch op out of memory); while it runs, [`panic_is_caught`] is true on this
+/// thread, so that the process's panic hook does not print a "thread panicked" line above
+/// the clear error the user gets.
+pub fn catch_quietly<T>(f: impl FnOnce() -> T) -> std::thread::Result<T> {
+    let before = CATCHING.with(|c| c.replace(true));
+    let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    CATCHING.with(|c| c.set(before));
+    out
+}
+
+/// True inside [`catch_quietly`] on this thread: a panic here becomes an error.
+pub fn panic_is_caught() -> bool {
+    CATCHING.with(|c| c.get())
+}

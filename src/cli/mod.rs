@@ -139,6 +139,7 @@ fn parse_var(s: &str) -> Result<(String, String), String> {
 
 /// Runs the command line; returns the process exit code.
 pub fn main() -> i32 {
+    quiet_caught_panics();
     let cli = Cli::parse();
     match cli.command {
         Command::Run(a) => run_cmd::run(a),
@@ -149,6 +150,17 @@ pub fn main() -> i32 {
         Command::ConvertWeights { src, dst, force } => model_cmd::convert(&src, &dst, force),
         Command::Classes => model_cmd::list_classes(),
     }
+}
+
+/// The default panic hook prints every panic, also those a node catches and reports as a
+/// clear error (see `vistaflow_nodes::node::catch_quietly`); those are left unprinted.
+fn quiet_caught_panics() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if !vistaflow_nodes::node::panic_is_caught() {
+            default(info)
+        }
+    }));
 }
 
 /// Writes command output to stdout. A closed pipe exits 0 at once (the reader has what it

@@ -11,7 +11,6 @@
 use super::net::{Branches, ClassHead, Vista3d};
 use super::window;
 use crate::node::NodeError;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use tch::{Device, Kind, Tensor};
 
 /// How to run the windows.
@@ -49,7 +48,7 @@ pub struct AutoOutput {
 /// Runs `f`, turning a libtorch panic (tch's infallible ops panic) into an error; CUDA out of
 /// memory becomes [`NodeError::OutOfMemory`] so that callers can fall back.
 pub fn guarded<T>(what: &str, f: impl FnOnce() -> T) -> Result<T, NodeError> {
-    catch_unwind(AssertUnwindSafe(f)).map_err(|p| NodeError::from_panic(what, &*p))
+    crate::node::catch_quietly(f).map_err(|p| NodeError::from_panic(what, &*p))
 }
 
 /// The band of rows still being blended, in slab-first axis order.

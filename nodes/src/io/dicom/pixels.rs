@@ -60,10 +60,10 @@ pub fn decode_file(
                 // The decoders are third-party code that can panic on damaged data (an RLE
                 // segment shorter than it says, found by fuzzing): that is an unreadable
                 // file, not a crash.
-                let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                let decoded = crate::node::catch_quietly(|| {
                     file.decode_pixel_data_frame(job.frame)
                         .map_err(|e| error_chain(&e))
-                }))
+                })
                 .unwrap_or_else(|p| {
                     Err(format!(
                         "the decoder failed on damaged data ({})",
