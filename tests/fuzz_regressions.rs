@@ -53,3 +53,10 @@ fn a_un_sequence_dicom_rs_misreads_is_refused_before_allocating() {
     let text = load_dicom(&corpus("dicom", "un-sequence.dcm"));
     common::assert_has(&text, &["(0008,1115) declares 3758161918 bytes", "sequence sent as UN"]);
 }
+
+#[test]
+fn an_element_inside_a_defined_length_sequence_is_refused_before_allocating() {
+    // was: 4.3 GB and 10 s for a 6.8 KB structured report
+    let text = load_dicom(&corpus("dicom", "length-inside-sequence.dcm"));
+    common::assert_has(&text, &["(A043,5153) declares 4294836224 bytes"]);
+}

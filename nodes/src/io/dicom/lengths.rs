@@ -32,6 +32,7 @@ pub fn check(
         pos: start,
         pixels,
         in_un_sequence: std::cell::Cell::new(false),
+        in_sequence: std::cell::Cell::new(false),
     };
     let ts = if part10 {
         match w.meta_group()? {
@@ -55,6 +56,18 @@ struct Walk<'a> {
     /// Past a UN sequence of undefined length: a bad length there is more likely dicom-rs
     /// misreading valid implicit VR content than damage, and the error says so.
     in_un_sequence: std::cell::Cell<bool>,
+    /// The header just read opens a sequence (set by [`Walk::header`]).
+    in_sequence: std::cell::Cell<bool>,
+}
+
+/// Implicit VR has no VR on the wire: dicom-rs takes it from the standard dictionary, and
+/// reads the content of the tags it lists as SQ as items.
+fn implicit_sequence(group: u16, elem: u16) -> bool {
+    use dicom_core::dictionary::{DataDictionary, DataDictionaryEntry, VirtualVr};
+    use dicom_core::{Tag, VR};
+    dicom_dictionary_std::StandardDataDictionary
+        .by_tag(Tag(group, elem))
+        .is_some_and(|e| e.vr() == VirtualVr::Exact(VR::SQ))
 }
 
 /// VRs with a 2-byte reserved field and a 4-byte length in explicit VR.
@@ -107,7 +120,11 @@ impl Walk<'_> {
         let elem = Self::u16([h[2], h[3]], big);
         if group == 0xFFFE || !explicit {
             // Items and delimiters have no VR in any transfer syntax.
-            return Some((group, elem, Self::u32([h[4], h[5], h[6], h[7]], big), 8));
+            let len = Self::u32([h[4], h[5], h[6], h[7]], big);
+            if group != 0xFFFE && implicit_sequence(group, elem) {
+                self.in_sequence.set(true);
+            }
+            return Some((group, elem, len, 8));
         }
         let vr = &h[4..6];
         // A VR that is not two capitals is read with a 4-byte length, as dicom-rs does.
@@ -119,6 +136,9 @@ impl Walk<'_> {
             // (it stopped here, and a 674-byte file then took 3.8 GB: fuzzing finding).
             if vr == b"UN" && len == UNDEFINED {
                 self.in_un_sequence.set(true);
+            }
+            if vr == b"SQ" {
+                self.in_sequence.set(true);
             }
             Some((group, elem, len, 12))
         } else {
@@ -169,10 +189,15 @@ impl Walk<'_> {
         Ok(ts)
     }
 
-    /// The data set: element after element; an undefined length (a sequence, its items,
-    /// encapsulated pixel data) is walked into, a defined one skipped.
+    /// The data set: element after element. Sequences and items are walked into whatever
+    /// their length (dicom-rs parses their content, and allocated what an element inside a
+    /// defined-length sequence declared: a 6 KB file took 4.3 GB, a fuzzing finding), as is
+    /// anything of undefined length (encapsulated pixel data); other values are skipped.
     fn data_set(&mut self, explicit: bool, big: bool) -> Result<(), String> {
+        // Inside encapsulated pixel data, items are fragments of compressed bytes.
+        let mut fragments = false;
         while self.pos < self.size {
+            self.in_sequence.set(false);
             let Some((group, elem, len, header)) = self.header(explicit, big) else {
                 return Ok(());
             };
@@ -181,7 +206,14 @@ impl Walk<'_> {
             }
             self.check_length(group, elem, len, header)?;
             self.pos += header;
-            if len != UNDEFINED && !(group == 0xFFFE && (elem == 0xE00D || elem == 0xE0DD)) {
+            match (group, elem) {
+                (0x7FE0, 0x0010) => fragments = len == UNDEFINED,
+                (0xFFFE, 0xE0DD) => fragments = false,
+                _ => {}
+            }
+            let item = (group, elem) == (0xFFFE, 0xE000);
+            let opens = self.in_sequence.get() || (item && !fragments);
+            if len != UNDEFINED && !opens && (group != 0xFFFE || item) {
                 self.pos += len as u64;
             }
         }
@@ -275,6 +307,30 @@ mod tests {
         let e = check(&f, 132, true, None, false).unwrap_err();
         assert!(e.contains("(0008,1115) declares 3758161918 bytes"), "{e}");
         assert!(e.contains("sequence sent as UN"), "{e}");
+    }
+
+    #[test]
+    fn sequences_and_items_of_defined_length_are_walked_into() {
+        // An SQ of 20 bytes holding an item of 12 whose one element declares 4 GB: dicom-rs
+        // parses the item's content and allocated the 4 GB.
+        let inner = [0x08, 0x00, 0x50, 0x11, b'U', b'I', 0xF0, 0xFF];
+        let mut ds = vec![0x08, 0x00, 0x15, 0x11, b'S', b'Q', 0, 0, 16, 0, 0, 0];
+        ds.extend([0xFE, 0xFF, 0x00, 0xE0, 8, 0, 0, 0]);
+        ds.extend(inner);
+        let explicit = "1.2.840.10008.1.2.1";
+        let e = check(&file(&part10(&ds, explicit)), 132, true, None, false).unwrap_err();
+        assert!(e.contains("(0008,1150) declares 65520 bytes"), "{e}");
+        // Implicit VR: (0008,1115) is an SQ by the dictionary.
+        let mut ds = vec![0x08, 0x00, 0x15, 0x11, 16, 0, 0, 0];
+        ds.extend([0xFE, 0xFF, 0x00, 0xE0, 8, 0, 0, 0]);
+        ds.extend([0x08, 0x00, 0x50, 0x11, 0, 0, 0, 0x7F]);
+        let e = check(&file(&ds), 0, false, Some(IMPLICIT_LE), false).unwrap_err();
+        assert!(e.contains("(0008,1150) declares 2130706432 bytes"), "{e}");
+        // The same sound: passes.
+        let mut ds = vec![0x08, 0x00, 0x15, 0x11, 20, 0, 0, 0];
+        ds.extend([0xFE, 0xFF, 0x00, 0xE0, 12, 0, 0, 0]);
+        ds.extend([0x08, 0x00, 0x50, 0x11, 4, 0, 0, 0, b'1', b'.', b'2', 0]);
+        assert_eq!(check(&file(&ds), 0, false, Some(IMPLICIT_LE), true), Ok(()));
     }
 
     #[test]
