@@ -60,3 +60,17 @@ fn an_element_inside_a_defined_length_sequence_is_refused_before_allocating() {
     let text = load_dicom(&corpus("dicom", "length-inside-sequence.dcm"));
     common::assert_has(&text, &["(A043,5153) declares 4294836224 bytes"]);
 }
+
+#[test]
+fn a_meta_group_with_a_stray_element_does_not_hide_the_data_set_from_the_check() {
+    // was: 3.8 GB and 8 s (UN_sequence.dcm with (0002,0001) turned into (000A,0001))
+    let text = load_dicom(&corpus("dicom", "meta-stray-group.dcm"));
+    common::assert_has(&text, &["(0008,1115) declares 3758161918 bytes"]);
+}
+
+#[test]
+fn an_unknown_vr_is_read_with_a_4_byte_length_as_the_parser_does() {
+    // was: 1.7 GB (a damaged VR "DC" on (0018,0081), whose next bytes read as 808 MB)
+    let text = load_dicom(&corpus("dicom", "unknown-vr.dcm"));
+    common::assert_has(&text, &["(0018,0081) declares 808922675 bytes"]);
+}

@@ -70,23 +70,13 @@ fn implicit_sequence(group: u16, elem: u16) -> bool {
         .is_some_and(|e| e.vr() == VirtualVr::Exact(VR::SQ))
 }
 
-/// VRs with a 2-byte reserved field and a 4-byte length in explicit VR.
-fn long_vr(vr: &[u8]) -> bool {
+/// VRs with a 2-byte length in explicit VR, as dicom-rs lists them (PS3.5 7.1.2); every
+/// other VR, unknown ones too, has 2 reserved bytes and a 4-byte length.
+fn short_vr(vr: &[u8]) -> bool {
     matches!(
         vr,
-        b"OB"
-            | b"OD"
-            | b"OF"
-            | b"OL"
-            | b"OV"
-            | b"OW"
-            | b"SQ"
-            | b"SV"
-            | b"UC"
-            | b"UN"
-            | b"UR"
-            | b"UT"
-            | b"UV"
+        b"AE" | b"AS" | b"AT" | b"CS" | b"DA" | b"DS" | b"DT" | b"FL" | b"FD" | b"IS" | b"LO"
+            | b"LT" | b"PN" | b"SH" | b"SL" | b"SS" | b"ST" | b"TM" | b"UI" | b"UL" | b"US"
     )
 }
 
@@ -127,8 +117,8 @@ impl Walk<'_> {
             return Some((group, elem, len, 8));
         }
         let vr = &h[4..6];
-        // A VR that is not two capitals is read with a 4-byte length, as dicom-rs does.
-        if long_vr(vr) || !vr.iter().all(u8::is_ascii_uppercase) {
+        // A VR dicom-rs does not know (a damaged one) is read as UN, with a 4-byte length.
+        if !short_vr(vr) {
             let l: [u8; 4] = self.bytes(self.pos + 8)?;
             let len = Self::u32(l, big);
             // A sequence sent as UN of undefined length: the standard reads its content as
@@ -165,28 +155,42 @@ impl Walk<'_> {
         Ok(())
     }
 
-    /// The file meta group (explicit VR little endian): its transfer syntax UID.
+    /// The file meta group (explicit VR little endian): its transfer syntax UID. Read as
+    /// dicom-rs reads it: (0002,0000) first, then elements of any group until that many
+    /// bytes are consumed (a walk that stopped at the first other group left the data set
+    /// unchecked: a fuzzing finding). `None`: dicom-rs will refuse the header itself.
     fn meta_group(&mut self) -> Result<Option<String>, String> {
-        let mut ts = None;
-        while let Some((group, elem, len, header)) = self.header(true, false) {
-            if group != 0x0002 {
-                break;
+        match self.header(true, false) {
+            Some((0x0002, 0x0000, 4, header)) => {
+                let group_length = self
+                    .bytes::<4>(self.pos + header)
+                    .map(u32::from_le_bytes)
+                    .ok_or("the file ends inside its meta header")?;
+                self.pos += header + 4;
+                let end = self.pos + group_length as u64;
+                let mut ts = None;
+                while self.pos < end {
+                    let Some((group, elem, len, header)) = self.header(true, false) else {
+                        return Ok(None);
+                    };
+                    self.check_length(group, elem, len, header)?;
+                    if len == UNDEFINED {
+                        return Ok(None);
+                    }
+                    if (group, elem) == (0x0002, 0x0010) && len <= 64 {
+                        let mut v = vec![0u8; len as usize];
+                        self.file
+                            .read_exact_at(&mut v, self.pos + header)
+                            .map_err(|e| e.to_string())?;
+                        let s = String::from_utf8_lossy(&v);
+                        ts = Some(s.trim_end_matches(['\0', ' ']).to_string());
+                    }
+                    self.pos += header + len as u64;
+                }
+                Ok(ts)
             }
-            self.check_length(group, elem, len, header)?;
-            if len == UNDEFINED {
-                return Ok(None);
-            }
-            if elem == 0x0010 && len <= 64 {
-                let mut v = vec![0u8; len as usize];
-                self.file
-                    .read_exact_at(&mut v, self.pos + header)
-                    .map_err(|e| e.to_string())?;
-                let s = String::from_utf8_lossy(&v);
-                ts = Some(s.trim_end_matches(['\0', ' ']).to_string());
-            }
-            self.pos += header + len as u64;
+            _ => Ok(None),
         }
-        Ok(ts)
     }
 
     /// The data set: element after element. Sequences and items are walked into whatever
@@ -237,7 +241,7 @@ mod tests {
         b.extend(tag.0.to_le_bytes());
         b.extend(tag.1.to_le_bytes());
         b.extend(vr);
-        if long_vr(vr) {
+        if !short_vr(vr) {
             b.extend([0, 0]);
             b.extend((value.len() as u32).to_le_bytes());
         } else {
@@ -254,9 +258,25 @@ mod tests {
         if uid.len() % 2 == 1 {
             uid.push(0);
         }
-        b.extend(element((0x0002, 0x0010), b"UI", &uid));
+        let ts = element((0x0002, 0x0010), b"UI", &uid);
+        b.extend(element((0x0002, 0x0000), b"UL", &(ts.len() as u32).to_le_bytes()));
+        b.extend(ts);
         b.extend(data_set);
         b
+    }
+
+    #[test]
+    fn the_meta_group_is_read_by_its_length_and_unknown_vrs_have_4_byte_lengths() {
+        // A meta element of another group inside the group length (dicom-rs reads on).
+        let mut f = part10(&[], "1.2.840.10008.1.2.1");
+        let stray = element((0x000A, 0x0001), b"OB", &[0, 1]);
+        let group_length = (f.len() - 144 + stray.len()) as u32;
+        f[140..144].copy_from_slice(&group_length.to_le_bytes());
+        f.extend(stray);
+        // then (0018,0081) with the unknown VR "DC": reserved 2 bytes, then 4 GB declared
+        f.extend([0x18, 0x00, 0x81, 0x00, b'D', b'C', 0, 0, 0x00, 0xFF, 0xFF, 0xFF]);
+        let e = check(&file(&f), 132, true, None, false).unwrap_err();
+        assert!(e.contains("(0018,0081) declares 4294967040 bytes"), "{e}");
     }
 
     #[test]
