@@ -20,16 +20,26 @@ fn load_dicom(input: &Path) -> String {
     let series = dir.path().join("series");
     std::fs::create_dir(&series).unwrap();
     std::fs::copy(input, series.join("1.dcm")).unwrap();
-    let yaml = "version: 1\nname: regression\nnodes:\n  ct: {kind: load_dicom, params: {path: series}}\n";
+    let yaml =
+        "version: 1\nname: regression\nnodes:\n  ct: {kind: load_dicom, params: {path: series}}\n";
     std::fs::write(dir.path().join("w.yaml"), yaml).unwrap();
     let start = Instant::now();
-    let out = common::vistaflow(&["run", "-q", "--no-cache", "--no-trace", "w.yaml"], dir.path());
+    let out = common::vistaflow(
+        &["run", "-q", "--no-cache", "--no-trace", "w.yaml"],
+        dir.path(),
+    );
     let took = start.elapsed();
     let text = common::text(&out);
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(took < Duration::from_secs(10), "took {took:?}: {text}");
-    assert!(!text.contains("panicked"), "a panic message reached the user:\n{text}");
-    assert!(text.contains("series/1.dcm"), "the file is not named:\n{text}");
+    assert!(
+        !text.contains("panicked"),
+        "a panic message reached the user:\n{text}"
+    );
+    assert!(
+        text.contains("series/1.dcm"),
+        "the file is not named:\n{text}"
+    );
     text
 }
 
@@ -37,21 +47,40 @@ fn load_dicom(input: &Path) -> String {
 fn an_element_longer_than_its_file_is_refused_before_allocating() {
     // was: 4.3 GB and 11 s for a 2 KB file
     let text = load_dicom(&corpus("dicom", "length-beyond-file.dcm"));
-    common::assert_has(&text, &["truncated or damaged", "declares", "bytes but the file has only"]);
+    common::assert_has(
+        &text,
+        &[
+            "truncated or damaged",
+            "declares",
+            "bytes but the file has only",
+        ],
+    );
 }
 
 #[test]
 fn a_short_rle_segment_is_an_error_not_a_panic() {
     // was: a panic inside dicom-rs's RLE decoder, printed above the error
     let text = load_dicom(&corpus("dicom", "rle-segment-short.dcm"));
-    common::assert_has(&text, &["cannot decode frame 1", "the decoder failed on damaged data"]);
+    common::assert_has(
+        &text,
+        &[
+            "cannot decode frame 1",
+            "the decoder failed on damaged data",
+        ],
+    );
 }
 
 #[test]
 fn a_un_sequence_dicom_rs_misreads_is_refused_before_allocating() {
     // was: 3.8 GB and 8 s for pydicom's 674-byte UN_sequence.dcm
     let text = load_dicom(&corpus("dicom", "un-sequence.dcm"));
-    common::assert_has(&text, &["(0008,1115) declares 3758161918 bytes", "sequence sent as UN"]);
+    common::assert_has(
+        &text,
+        &[
+            "(0008,1115) declares 3758161918 bytes",
+            "sequence sent as UN",
+        ],
+    );
 }
 
 #[test]

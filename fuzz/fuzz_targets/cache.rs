@@ -41,7 +41,12 @@ fuzz_target!(|data: &[u8]| {
         std::fs::write(shard.join(format!("{hexid}.json")), &sidecar).unwrap();
         std::fs::write(shard.join(format!("{hexid}.safetensors")), payload).unwrap();
     };
-    for ty in [PortType::Image, PortType::Labels, PortType::Table, PortType::Model] {
+    for ty in [
+        PortType::Image,
+        PortType::Labels,
+        PortType::Table,
+        PortType::Model,
+    ] {
         write(); // a corrupt entry is removed by the read before
         let _ = store().get(&id, ty);
     }

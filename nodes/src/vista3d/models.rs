@@ -188,7 +188,10 @@ pub fn network_config(network: Network, weights: &Path) -> Result<Config, NodeEr
                 )
             })?;
             config.check().map_err(|e| {
-                NodeError::file(weights, format!("the tensor shapes are no VISTA3D network: {e}"))
+                NodeError::file(
+                    weights,
+                    format!("the tensor shapes are no VISTA3D network: {e}"),
+                )
             })?;
             Ok(config)
         }
@@ -290,7 +293,10 @@ mod tests {
         // conv_init but no encoder level: was an index underflow building the decoder
         let w = weights(dir.path(), &[(INIT, &[16, 1, 3, 3, 3])]);
         let e = network_config(Network::Auto, &w).unwrap_err().to_string();
-        assert!(e.contains("w.safetensors") && e.contains("levels (length of blocks_down) is 0"), "{e}");
+        assert!(
+            e.contains("w.safetensors") && e.contains("levels (length of blocks_down) is 0"),
+            "{e}"
+        );
         // a one-dimensional conv_init: was an index out of bounds reading its shape
         let w = weights(dir.path(), &[(INIT, &[16])]);
         let e = network_config(Network::Auto, &w).unwrap_err().to_string();
@@ -301,12 +307,24 @@ mod tests {
     fn a_card_naming_an_impossible_network_is_refused_with_the_card_named() {
         let dir = tempfile::tempdir().unwrap();
         let w = weights(dir.path(), &[(INIT, &[16, 1, 3, 3, 3])]);
-        card(&w, serde_json::json!({"encoder_embed_dim": 512, "blocks_down": [1, 1, 1, 1, 1, 1, 1, 1]}));
+        card(
+            &w,
+            serde_json::json!({"encoder_embed_dim": 512, "blocks_down": [1, 1, 1, 1, 1, 1, 1, 1]}),
+        );
         let e = network_config(Network::Auto, &w).unwrap_err().to_string();
-        assert!(e.contains("w.json") && e.contains("filters of the deepest level is 65536"), "{e}");
-        card(&w, serde_json::json!({"encoder_embed_dim": 48, "blocks_down": [1, 2], "num_heads": 5}));
+        assert!(
+            e.contains("w.json") && e.contains("filters of the deepest level is 65536"),
+            "{e}"
+        );
+        card(
+            &w,
+            serde_json::json!({"encoder_embed_dim": 48, "blocks_down": [1, 2], "num_heads": 5}),
+        );
         let e = network_config(Network::Auto, &w).unwrap_err().to_string();
-        assert!(e.contains("num_heads 5 does not divide encoder_embed_dim 48"), "{e}");
+        assert!(
+            e.contains("num_heads 5 does not divide encoder_embed_dim 48"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -315,13 +333,19 @@ mod tests {
         let w = weights(dir.path(), &[(INIT, &[256, 1, 3, 3, 3])]);
         // 256 filters, 4 levels: 1.2e9 encoder values (4.8 GB) would be allocated for a
         // file of 7 kB
-        card(&w, serde_json::json!({"encoder_embed_dim": 256, "blocks_down": [4, 4, 4, 4]}));
+        card(
+            &w,
+            serde_json::json!({"encoder_embed_dim": 256, "blocks_down": [4, 4, 4, 4]}),
+        );
         let config = network_config(Network::Auto, &w).unwrap();
         assert_eq!(config.min_parameters(), 1_203_240_960);
         let e = match weights::load(&w, &config, Device::Cpu) {
             Err(e) => e.to_string(),
             Ok(_) => panic!("loaded a network the file cannot hold"),
         };
-        assert!(e.contains("the file holds 6912 values; this network has at least 1203240960"), "{e}");
+        assert!(
+            e.contains("the file holds 6912 values; this network has at least 1203240960"),
+            "{e}"
+        );
     }
 }

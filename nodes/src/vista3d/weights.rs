@@ -61,7 +61,9 @@ fn read(path: &Path) -> Result<Vec<(String, Tensor)>, WeightsError> {
 /// The configuration a state dict was made for, read off its key names and shapes; `None`
 /// when it is not a VISTA3D state dict at all.
 pub fn infer_config(shapes: &BTreeMap<String, Vec<i64>>) -> Option<Config> {
-    let &[embed, in_channels, ..] = shapes.get("image_encoder.encoder.conv_init.weight")?.as_slice()
+    let &[embed, in_channels, ..] = shapes
+        .get("image_encoder.encoder.conv_init.weight")?
+        .as_slice()
     else {
         return None;
     };

@@ -75,8 +75,27 @@ fn implicit_sequence(group: u16, elem: u16) -> bool {
 fn short_vr(vr: &[u8]) -> bool {
     matches!(
         vr,
-        b"AE" | b"AS" | b"AT" | b"CS" | b"DA" | b"DS" | b"DT" | b"FL" | b"FD" | b"IS" | b"LO"
-            | b"LT" | b"PN" | b"SH" | b"SL" | b"SS" | b"ST" | b"TM" | b"UI" | b"UL" | b"US"
+        b"AE"
+            | b"AS"
+            | b"AT"
+            | b"CS"
+            | b"DA"
+            | b"DS"
+            | b"DT"
+            | b"FL"
+            | b"FD"
+            | b"IS"
+            | b"LO"
+            | b"LT"
+            | b"PN"
+            | b"SH"
+            | b"SL"
+            | b"SS"
+            | b"ST"
+            | b"TM"
+            | b"UI"
+            | b"UL"
+            | b"US"
     )
 }
 
@@ -259,7 +278,11 @@ mod tests {
             uid.push(0);
         }
         let ts = element((0x0002, 0x0010), b"UI", &uid);
-        b.extend(element((0x0002, 0x0000), b"UL", &(ts.len() as u32).to_le_bytes()));
+        b.extend(element(
+            (0x0002, 0x0000),
+            b"UL",
+            &(ts.len() as u32).to_le_bytes(),
+        ));
         b.extend(ts);
         b.extend(data_set);
         b
@@ -274,7 +297,9 @@ mod tests {
         f[140..144].copy_from_slice(&group_length.to_le_bytes());
         f.extend(stray);
         // then (0018,0081) with the unknown VR "DC": reserved 2 bytes, then 4 GB declared
-        f.extend([0x18, 0x00, 0x81, 0x00, b'D', b'C', 0, 0, 0x00, 0xFF, 0xFF, 0xFF]);
+        f.extend([
+            0x18, 0x00, 0x81, 0x00, b'D', b'C', 0, 0, 0x00, 0xFF, 0xFF, 0xFF,
+        ]);
         let e = check(&file(&f), 132, true, None, false).unwrap_err();
         assert!(e.contains("(0018,0081) declares 4294967040 bytes"), "{e}");
     }
@@ -318,7 +343,9 @@ mod tests {
         // pydicom's UN_sequence.dcm: (0009,100C) UN of undefined length, whose item holds
         // implicit VR elements; dicom-rs reads (0008,1115)'s FFFF as a VR and the next 4
         // bytes (an item tag) as a length of 3.7 GB, and allocated it.
-        let mut ds = vec![0x09, 0x00, 0x0C, 0x10, b'U', b'N', 0, 0, 0xFF, 0xFF, 0xFF, 0xFF];
+        let mut ds = vec![
+            0x09, 0x00, 0x0C, 0x10, b'U', b'N', 0, 0, 0xFF, 0xFF, 0xFF, 0xFF,
+        ];
         ds.extend([0xFE, 0xFF, 0x00, 0xE0, 0xFF, 0xFF, 0xFF, 0xFF]);
         ds.extend([0x08, 0x00, 0x15, 0x11, 0xFF, 0xFF, 0xFF, 0xFF]);
         ds.extend([0xFE, 0xFF, 0x00, 0xE0, 0xFF, 0xFF, 0xFF, 0xFF]);
