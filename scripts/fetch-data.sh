@@ -168,6 +168,19 @@ else
   echo "fetch-data: skipped dciodvfy (dicom3tools): apt-get unavailable or not root; the DICOM SEG test will say so"
 fi
 
+# --- plastimatch (the independent RT-STRUCT reader for export's rtstruct test) via apt -------
+if command -v plastimatch >/dev/null 2>&1; then
+  echo "fetch-data: plastimatch already installed"
+elif command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  echo "fetch-data: installing plastimatch with apt-get"
+  if ! { apt-get install -y -qq plastimatch >/dev/null 2>&1 \
+         || { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq plastimatch >/dev/null 2>&1; }; }; then
+    fail "apt-get install plastimatch failed (run 'apt-get update' and retry, or see apt's output)"
+  fi
+else
+  echo "fetch-data: skipped plastimatch: apt-get unavailable or not root; the RT-STRUCT test will say so"
+fi
+
 # --- Colin27 (mricron-data) via apt -----------------------------------------------------------
 COLIN=/usr/share/mricron/templates
 if [ -f "$COLIN/ch2.nii.gz" ]; then

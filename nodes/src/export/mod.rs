@@ -7,5 +7,6 @@ pub mod nifti;
 mod node;
 pub mod preview;
 mod report;
+pub mod rtstruct;
 
 pub use node::Export;

@@ -1,12 +1,13 @@
 //! The `export` node: one format per use, chosen by `format`.
 
 use super::mesh::{write_stl, MeshOptions};
-use super::{dicom_seg, nifti, preview, report};
+use super::{dicom_seg, nifti, preview, report, rtstruct};
 use crate::node::{Compute, Ctx, Inputs, Node, NodeError, NodeSpec, Outputs, PortSpec};
-use crate::params::{self, NodeParams, ParamChoice, ParamSchema, Params};
+use crate::params::{self, NodeParams, ParamChoice, ParamSchema, ParamType, Params};
 use crate::spatial::{resample_volume, Grid, Interp};
 use crate::value::{LabelMap, PortType, Value, Volume};
 use serde::Deserialize;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -15,7 +16,7 @@ pub struct Export;
 #[derive(Deserialize, NodeParams)]
 #[serde(deny_unknown_fields)]
 struct ExportParams {
-    /// nifti | dicom_seg | stl | png | report
+    /// nifti | dicom_seg | rtstruct | stl | png | report
     format: Format,
     /// file to write (stl: a folder, one file per class)
     #[param(output_path)]
@@ -26,17 +27,42 @@ struct ExportParams {
     /// stl: sample every step-th voxel (2 or more: fewer triangles)
     #[param(default = 1u32, min = 1)]
     step: u32,
-    /// dicom_seg: leave out the patient and study identifiers and dates (DICOM PS3.15 Basic
+    /// dicom_seg, rtstruct: leave out the patient and study identifiers and dates (DICOM PS3.15 Basic
     /// Profile with the Retain UIDs Option); by default they are copied from the source as
     /// DICOM requires
     #[param(default = false)]
     deidentify: bool,
+    /// rtstruct: ROI names by class name or id, e.g. {liver: Liver_AI, 5: Kidney_R}, over the
+    /// AAPM TG-263 names vistaflow gives VISTA3D's classes
+    #[param(ty = ParamType::Custom {
+        describe: "{class name or id: ROI name}",
+        check: check_names,
+    })]
+    names: Option<BTreeMap<String, String>>,
+}
+
+fn check_names(v: &serde_json::Value) -> Result<(), String> {
+    let Some(o) = v.as_object() else {
+        return Err("names: an object {class name or id: ROI name}".into());
+    };
+    for (k, name) in o {
+        match name.as_str() {
+            Some(n) if !n.trim().is_empty() && n.chars().count() <= 64 && !n.contains('\\') => {}
+            _ => {
+                return Err(format!(
+                    "names: {k} -> a ROI name (text, 1 to 64 characters, no backslash)"
+                ))
+            }
+        }
+    }
+    Ok(())
 }
 
 #[derive(ParamChoice, Clone, Copy, PartialEq)]
 enum Format {
     Nifti,
     DicomSeg,
+    Rtstruct,
     Stl,
     Png,
     Report,
@@ -48,8 +74,9 @@ impl Node for Export {
         SPEC.get_or_init(|| NodeSpec {
             kind: "export",
             version: "1",
-            summary: "Writes labels for people and tools: NIfTI + class tables, DICOM SEG, STL \
-                      meshes, a PNG preview sheet, or the run's JSON provenance report",
+            summary: "Writes labels for people and tools: NIfTI + class tables, DICOM SEG, DICOM \
+                      RT Structure Set, STL meshes, a PNG preview sheet, or the run's JSON \
+                      provenance report",
             inputs: vec![
                 PortSpec::optional_input(
                     "labels",
@@ -59,8 +86,8 @@ impl Node for Export {
                 PortSpec::optional_input(
                     "image",
                     PortType::Image,
-                    "dicom_seg: the source series from load_dicom (required); nifti: the grid \
-                     to write on; png: the image under the overlays",
+                    "dicom_seg, rtstruct: the source series from load_dicom (required); nifti: \
+                     the grid to write on; png: the image under the overlays",
                 ),
             ],
             exactly_one_input_of: vec![],
@@ -122,6 +149,17 @@ impl Node for Export {
                     )
                 })?;
                 dicom_seg::write(&p.path, &labels, &img, p.deidentify, ctx)
+            }
+            Format::Rtstruct => {
+                let img = image.ok_or_else(|| {
+                    NodeError::Invalid(
+                        "format `rtstruct` needs `image`: the CT series from load_dicom, whose \
+                         slices the contours reference (e.g. `image: ct.image`)"
+                            .into(),
+                    )
+                })?;
+                let names = p.names.unwrap_or_default();
+                rtstruct::write(&p.path, &labels, &img, p.deidentify, &names, ctx)
             }
             Format::Stl => {
                 let opts = MeshOptions {

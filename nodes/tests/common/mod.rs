@@ -206,3 +206,4 @@ pub fn small_net() -> Option<SmallNet> {
         ts: data.join("totalsegmentator"),
     })
 }
+pub mod dicom_export;

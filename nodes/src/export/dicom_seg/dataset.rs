@@ -74,7 +74,7 @@ fn segment_item(s: &Segment) -> Obj {
 }
 
 /// The source instances, each once (a multi-frame file is one instance), in slice order.
-pub(super) fn unique_instances(src: &SourceRef) -> impl Iterator<Item = &InstanceRef> {
+pub(crate) fn unique_instances(src: &SourceRef) -> impl Iterator<Item = &InstanceRef> {
     let mut seen = std::collections::BTreeSet::new();
     src.instances
         .iter()
@@ -103,19 +103,9 @@ fn referenced_series(c: &Content) -> Obj {
     d.done()
 }
 
-/// The whole data set.
-pub fn build(c: &Content) -> Obj {
-    let src = c.src;
-    let version = env!("CARGO_PKG_VERSION");
-    let mut d = Ds::new();
-
-    // SOP Common; the character set only when some copied text is not ASCII.
-    if src.attributes.values().any(|v| !v.is_ascii()) {
-        d.s(tags::SPECIFIC_CHARACTER_SET, VR::CS, "ISO_IR 192");
-    }
-    d.s(tags::SOP_CLASS_UID, VR::UI, uids::SEGMENTATION_STORAGE)
-        .s(tags::SOP_INSTANCE_UID, VR::UI, &c.sop_instance_uid);
-
+/// Patient and General Study modules, copied from the source (Type 2: present, maybe
+/// empty), with the de-identification attributes when the identity was removed.
+pub(crate) fn patient_and_study(d: &mut Ds, src: &SourceRef, study_instance_uid: &str) {
     // Patient and General Study: copied from the source (Type 2: present, maybe empty).
     for (tag, vr, kw) in [
         (tags::PATIENT_NAME, VR::PN, "PatientName"),
@@ -141,7 +131,7 @@ pub fn build(c: &Content) -> Obj {
             src.attr("StudyDescription"),
         );
     }
-    d.s(tags::STUDY_INSTANCE_UID, VR::UI, &c.study_instance_uid);
+    d.s(tags::STUDY_INSTANCE_UID, VR::UI, study_instance_uid);
     if src.identity_removed {
         let code = |value: &str, meaning: &str| {
             code_item(&Code {
@@ -164,6 +154,22 @@ pub fn build(c: &Content) -> Obj {
                 ],
             );
     }
+}
+
+/// The whole data set.
+pub fn build(c: &Content) -> Obj {
+    let src = c.src;
+    let version = env!("CARGO_PKG_VERSION");
+    let mut d = Ds::new();
+
+    // SOP Common; the character set only when some copied text is not ASCII.
+    if src.attributes.values().any(|v| !v.is_ascii()) {
+        d.s(tags::SPECIFIC_CHARACTER_SET, VR::CS, "ISO_IR 192");
+    }
+    d.s(tags::SOP_CLASS_UID, VR::UI, uids::SEGMENTATION_STORAGE)
+        .s(tags::SOP_INSTANCE_UID, VR::UI, &c.sop_instance_uid);
+
+    patient_and_study(&mut d, src, &c.study_instance_uid);
 
     // General Series + Segmentation Series.
     let series_number = src

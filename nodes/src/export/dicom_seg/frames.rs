@@ -126,6 +126,13 @@ impl Voxels {
         with_ints!(&self.ints, v => Id::le(&v[..], h))
     }
 
+    /// Slice `k`'s class ids (as i64) into `out` (cleared first).
+    pub fn slice_ids(&self, k: usize, out: &mut Vec<i64>) {
+        let plane = self.plane();
+        out.clear();
+        with_ints!(&self.ints, v => out.extend(v[k * plane..(k + 1) * plane].iter().map(|&x| Into::<i64>::into(x))))
+    }
+
     /// Appends slice `k`'s mask of `class` to `out`.
     pub fn pack_slice(&self, k: usize, class: u32, out: &mut PixelBits) {
         let plane = self.plane();

@@ -16,14 +16,14 @@
 //!   dimensions; [`elements`]: a data set builder, decimal strings, code items.
 
 mod codes;
-mod color;
+pub(crate) mod color;
 mod content;
-mod dataset;
-mod elements;
-mod frames;
+pub(crate) mod dataset;
+pub(crate) mod elements;
+pub(crate) mod frames;
 mod groups;
-mod source;
-mod uid;
+pub(crate) mod source;
+pub(crate) mod uid;
 
 use crate::io::atomic;
 use crate::node::{Ctx, NodeError};
@@ -46,11 +46,11 @@ pub fn write(
     deidentify: bool,
     ctx: &Ctx,
 ) -> Result<(), NodeError> {
-    let mut src = source::SourceRef::of(source)?;
+    let mut src = source::SourceRef::of(source, "dicom_seg")?;
     if deidentify {
         src.deidentify();
     }
-    source::check_grid(labels, source, &src)?;
+    source::check_grid(labels, source, &src, "dicom_seg")?;
     let voxels = frames::Voxels::of(labels)?;
     let [_, rows, cols] = voxels.shape;
     if rows > u16::MAX as usize || cols > u16::MAX as usize {
@@ -84,7 +84,7 @@ pub fn write(
 
     let segments = segments(labels, &present, ctx);
     let content_digest = digest(&src, &voxels, labels);
-    let (study, series_ref, for_uid) = reference_uids(&src, ctx);
+    let (study, series_ref, for_uid) = reference_uids(&src, "dicom_seg", ctx);
 
     let mut bits = frames::PixelBits::default();
     let mut frame_list = Vec::new();
@@ -221,7 +221,11 @@ fn digest(src: &source::SourceRef, voxels: &frames::Voxels, labels: &LabelMap) -
 /// The study, referenced series and frame of reference UIDs: the source's, or, where the
 /// source left one empty, a UID derived from the source slices' UIDs (so that every SEG of
 /// the series agrees) and a warning.
-fn reference_uids(src: &source::SourceRef, ctx: &Ctx) -> (String, String, String) {
+pub(crate) fn reference_uids(
+    src: &source::SourceRef,
+    format: &str,
+    ctx: &Ctx,
+) -> (String, String, String) {
     let mut h = Sha256::new();
     for i in &src.instances {
         h.update((i.sop_instance_uid.len() as u64).to_le_bytes());
@@ -249,9 +253,9 @@ fn reference_uids(src: &source::SourceRef, ctx: &Ctx) -> (String, String, String
     );
     if !missing.is_empty() {
         ctx.warn(&format!(
-            "dicom_seg: the source series has no {}: the SEG uses UIDs derived from the slices' \
-             SOP Instance UIDs instead, so viewers may not file it with the images (its frames \
-             still point at the source slices)",
+            "{format}: the source series has no {}: the file uses UIDs derived from the \
+             slices' SOP Instance UIDs instead, so viewers may not file it with the images (it \
+             still points at the source slices)",
             missing.join(", ")
         ));
     }

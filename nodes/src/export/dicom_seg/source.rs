@@ -39,17 +39,17 @@ pub struct SourceRef {
     pub identity_removed: bool,
 }
 
-fn not_dicom(why: &str) -> NodeError {
+fn not_dicom(format: &str, why: &str) -> NodeError {
     NodeError::Invalid(format!(
-        "dicom_seg needs the image from load_dicom as its source ({why}): a DICOM SEG \
+        "{format} needs the image from load_dicom as its source ({why}): a {format} file \
          references the DICOM series it was made from. Connect the `image` output of the \
          load_dicom node that read the series (the labels must be resampled onto it)"
     ))
 }
 
-fn broken(what: &str) -> NodeError {
+fn broken(format: &str, what: &str) -> NodeError {
     NodeError::Invalid(format!(
-        "dicom_seg: the source image's DICOM identity is incomplete ({what}); load the \
+        "{format}: the source image's DICOM identity is incomplete ({what}); load the \
          series again with load_dicom"
     ))
 }
@@ -64,8 +64,11 @@ fn text(j: &Json, key: &str) -> Option<String> {
 }
 
 impl SourceRef {
-    /// Reads `source.identity`; fails unless it was written by `load_dicom`.
-    pub fn of(source: &Volume) -> Result<SourceRef, NodeError> {
+    /// Reads `source.identity`; fails unless it was written by `load_dicom`. `format` (e.g.
+    /// `dicom_seg`) names the export in the messages.
+    pub fn of(source: &Volume, format: &str) -> Result<SourceRef, NodeError> {
+        let broken = |what: &str| broken(format, what);
+        let not_dicom = |why: &str| not_dicom(format, why);
         let id = source.identity.as_deref().ok_or_else(|| {
             let from = source
                 .meta
@@ -86,8 +89,8 @@ impl SourceRef {
             .map(|(k, inst)| {
                 let sop_instance_uid = text(inst, "sop_instance_uid").ok_or_else(|| {
                     NodeError::Invalid(format!(
-                        "dicom_seg: source slice {k} has no SOP Instance UID (neither in the \
-                         data set nor in the file meta information), so the SEG cannot \
+                        "{format}: source slice {k} has no SOP Instance UID (neither in the \
+                         data set nor in the file meta information), so the file cannot \
                          reference it; give the series' files their UIDs first"
                     ))
                 })?;
@@ -153,23 +156,28 @@ impl SourceRef {
 
 /// Fails unless `labels` has `source`'s shape and affine (within [`GRID_TOL_MM`]), and the
 /// source slices are those load_dicom read.
-pub fn check_grid(labels: &LabelMap, source: &Volume, src: &SourceRef) -> Result<(), NodeError> {
+pub fn check_grid(
+    labels: &LabelMap,
+    source: &Volume,
+    src: &SourceRef,
+    format: &str,
+) -> Result<(), NodeError> {
     let hint = "resample the labels onto the image first: a `resample` node with \
                 `inputs: { image: <labels>, reference: <the load_dicom node>.image }`";
     let (ls, is) = (labels.volume.data().size(), source.data().size());
     if ls.len() != 3 {
         return Err(NodeError::Invalid(format!(
-            "dicom_seg: the label map must be 3D [D,H,W], got shape {ls:?}"
+            "{format}: the label map must be 3D [D,H,W], got shape {ls:?}"
         )));
     }
     if is.len() != 3 {
         return Err(NodeError::Invalid(format!(
-            "dicom_seg: the source image must be 3D [D,H,W], got shape {is:?}"
+            "{format}: the source image must be 3D [D,H,W], got shape {is:?}"
         )));
     }
     if ls != is {
         return Err(NodeError::Invalid(format!(
-            "dicom_seg: the labels are not on the source image's grid: shape [D,H,W] {ls:?} vs \
+            "{format}: the labels are not on the source image's grid: shape [D,H,W] {ls:?} vs \
              {is:?}; {hint}"
         )));
     }
@@ -183,7 +191,7 @@ pub fn check_grid(labels: &LabelMap, source: &Volume, src: &SourceRef) -> Result
         .fold(0.0, f64::max);
     if worst.is_nan() || worst > GRID_TOL_MM {
         return Err(NodeError::Invalid(format!(
-            "dicom_seg: the labels are not on the source image's grid: their affines differ by \
+            "{format}: the labels are not on the source image's grid: their affines differ by \
              up to {worst:.3e} mm (tolerance {GRID_TOL_MM:e} mm); {hint}"
         )));
     }
@@ -197,17 +205,16 @@ pub fn check_grid(labels: &LabelMap, source: &Volume, src: &SourceRef) -> Result
                 d.is_nan() || d > GRID_TOL_MM
             });
         if *shape != is || moved {
-            return Err(NodeError::Invalid(
-                "dicom_seg: the source image is not on the grid load_dicom read (it was cropped, \
+            return Err(NodeError::Invalid(format!(
+                "{format}: the source image is not on the grid load_dicom read (it was cropped, \
                  resampled or reoriented since), so its slices are not the series' instances. \
                  Pass load_dicom's own `image` as the source, and resample the labels onto that"
-                    .into(),
-            ));
+            )));
         }
     }
     if !src.resampled && src.instances.len() as i64 != is[0] {
         return Err(NodeError::Invalid(format!(
-            "dicom_seg: the source image has {} slices but load_dicom read {} from the series: \
+            "{format}: the source image has {} slices but load_dicom read {} from the series: \
              it was changed after loading (cropped or resampled). Pass load_dicom's own `image` \
              as the source, and resample the labels onto that",
             is[0],
