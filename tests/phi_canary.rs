@@ -2,8 +2,8 @@
 //! canaries goes through load -> resample -> VISTA3D (small) -> metrics -> every export format
 //! and the report, twice (cold, then from the cache), with traces on. Then every byte that
 //! vistaflow wrote (cache, traces, outputs, stdout and stderr) is searched for the canaries:
-//! the only file allowed to hold them is the DICOM SEG, which must carry the patient module
-//! (and does); with `deidentify: true` not even that.
+//! the only files allowed to hold them are the DICOM SEG and RT-STRUCT, which must carry the
+//! patient module (and do); with `deidentify: true` not even those.
 
 mod common;
 
@@ -41,6 +41,7 @@ nodes:
   qa:   {{ kind: metrics, inputs: {{ prediction: seg.labels, reference: seg.labels }}, params: {{ path: out/metrics.csv }} }}
   qc:   {{ kind: metrics, inputs: {{ prediction: seg.labels }}, params: {{ path: out/qc.json }} }}
   dcm:  {{ kind: export, inputs: {{ labels: seg.labels, image: ct.image }}, params: {{ format: dicom_seg, path: out/seg.dcm, deidentify: {deidentify} }} }}
+  rt:   {{ kind: export, inputs: {{ labels: seg.labels, image: ct.image }}, params: {{ format: rtstruct, path: out/rt.dcm, deidentify: {deidentify} }} }}
   nii:  {{ kind: export, inputs: {{ labels: seg.labels, image: ct.image }}, params: {{ format: nifti, path: out/seg.nii.gz }} }}
   stl:  {{ kind: export, inputs: {{ labels: seg.labels }}, params: {{ format: stl, path: out/meshes, step: 2 }} }}
   png:  {{ kind: export, inputs: {{ labels: seg.labels, image: ct.image }}, params: {{ format: png, path: out/preview.png }} }}
@@ -68,8 +69,9 @@ fn contains(hay: &[u8], needle: &str) -> bool {
     hay.windows(needle.len()).any(|w| w == needle.as_bytes())
 }
 
-/// Runs the workflow cold and warm; returns (where a canary was found, the SEG's bytes).
-fn run(deidentify: bool) -> Option<(Vec<String>, Vec<u8>)> {
+/// Runs the workflow cold and warm; returns (where a canary was found outside the DICOM
+/// outputs, the bytes of the SEG and of the RT-STRUCT).
+fn run(deidentify: bool) -> Option<(Vec<String>, [(&'static str, Vec<u8>); 2])> {
     let data = common::data_dir()?;
     let weights = data.join("vista3d/small/weights.safetensors");
     let dir = tempfile::tempdir().unwrap();
@@ -112,10 +114,11 @@ fn run(deidentify: bool) -> Option<(Vec<String>, Vec<u8>)> {
     );
 
     let seg_path = d.join("out/seg.dcm");
+    let rt_path = d.join("out/rt.dcm");
     let mut written = Vec::new();
     files_under(d, &series, &mut written);
     let mut found = Vec::new();
-    for path in written.iter().filter(|p| **p != seg_path) {
+    for path in written.iter().filter(|p| **p != seg_path && **p != rt_path) {
         let bytes = std::fs::read(path).unwrap();
         for (c, what) in canaries() {
             if contains(&bytes, &c) {
@@ -136,40 +139,48 @@ fn run(deidentify: bool) -> Option<(Vec<String>, Vec<u8>)> {
         }
     }
     assert!(written.len() > 20, "searched only {} files", written.len());
-    Some((found, std::fs::read(seg_path).unwrap()))
+    let read = |p: &Path| std::fs::read(p).unwrap();
+    Some((
+        found,
+        [("SEG", read(&seg_path)), ("RT-STRUCT", read(&rt_path))],
+    ))
 }
 
 #[test]
-fn identifiers_reach_only_the_dicom_seg() {
-    let Some((found, seg)) = run(false) else {
+fn identifiers_reach_only_the_dicom_seg_and_rtstruct() {
+    let Some((found, dicom)) = run(false) else {
         return;
     };
     assert!(
         found.is_empty(),
-        "canaries outside the DICOM SEG: {found:#?}"
+        "canaries outside the DICOM SEG and RT-STRUCT: {found:#?}"
     );
-    // The SEG must carry the source's patient and study identifiers (DICOM requires them).
-    for (c, what) in &canaries()[..4] {
-        assert!(contains(&seg, c), "the SEG lacks the source's {what}");
+    // Both must carry the source's patient and study identifiers (DICOM requires them).
+    for (kind, bytes) in &dicom {
+        for (c, what) in &canaries()[..4] {
+            assert!(contains(bytes, c), "the {kind} lacks the source's {what}");
+        }
     }
 }
 
 #[test]
-fn deidentify_keeps_identifiers_out_of_the_dicom_seg_too() {
-    let Some((found, seg)) = run(true) else {
+fn deidentify_keeps_identifiers_out_of_the_dicom_seg_and_rtstruct_too() {
+    let Some((found, dicom)) = run(true) else {
         return;
     };
     assert!(
         found.is_empty(),
-        "canaries outside the DICOM SEG: {found:#?}"
+        "canaries outside the DICOM SEG and RT-STRUCT: {found:#?}"
     );
-    for (c, what) in canaries() {
-        assert!(
-            !contains(&seg, &c),
-            "the de-identified SEG holds the {what}"
-        );
+    for (kind, bytes) in &dicom {
+        for (c, what) in canaries() {
+            assert!(
+                !contains(bytes, &c),
+                "the de-identified {kind} holds the {what}"
+            );
+        }
+        assert!(contains(bytes, "YES"), "{kind}: PatientIdentityRemoved");
     }
-    assert!(contains(&seg, "YES"), "PatientIdentityRemoved");
 }
 
 /// A cache shared by two users: the second user's key cannot open the first one's seal, so
