@@ -69,9 +69,12 @@ fn contains(hay: &[u8], needle: &str) -> bool {
     hay.windows(needle.len()).any(|w| w == needle.as_bytes())
 }
 
+/// A DICOM output's kind and bytes.
+type DicomOut = (&'static str, Vec<u8>);
+
 /// Runs the workflow cold and warm; returns (where a canary was found outside the DICOM
 /// outputs, the bytes of the SEG and of the RT-STRUCT).
-fn run(deidentify: bool) -> Option<(Vec<String>, [(&'static str, Vec<u8>); 2])> {
+fn run(deidentify: bool) -> Option<(Vec<String>, [DicomOut; 2])> {
     let data = common::data_dir()?;
     let weights = data.join("vista3d/small/weights.safetensors");
     let dir = tempfile::tempdir().unwrap();

@@ -170,3 +170,238 @@ fn rtstruct_of_the_real_series_validates_and_plastimatch_reads_it_back() {
         assert!(masks.contains_key(name), "no ROI {name}: {masks:?}");
     }
 }
+
+/// The label map load_rtstruct makes of `rt` on `ct`'s grid, and the warnings.
+fn load_rt(
+    rt: &Path,
+    ct: &vistaflow_nodes::value::Volume,
+    rois: Option<&[String]>,
+) -> Result<(vistaflow_nodes::value::LabelMap, Vec<String>), String> {
+    let (ctx, rec) = rec_ctx();
+    let labels =
+        vistaflow_nodes::io::rtstruct::load(rt, ct, rois, &ctx).map_err(|e| e.to_string())?;
+    let warnings = rec.warnings.lock().unwrap().clone();
+    Ok((labels, warnings))
+}
+
+/// The class id of `name` in `labels`.
+fn id_of(labels: &vistaflow_nodes::value::LabelMap, name: &str) -> i64 {
+    *labels
+        .classes
+        .iter()
+        .find(|(_, n)| *n == name)
+        .unwrap_or_else(|| panic!("no class {name}: {:?}", labels.classes))
+        .0 as i64
+}
+
+#[test]
+fn load_rtstruct_reads_ours_back_voxel_for_voxel_and_plastimatchs_within_its_tolerance() {
+    let Some(data) = data_dir() else {
+        eprintln!("skipped: data/ is absent (scripts/fetch-data.sh)");
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let ct_dir = tmp.path().join("ct");
+    series_with_uids(&need(data.join(TS_DICOM)), &ct_dir, true);
+    let (ct, labels) = inputs(&ct_dir, &data);
+    let rt = tmp.path().join("rt.dcm");
+    let (ctx, _) = rec_ctx();
+    rtstruct::write(&rt, &labels, &ct, false, &BTreeMap::new(), &ctx).unwrap();
+
+    // Ours: every ROI back exactly, holes included (even-odd).
+    let (back, warnings) = load_rt(&rt, &ct, None).unwrap();
+    assert!(warnings.is_empty(), "{warnings:?}");
+    let classes = present(&labels);
+    assert_eq!(back.classes.len(), classes.len());
+    for class in &classes {
+        let name = rtstruct::names::roi_name(
+            *class,
+            labels.classes.get(class).map(String::as_str),
+            &BTreeMap::new(),
+        );
+        let ours = flags(&labels.volume.data().eq(*class as i64));
+        let read = flags(&back.volume.data().eq(id_of(&back, &name)));
+        assert!(ours == read, "{name}: not read back voxel for voxel");
+    }
+
+    // plastimatch's: its masks of our RT-STRUCT written as a new RT-STRUCT by plastimatch
+    // (its own contour extraction), loaded back against those masks.
+    let masks_dir = tmp.path().join("masks");
+    let masks = plastimatch(&rt, &ct_dir, &masks_dir);
+    let out = tmp.path().join("plast-rt");
+    let o = Command::new("plastimatch")
+        .args(["convert", "--input-prefix"])
+        .arg(&masks_dir)
+        .arg("--referenced-ct")
+        .arg(&ct_dir)
+        .arg("--output-dicom")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let plast_rt = walk(&out)
+        .into_iter()
+        .find(|p| {
+            dicom_object::open_file(p).is_ok_and(|f| {
+                f.element(dicom_dictionary_std::tags::MODALITY)
+                    .is_ok_and(|e| e.to_str().is_ok_and(|s| s.trim() == "RTSTRUCT"))
+            })
+        })
+        .unwrap_or_else(|| panic!("plastimatch wrote no RTSTRUCT in {}", out.display()));
+    // plastimatch's ROIs overlap where it filled holes (the liver's hold other organs), and
+    // a label map holds one class per voxel: each ROI is loaded on its own (`rois`).
+    let (all, warnings) = load_rt(&plast_rt, &ct, None).unwrap();
+    assert_eq!(all.classes.len(), masks.len());
+    assert!(
+        warnings.iter().any(|w| w.contains("ROIs overlap")),
+        "{warnings:?}"
+    );
+    let mut worst = 1.0f64;
+    for (name, path) in &masks {
+        let Value::Labels(mask) = load_nifti(path, true) else {
+            panic!("labels")
+        };
+        let mask = flags(&resample_onto(mask, &ct).volume.data().gt(0));
+        let (theirs, _) = load_rt(&plast_rt, &ct, Some(std::slice::from_ref(name))).unwrap();
+        let read = flags(&theirs.volume.data().eq(id_of(&theirs, name)));
+        let (d, a, b) = dice(&mask, &read);
+        eprintln!("plastimatch's {name}: dice {d:.4} ({a} vs {b} voxels)");
+        worst = worst.min(d);
+        assert!(d >= 0.98, "{name}: Dice {d}");
+    }
+    eprintln!("worst Dice over {} ROIs: {worst:.4}", masks.len());
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[test]
+fn load_rtstruct_refuses_bad_structure_sets_with_the_file_and_the_cause() {
+    let Some(data) = data_dir() else {
+        eprintln!("skipped: data/ is absent (scripts/fetch-data.sh)");
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let ct_dir = tmp.path().join("ct");
+    series_with_uids(&need(data.join(TS_DICOM)), &ct_dir, false);
+    let (ct, labels) = inputs(&ct_dir, &data);
+    let rt = tmp.path().join("rt.dcm");
+    let (ctx, _) = rec_ctx();
+    rtstruct::write(&rt, &labels, &ct, false, &BTreeMap::new(), &ctx).unwrap();
+    use dicom_core::{DataElement, PrimitiveValue, VR};
+    use dicom_dictionary_std::tags;
+    let edit = |name: &str, f: &dyn Fn(&mut dicom_object::DefaultDicomObject)| {
+        let mut obj = dicom_object::open_file(&rt).unwrap();
+        f(&mut obj);
+        let p = tmp.path().join(name);
+        obj.write_to_file(&p).unwrap();
+        p
+    };
+
+    let e = load_rt(&rt, &ct, Some(&["Lever".to_string()])).unwrap_err();
+    assert!(
+        e.contains("rt.dcm") && e.contains("no ROI `Lever`") && e.contains("`Liver`"),
+        "{e}"
+    );
+
+    // another frame of reference
+    let other = edit("other-for.dcm", &|o| {
+        let seq = o
+            .element(tags::REFERENCED_FRAME_OF_REFERENCE_SEQUENCE)
+            .unwrap()
+            .clone();
+        let mut items = seq.items().unwrap().to_vec();
+        items[0].put(DataElement::new(
+            tags::FRAME_OF_REFERENCE_UID,
+            VR::UI,
+            PrimitiveValue::from("2.25.9"),
+        ));
+        o.put(DataElement::new(
+            tags::REFERENCED_FRAME_OF_REFERENCE_SEQUENCE,
+            VR::SQ,
+            dicom_core::value::DataSetSequence::from(items),
+        ));
+    });
+    let e = load_rt(&other, &ct, None).unwrap_err();
+    assert!(
+        e.contains("other-for.dcm") && e.contains("another frame of reference"),
+        "{e}"
+    );
+
+    // the first contour of the first ROI moved by half a slice
+    let shifted = edit("shifted.dcm", &|o| {
+        let rc = o.element(tags::ROI_CONTOUR_SEQUENCE).unwrap().clone();
+        let mut rois = rc.items().unwrap().to_vec();
+        let cs = rois[0].element(tags::CONTOUR_SEQUENCE).unwrap().clone();
+        let mut contours = cs.items().unwrap().to_vec();
+        let mut v = contours[0]
+            .element(tags::CONTOUR_DATA)
+            .unwrap()
+            .to_multi_float64()
+            .unwrap();
+        for z in v.iter_mut().skip(2).step_by(3) {
+            *z += 1.0; // the series' slices are 2 mm apart
+        }
+        let text: Vec<String> = v.iter().map(|x| x.to_string()).collect();
+        contours[0].put(DataElement::new(
+            tags::CONTOUR_DATA,
+            VR::DS,
+            PrimitiveValue::from(text.join("\\")),
+        ));
+        rois[0].put(DataElement::new(
+            tags::CONTOUR_SEQUENCE,
+            VR::SQ,
+            dicom_core::value::DataSetSequence::from(contours),
+        ));
+        o.put(DataElement::new(
+            tags::ROI_CONTOUR_SEQUENCE,
+            VR::SQ,
+            dicom_core::value::DataSetSequence::from(rois),
+        ));
+    });
+    let e = load_rt(&shifted, &ct, None).unwrap_err();
+    assert!(
+        e.contains("shifted.dcm") && e.contains("between the image's slices (0.50 slices"),
+        "{e}"
+    );
+
+    // a ROI without contours: named error when asked for, warning otherwise
+    let emptied = edit("empty.dcm", &|o| {
+        let rc = o.element(tags::ROI_CONTOUR_SEQUENCE).unwrap().clone();
+        let rois = rc.items().unwrap()[1..].to_vec();
+        o.put(DataElement::new(
+            tags::ROI_CONTOUR_SEQUENCE,
+            VR::SQ,
+            dicom_core::value::DataSetSequence::from(rois),
+        ));
+    });
+    let first = rtstruct::names::roi_name(
+        present(&labels)[0],
+        labels.classes.get(&present(&labels)[0]).map(String::as_str),
+        &BTreeMap::new(),
+    );
+    let e = load_rt(&emptied, &ct, Some(std::slice::from_ref(&first))).unwrap_err();
+    assert!(e.contains(&format!("ROI `{first}` has no contours")), "{e}");
+    let (_, warnings) = load_rt(&emptied, &ct, None).unwrap();
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("without contours") && w.contains(&first)),
+        "{warnings:?}"
+    );
+
+    // not an RT-STRUCT at all
+    let ct_file = walk(&ct_dir)[0].clone();
+    let e = load_rt(&ct_file, &ct, None).unwrap_err();
+    assert!(e.contains("not an RT Structure Set"), "{e}");
+}

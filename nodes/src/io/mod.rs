@@ -7,6 +7,7 @@ mod load_port;
 mod messages;
 pub mod nifti;
 pub mod nrrd;
+pub mod rtstruct;
 pub(crate) mod sample;
 mod stream;
 

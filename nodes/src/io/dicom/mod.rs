@@ -50,10 +50,10 @@
 //! multi-frame files) of each slice in `k` order, and the patient/study module attributes.
 //! Decoding runs in parallel over files; progress is reported in slices.
 
-mod attrs;
+pub(crate) mod attrs;
 mod enhanced;
 mod frame;
-mod header;
+pub(crate) mod header;
 mod identity;
 mod layout;
 mod lengths;
