@@ -24,6 +24,7 @@ impl Registry {
         r.register(Arc::new(crate::io::nrrd::LoadNrrd));
         r.register(Arc::new(crate::io::nrrd::SaveNrrd));
         r.register(Arc::new(crate::io::rtstruct::LoadRtstruct));
+        r.register(Arc::new(crate::io::seg::LoadDicomSeg));
         r.register(Arc::new(crate::spatial::Resample));
         r.register(Arc::new(crate::spatial::CropForeground));
         r.register(Arc::new(crate::vista3d::Vista3dAuto));

@@ -466,3 +466,134 @@ fn deidentified_seg_validates_and_leaves_out_identifiers() {
     );
     assert!(d["refs"].as_i64().unwrap() > 0);
 }
+
+/// load_dicom_seg on `seg` over `ct`: the labels and the warnings.
+fn load_seg(seg: &Path, ct: &Volume) -> (LabelMap, Vec<String>) {
+    let (ctx, rec) = rec_ctx();
+    let labels = vistaflow_nodes::io::seg::load(seg, ct, 0.5, &ctx)
+        .unwrap_or_else(|e| panic!("load_dicom_seg {}: {e}", seg.display()));
+    let w = rec.warnings.lock().unwrap().clone();
+    (labels, w)
+}
+
+/// The mask of the class named `name` in `labels`, as flags.
+fn mask_named(labels: &LabelMap, name: &str) -> Vec<bool> {
+    let id = labels
+        .classes
+        .iter()
+        .find(|(_, n)| *n == name)
+        .unwrap_or_else(|| panic!("no class {name}: {:?}", labels.classes))
+        .0;
+    let t = labels.volume.data().eq(*id as i64).flatten(0, -1);
+    Vec::<bool>::try_from(&t).unwrap()
+}
+
+fn mask_of(labels: &LabelMap, class: u32) -> Vec<bool> {
+    Vec::<bool>::try_from(&labels.volume.data().eq(class as i64).flatten(0, -1)).unwrap()
+}
+
+#[test]
+fn load_dicom_seg_reads_our_seg_and_highdicoms_binary_and_fractional_back_exactly() {
+    let Some(data) = data_dir() else {
+        eprintln!("skipped: data/ is absent (scripts/fetch-data.sh)");
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let series = tmp.path().join("ct");
+    series_with_uids(&need(data.join(TS_DICOM)), &series, false);
+    let (ct, labels) = inputs(&series, &data);
+
+    // vistaflow's own SEG: every segment voxel for voxel, named by its label
+    let ours = tmp.path().join("ours.dcm");
+    let (ctx, _) = rec_ctx();
+    dicom_seg::write(&ours, &labels, &ct, false, &ctx).unwrap();
+    let (back, warnings) = load_seg(&ours, &ct);
+    assert!(warnings.is_empty(), "{warnings:?}");
+    let classes = present(&labels);
+    assert_eq!(back.classes.len(), classes.len());
+    for &c in &classes {
+        let name = labels
+            .classes
+            .get(&c)
+            .cloned()
+            .unwrap_or(format!("class {c}"));
+        assert!(mask_of(&labels, c) == mask_named(&back, &name), "{name}");
+    }
+
+    // highdicom's, binary and fractional (0.8 inside, 0.3 on a ring: threshold 0.5)
+    let raw = tmp.path().join("labels.i32");
+    let t = labels.volume.data().to_kind(Kind::Int).contiguous();
+    let mut bytes = vec![0u8; t.numel() * 4];
+    t.copy_data_u8(&mut bytes, t.numel());
+    std::fs::write(&raw, &bytes).unwrap();
+    let picked = [(5u32, "Liver"), (1, "Spleen"), (6, "Stomach")];
+    for kind in ["binary", "fractional"] {
+        let spec = json!({
+            "labels_raw": raw, "shape": labels.volume.spatial_shape(),
+            "affine_lps": labels.volume.geometry().affine_lps, "type": kind,
+            "segments": picked.iter().map(|(c, n)| json!({"class": c, "label": n})).collect::<Vec<_>>(),
+        });
+        let spec_path = tmp.path().join(format!("{kind}.json"));
+        std::fs::write(&spec_path, spec.to_string()).unwrap();
+        let out = tmp.path().join(format!("{kind}.dcm"));
+        let o = Command::new(python())
+            .arg(repo().join("scripts/oracles/highdicom_seg.py"))
+            .arg(&series)
+            .arg(&spec_path)
+            .arg(&out)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "highdicom_seg.py: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let (back, _) = load_seg(&out, &ct);
+        for (c, name) in picked {
+            let want = mask_of(&labels, c);
+            let got = mask_named(&back, name);
+            let wrong = want.iter().zip(&got).filter(|(a, b)| a != b).count();
+            eprintln!(
+                "highdicom {kind} {name}: {} voxels, {wrong} differ",
+                want.iter().filter(|x| **x).count()
+            );
+            assert_eq!(wrong, 0, "highdicom {kind} {name}");
+        }
+    }
+}
+
+#[test]
+fn load_dicom_seg_refuses_a_seg_of_another_scan_and_files_that_are_no_seg() {
+    let Some(data) = data_dir() else {
+        eprintln!("skipped: data/ is absent (scripts/fetch-data.sh)");
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let series = tmp.path().join("ct");
+    series_with_uids(&need(data.join(TS_DICOM)), &series, false);
+    let (ct, labels) = inputs(&series, &data);
+    let ours = tmp.path().join("ours.dcm");
+    let (ctx, _) = rec_ctx();
+    dicom_seg::write(&ours, &labels, &ct, false, &ctx).unwrap();
+    let mut obj = dicom_object::open_file(&ours).unwrap();
+    obj.put_str(tags::FRAME_OF_REFERENCE_UID, dicom_core::VR::UI, "2.25.42");
+    let other = tmp.path().join("other-scan.dcm");
+    obj.write_to_file(&other).unwrap();
+    let err = |p: &Path| match vistaflow_nodes::io::seg::load(p, &ct, 0.5, &Ctx::cpu()) {
+        Err(e) => e.to_string(),
+        Ok(_) => panic!("{} loaded", p.display()),
+    };
+    let e = err(&other);
+    assert!(
+        e.contains("other-scan.dcm") && e.contains("another frame of reference"),
+        "{e}"
+    );
+    let slice = std::fs::read_dir(&series)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let e = err(&slice);
+    assert!(e.contains("not a DICOM Segmentation"), "{e}");
+}

@@ -7,8 +7,10 @@ mod load_port;
 mod messages;
 pub mod nifti;
 pub mod nrrd;
+pub(crate) mod painter;
 pub mod rtstruct;
 pub(crate) mod sample;
+pub mod seg;
 mod stream;
 
 pub use nifti::{LoadNifti, SaveNifti};

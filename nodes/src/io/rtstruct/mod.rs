@@ -100,12 +100,10 @@ pub fn load(
     let rois = choose(path, &ss, wanted, ctx)?;
 
     let [d, h, w] = image.spatial_shape().map(|n| n as usize);
-    let inverse = invert(&image.geometry().affine_lps).ok_or_else(|| {
+    let inverse = crate::spatial::grid::inverse(&image.geometry().affine_lps).ok_or_else(|| {
         NodeError::Invalid("load_rtstruct: the image's affine is singular".into())
     })?;
-    let mut ids = vec![0i16; d * h * w];
-    let mut classes = BTreeMap::new();
-    let mut overlaps: BTreeMap<(String, String), u64> = BTreeMap::new();
+    let mut painter = crate::io::painter::Painter::new([d, h, w]);
     let mut skipped = Vec::new();
     let slices_of_series: std::collections::BTreeSet<&str> = src
         .instances
@@ -116,7 +114,6 @@ pub fn load(
     for (n, roi) in rois.iter().enumerate() {
         ctx.check_cancelled()?;
         let class = n as i16 + 1;
-        classes.insert(class as u32, roi.name.clone());
         let mut slices: BTreeMap<usize, Vec<Vec<[f64; 2]>>> = BTreeMap::new();
         for c in &roi.contours {
             if c.images
@@ -139,16 +136,7 @@ pub fn load(
             for poly in &polys {
                 raster::toggle(&mut mask, w, h, poly);
             }
-            let plane = &mut ids[k * h * w..(k + 1) * h * w];
-            for (v, inside) in plane.iter_mut().zip(&mask) {
-                if *inside {
-                    if *v != 0 {
-                        let under = classes[&(*v as u32)].clone();
-                        *overlaps.entry((roi.name.clone(), under)).or_default() += 1;
-                    }
-                    *v = class;
-                }
-            }
+            painter.paint(k, &mask, class, &roi.name);
         }
         ctx.progress(n as u64 + 1, rois.len() as u64, "ROIs");
     }
@@ -166,23 +154,20 @@ pub fn load(
              the image's series; they were placed by their position, which matched a slice"
         ));
     }
-    if !overlaps.is_empty() {
-        ctx.warn(&format!(
-            "load_rtstruct: ROIs overlap, and a label map holds one class per voxel: the later \
-             ROI keeps the voxel ({}); choose and order them with `rois`",
-            overlaps
-                .iter()
-                .map(|((top, under), n)| format!("`{top}` over `{under}`: {n} voxels"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ));
+    for (n, roi) in rois.iter().enumerate() {
+        // a ROI whose contours painted nothing keeps its name (and an empty class)
+        painter
+            .classes
+            .entry(n as u32 + 1)
+            .or_insert_with(|| roi.name.clone());
     }
-    let data = Tensor::from_slice(&ids).view([d as i64, h as i64, w as i64]);
+    painter.warn_overlaps(ctx, "load_rtstruct", "ROIs", "rois");
+    let data = Tensor::from_slice(&painter.ids).view([d as i64, h as i64, w as i64]);
     let mut volume = Volume::new(data, *image.geometry()).map_err(NodeError::Invalid)?;
     volume
         .meta
         .insert("source_format".into(), "rtstruct".into());
-    let labels = LabelMap::new(volume, classes).map_err(NodeError::Invalid)?;
+    let labels = LabelMap::new(volume, painter.classes).map_err(NodeError::Invalid)?;
     source::check_grid(&labels, image, &src, "load_rtstruct")?;
     Ok(labels)
 }
@@ -313,53 +298,4 @@ fn on_slice(
         ));
     }
     Ok((k as usize, idx.iter().map(|p| [p[0], p[1]]).collect()))
-}
-
-/// The inverse of an affine 4x4 (rotation-scale part inverted, translation applied).
-fn invert(a: &[[f64; 4]; 4]) -> Option<[[f64; 4]; 4]> {
-    let m = [
-        [a[0][0], a[0][1], a[0][2]],
-        [a[1][0], a[1][1], a[1][2]],
-        [a[2][0], a[2][1], a[2][2]],
-    ];
-    let det = m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1])
-        - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0])
-        + m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0]);
-    if det.abs() < 1e-12 || !det.is_finite() {
-        return None;
-    }
-    let mut inv = [[0.0; 4]; 4];
-    for r in 0..3 {
-        for c in 0..3 {
-            let (r1, r2) = ((c + 1) % 3, (c + 2) % 3);
-            let (c1, c2) = ((r + 1) % 3, (r + 2) % 3);
-            inv[r][c] = (m[r1][c1] * m[r2][c2] - m[r1][c2] * m[r2][c1]) / det;
-        }
-    }
-    for r in 0..3 {
-        inv[r][3] = -(0..3).map(|c| inv[r][c] * a[c][3]).sum::<f64>();
-    }
-    inv[3][3] = 1.0;
-    Some(inv)
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn invert_undoes_an_affine() {
-        let a = [
-            [0.0, -0.8, 0.1, 10.0],
-            [0.9, 0.0, 0.0, -5.0],
-            [0.0, 0.1, 2.5, 3.0],
-            [0.0, 0.0, 0.0, 1.0],
-        ];
-        let inv = super::invert(&a).unwrap();
-        let p = [3.0, 4.0, 5.0];
-        let q = [0, 1, 2].map(|r| a[r][0] * p[0] + a[r][1] * p[1] + a[r][2] * p[2] + a[r][3]);
-        let back =
-            [0, 1, 2].map(|r| inv[r][0] * q[0] + inv[r][1] * q[1] + inv[r][2] * q[2] + inv[r][3]);
-        for i in 0..3 {
-            assert!((back[i] - p[i]).abs() < 1e-9, "{back:?}");
-        }
-    }
 }
