@@ -76,3 +76,94 @@ fn planning_export_writes_every_format_and_caches_them() {
     assert_eq!(third.ran(), ["meshes", "report"]);
     assert!(meshes[0].path().is_file());
 }
+
+/// workflows/planning-rtstruct.yaml on the real series with the small test network (random
+/// weights: the organs are not anatomy, the path is): structures derived on the CT's grid,
+/// an RT-STRUCT that dciodvfy accepts and load_rtstruct reads back with the derived ROIs.
+#[test]
+fn planning_rtstruct_derives_structures_and_writes_a_valid_rtstruct() {
+    let Some(data) = common::data_dir() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let text = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("workflows/planning-rtstruct.yaml"),
+    )
+    .unwrap()
+    .replace("../out/", "out/")
+    .replace("../.vistaflow/cache", ".cache")
+    // the small test network, its patch and a coarse grid keep the run short
+    .replace(
+        "model: \"${MODEL}\"",
+        "model: \"${MODEL}\"\n      network: small\n      patch: [32, 32, 32]",
+    )
+    .replace("spacing: [1.5, 1.5, 1.5]", "spacing: [4, 4, 4]");
+    let wf = d.join("planning-rtstruct.yaml");
+    std::fs::write(&wf, text).unwrap();
+    let vars = BTreeMap::from([
+        (
+            "CT".to_string(),
+            data.join("totalsegmentator/example_ct_dicom")
+                .display()
+                .to_string(),
+        ),
+        (
+            "MODEL".to_string(),
+            data.join("vista3d/small/weights.safetensors")
+                .display()
+                .to_string(),
+        ),
+    ]);
+    let reg = common::registry();
+    let plan = vistaflow::workflow::load(&wf, &vars, &reg).unwrap();
+    let report = run(plan, RunOptions::default());
+    assert_eq!(report.first_failure(), None);
+    let rt = d.join("out/planning-rtstruct/rtstruct.dcm");
+    let o = std::process::Command::new("dciodvfy")
+        .arg(&rt)
+        .output()
+        .expect("dciodvfy");
+    let text = String::from_utf8_lossy(&o.stderr).to_string() + &String::from_utf8_lossy(&o.stdout);
+    assert!(!text.lines().any(|l| l.starts_with("Error")), "{text}");
+    // read back by load_rtstruct on the series
+    use vistaflow::nodes::node::Node;
+    let mut p = vistaflow::nodes::params::Params::new();
+    p.insert(
+        "path".into(),
+        serde_json::json!(data.join("totalsegmentator/example_ct_dicom")),
+    );
+    let ct = match vistaflow::nodes::io::dicom::LoadDicom
+        .run(&vistaflow::nodes::node::Ctx::cpu(), Default::default(), &p)
+        .unwrap()
+        .remove("image")
+    {
+        Some(vistaflow::nodes::Value::Image(v)) => v,
+        other => panic!("{other:?}"),
+    };
+    let back =
+        vistaflow::nodes::io::rtstruct::load(&rt, &ct, None, &vistaflow::nodes::node::Ctx::cpu())
+            .unwrap();
+    // Random weights label the spinal cord everywhere, so its PRV and the ring cover other
+    // structures (painted later, they keep the voxels): every ROI must be one of the
+    // structures, and the last one painted must be there.
+    let names: Vec<&String> = back.classes.values().collect();
+    let known = [
+        "Liver",
+        "Spleen",
+        "Kidney_L",
+        "Kidney_R",
+        "Stomach",
+        "SpinalCord",
+        "Kidneys",
+        "SpinalCord_PRV05",
+        "z_Ring_Liver",
+    ];
+    assert!(
+        names.iter().all(|n| known.contains(&n.as_str())),
+        "{names:?}"
+    );
+    assert!(names.iter().any(|n| *n == "z_Ring_Liver"), "{names:?}");
+    assert!(d.join("out/planning-rtstruct/seg.dcm").is_file());
+    assert!(d.join("out/planning-rtstruct/report.json").is_file());
+}

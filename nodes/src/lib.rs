@@ -14,6 +14,7 @@ pub mod node;
 pub mod params;
 pub mod registry;
 pub mod spatial;
+pub mod structures;
 pub mod supervoxels;
 pub mod text;
 pub mod value;

@@ -33,6 +33,7 @@ impl Registry {
         r.register(Arc::new(crate::vista3d::Vista3dTrain));
         r.register(Arc::new(crate::metrics::Metrics));
         r.register(Arc::new(crate::supervoxels::Supervoxels));
+        r.register(Arc::new(crate::structures::Structures));
         r.register(Arc::new(crate::export::Export));
         r
     }

@@ -18,9 +18,11 @@ pub fn write_report(path: &Path, labels: Option<&LabelMap>, ctx: &Ctx) -> Result
     })?;
     if let Some(l) = labels {
         let t = l.volume.data().to_device(tch::Device::Cpu).contiguous();
-        let n = t.numel() * t.kind().elt_size_in_bytes();
-        let mut bytes = vec![0u8; n];
-        t.f_copy_data_u8(&mut bytes, n).map_err(NodeError::from)?;
+        // copy_data_u8 takes a count of elements, the buffer is in bytes (a byte count here
+        // failed on every label map wider than uint8)
+        let mut bytes = vec![0u8; t.numel() * t.kind().elt_size_in_bytes()];
+        t.f_copy_data_u8(&mut bytes, t.numel())
+            .map_err(NodeError::from)?;
         record["result"] = serde_json::json!({
             "shape": t.size(),
             "dtype": format!("{:?}", t.kind()).to_lowercase(),

@@ -47,11 +47,21 @@ impl Painter {
         ctx.warn(&format!(
             "{node}: {what} overlap, and a label map holds one class per voxel: the later one \
              keeps the voxel ({}); choose and order them with `{param}`",
-            self.overlaps
-                .iter()
-                .map(|((top, under), n)| format!("`{top}` over `{under}`: {n} voxels"))
-                .collect::<Vec<_>>()
-                .join(", ")
+            {
+                const SHOWN: usize = 6;
+                let mut pairs: Vec<_> = self.overlaps.iter().collect();
+                pairs.sort_by(|a, b| b.1.cmp(a.1));
+                let mut s = pairs
+                    .iter()
+                    .take(SHOWN)
+                    .map(|((top, under), n)| format!("`{top}` over `{under}`: {n} voxels"))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                if pairs.len() > SHOWN {
+                    s += &format!(", and {} more pairs", pairs.len() - SHOWN);
+                }
+                s
+            }
         ));
     }
 }

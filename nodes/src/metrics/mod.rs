@@ -5,7 +5,7 @@
 
 mod components;
 mod distance;
-mod edt;
+pub(crate) mod edt;
 mod grid;
 mod node;
 mod overlap;
