@@ -467,6 +467,24 @@ fn deidentified_seg_validates_and_leaves_out_identifiers() {
     assert!(d["refs"].as_i64().unwrap() > 0);
 }
 
+/// In `dir`: the series with its UIDs, its image and labels, and vistaflow's SEG of them
+/// (`None`, with a message, when data/ is absent).
+fn series_and_seg(
+    dir: &Path,
+) -> Option<(std::path::PathBuf, Volume, LabelMap, std::path::PathBuf)> {
+    let Some(data) = data_dir() else {
+        eprintln!("skipped: data/ is absent (scripts/fetch-data.sh)");
+        return None;
+    };
+    let series = dir.join("ct");
+    series_with_uids(&need(data.join(TS_DICOM)), &series, false);
+    let (ct, labels) = inputs(&series, &data);
+    let ours = dir.join("ours.dcm");
+    let (ctx, _) = rec_ctx();
+    dicom_seg::write(&ours, &labels, &ct, false, &ctx).unwrap();
+    Some((series, ct, labels, ours))
+}
+
 /// load_dicom_seg on `seg` over `ct`: the labels and the warnings.
 fn load_seg(seg: &Path, ct: &Volume) -> (LabelMap, Vec<String>) {
     let (ctx, rec) = rec_ctx();
@@ -494,19 +512,12 @@ fn mask_of(labels: &LabelMap, class: u32) -> Vec<bool> {
 
 #[test]
 fn load_dicom_seg_reads_our_seg_and_highdicoms_binary_and_fractional_back_exactly() {
-    let Some(data) = data_dir() else {
-        eprintln!("skipped: data/ is absent (scripts/fetch-data.sh)");
+    let tmp = tempfile::tempdir().unwrap();
+    let Some((series, ct, labels, ours)) = series_and_seg(tmp.path()) else {
         return;
     };
-    let tmp = tempfile::tempdir().unwrap();
-    let series = tmp.path().join("ct");
-    series_with_uids(&need(data.join(TS_DICOM)), &series, false);
-    let (ct, labels) = inputs(&series, &data);
 
     // vistaflow's own SEG: every segment voxel for voxel, named by its label
-    let ours = tmp.path().join("ours.dcm");
-    let (ctx, _) = rec_ctx();
-    dicom_seg::write(&ours, &labels, &ct, false, &ctx).unwrap();
     let (back, warnings) = load_seg(&ours, &ct);
     assert!(warnings.is_empty(), "{warnings:?}");
     let classes = present(&labels);
@@ -564,17 +575,10 @@ fn load_dicom_seg_reads_our_seg_and_highdicoms_binary_and_fractional_back_exactl
 
 #[test]
 fn load_dicom_seg_refuses_a_seg_of_another_scan_and_files_that_are_no_seg() {
-    let Some(data) = data_dir() else {
-        eprintln!("skipped: data/ is absent (scripts/fetch-data.sh)");
+    let tmp = tempfile::tempdir().unwrap();
+    let Some((series, ct, _, ours)) = series_and_seg(tmp.path()) else {
         return;
     };
-    let tmp = tempfile::tempdir().unwrap();
-    let series = tmp.path().join("ct");
-    series_with_uids(&need(data.join(TS_DICOM)), &series, false);
-    let (ct, labels) = inputs(&series, &data);
-    let ours = tmp.path().join("ours.dcm");
-    let (ctx, _) = rec_ctx();
-    dicom_seg::write(&ours, &labels, &ct, false, &ctx).unwrap();
     let mut obj = dicom_object::open_file(&ours).unwrap();
     obj.put_str(tags::FRAME_OF_REFERENCE_UID, dicom_core::VR::UI, "2.25.42");
     let other = tmp.path().join("other-scan.dcm");

@@ -316,21 +316,13 @@ fn load_rtstruct_refuses_bad_structure_sets_with_the_file_and_the_cause() {
 
     // another frame of reference
     let other = edit("other-for.dcm", &|o| {
-        let seq = o
-            .element(tags::REFERENCED_FRAME_OF_REFERENCE_SEQUENCE)
-            .unwrap()
-            .clone();
-        let mut items = seq.items().unwrap().to_vec();
+        let mut items = items_of(o, tags::REFERENCED_FRAME_OF_REFERENCE_SEQUENCE);
         items[0].put(DataElement::new(
             tags::FRAME_OF_REFERENCE_UID,
             VR::UI,
             PrimitiveValue::from("2.25.9"),
         ));
-        o.put(DataElement::new(
-            tags::REFERENCED_FRAME_OF_REFERENCE_SEQUENCE,
-            VR::SQ,
-            dicom_core::value::DataSetSequence::from(items),
-        ));
+        put_seq(o, tags::REFERENCED_FRAME_OF_REFERENCE_SEQUENCE, items);
     });
     let e = load_rt(&other, &ct, None).unwrap_err();
     assert!(
@@ -340,10 +332,8 @@ fn load_rtstruct_refuses_bad_structure_sets_with_the_file_and_the_cause() {
 
     // the first contour of the first ROI moved by half a slice
     let shifted = edit("shifted.dcm", &|o| {
-        let rc = o.element(tags::ROI_CONTOUR_SEQUENCE).unwrap().clone();
-        let mut rois = rc.items().unwrap().to_vec();
-        let cs = rois[0].element(tags::CONTOUR_SEQUENCE).unwrap().clone();
-        let mut contours = cs.items().unwrap().to_vec();
+        let mut rois = items_of(o, tags::ROI_CONTOUR_SEQUENCE);
+        let mut contours = items_of(&rois[0], tags::CONTOUR_SEQUENCE);
         let mut v = contours[0]
             .element(tags::CONTOUR_DATA)
             .unwrap()
@@ -358,16 +348,8 @@ fn load_rtstruct_refuses_bad_structure_sets_with_the_file_and_the_cause() {
             VR::DS,
             PrimitiveValue::from(text.join("\\")),
         ));
-        rois[0].put(DataElement::new(
-            tags::CONTOUR_SEQUENCE,
-            VR::SQ,
-            dicom_core::value::DataSetSequence::from(contours),
-        ));
-        o.put(DataElement::new(
-            tags::ROI_CONTOUR_SEQUENCE,
-            VR::SQ,
-            dicom_core::value::DataSetSequence::from(rois),
-        ));
+        put_seq(&mut rois[0], tags::CONTOUR_SEQUENCE, contours);
+        put_seq(o, tags::ROI_CONTOUR_SEQUENCE, rois);
     });
     let e = load_rt(&shifted, &ct, None).unwrap_err();
     assert!(
@@ -377,13 +359,8 @@ fn load_rtstruct_refuses_bad_structure_sets_with_the_file_and_the_cause() {
 
     // a ROI without contours: named error when asked for, warning otherwise
     let emptied = edit("empty.dcm", &|o| {
-        let rc = o.element(tags::ROI_CONTOUR_SEQUENCE).unwrap().clone();
-        let rois = rc.items().unwrap()[1..].to_vec();
-        o.put(DataElement::new(
-            tags::ROI_CONTOUR_SEQUENCE,
-            VR::SQ,
-            dicom_core::value::DataSetSequence::from(rois),
-        ));
+        let rois = items_of(o, tags::ROI_CONTOUR_SEQUENCE)[1..].to_vec();
+        put_seq(o, tags::ROI_CONTOUR_SEQUENCE, rois);
     });
     let first = rtstruct::names::roi_name(
         present(&labels)[0],
@@ -404,4 +381,25 @@ fn load_rtstruct_refuses_bad_structure_sets_with_the_file_and_the_cause() {
     let ct_file = walk(&ct_dir)[0].clone();
     let e = load_rt(&ct_file, &ct, None).unwrap_err();
     assert!(e.contains("not an RT Structure Set"), "{e}");
+}
+
+/// The items of sequence `tag` of `obj` (a copy to edit).
+fn items_of(
+    obj: &dicom_object::InMemDicomObject,
+    tag: dicom_core::Tag,
+) -> Vec<dicom_object::InMemDicomObject> {
+    obj.element(tag).unwrap().items().unwrap().to_vec()
+}
+
+/// Replaces sequence `tag` of `obj` with `items`.
+fn put_seq(
+    obj: &mut dicom_object::InMemDicomObject,
+    tag: dicom_core::Tag,
+    items: Vec<dicom_object::InMemDicomObject>,
+) {
+    obj.put(dicom_core::DataElement::new(
+        tag,
+        dicom_core::VR::SQ,
+        dicom_core::value::DataSetSequence::from(items),
+    ));
 }

@@ -172,12 +172,7 @@ pub fn build(c: &Content) -> Obj {
     patient_and_study(&mut d, src, &c.study_instance_uid);
 
     // General Series + Segmentation Series.
-    let series_number = src
-        .attr("SeriesNumber")
-        .parse::<i64>()
-        .ok()
-        .filter(|n| (0..1_000_000).contains(n))
-        .map_or(1000, |n| n + 1000);
+    let series_number = src.series_number(1000);
     d.s(tags::MODALITY, VR::CS, "SEG")
         .s(tags::SERIES_INSTANCE_UID, VR::UI, &c.series_instance_uid)
         .s(tags::SERIES_NUMBER, VR::IS, &series_number.to_string())
@@ -207,11 +202,7 @@ pub fn build(c: &Content) -> Obj {
 
     // General Image, Segmentation Image, Multi-frame Functional Groups. The content date and
     // time are the study's (not the clock's), so that the same result gives the same bytes.
-    let (date, time) = match (src.attr("StudyDate"), src.attr("StudyTime")) {
-        ("", _) => ("19700101", "000000"),
-        (d, "") => (d, "000000"),
-        (d, t) => (d, t),
-    };
+    let (date, time) = src.content_date_time();
     d.s(tags::IMAGE_TYPE, VR::CS, "DERIVED\\PRIMARY")
         .s(tags::INSTANCE_NUMBER, VR::IS, "1")
         .s(tags::CONTENT_DATE, VR::DA, date)

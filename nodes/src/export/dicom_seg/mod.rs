@@ -46,11 +46,7 @@ pub fn write(
     deidentify: bool,
     ctx: &Ctx,
 ) -> Result<(), NodeError> {
-    let mut src = source::SourceRef::of(source, "dicom_seg")?;
-    if deidentify {
-        src.deidentify();
-    }
-    source::check_grid(labels, source, &src, "dicom_seg")?;
+    let src = source::SourceRef::for_export(labels, source, deidentify, "dicom_seg")?;
     let voxels = frames::Voxels::of(labels)?;
     let [_, rows, cols] = voxels.shape;
     if rows > u16::MAX as usize || cols > u16::MAX as usize {

@@ -145,6 +145,42 @@ impl SourceRef {
         self.identity_removed = true;
     }
 
+    /// The derived object's series number: the source's plus `offset` (`offset` alone when
+    /// the source has none), so that viewers list it beside its series.
+    pub fn series_number(&self, offset: i64) -> i64 {
+        self.attr("SeriesNumber")
+            .parse::<i64>()
+            .ok()
+            .filter(|n| (0..1_000_000).contains(n))
+            .map_or(offset, |n| n + offset)
+    }
+
+    /// The derived object's content date and time: the study's, not the clock's, so that
+    /// the same result gives the same bytes.
+    pub fn content_date_time(&self) -> (&str, &str) {
+        match (self.attr("StudyDate"), self.attr("StudyTime")) {
+            ("", _) => ("19700101", "000000"),
+            (d, "") => (d, "000000"),
+            (d, t) => (d, t),
+        }
+    }
+
+    /// The source of an export of `format` from `source` (load_dicom's image), de-identified
+    /// when asked, with `labels` checked to be on its grid.
+    pub fn for_export(
+        labels: &LabelMap,
+        source: &Volume,
+        deidentify: bool,
+        format: &str,
+    ) -> Result<SourceRef, NodeError> {
+        let mut src = SourceRef::of(source, format)?;
+        if deidentify {
+            src.deidentify();
+        }
+        check_grid(labels, source, &src, format)?;
+        Ok(src)
+    }
+
     /// A patient/study attribute by keyword (empty when absent).
     pub fn attr(&self, keyword: &str) -> &str {
         self.attributes

@@ -123,12 +123,7 @@ pub fn build(c: &Content) -> Obj {
     patient_and_study(&mut d, src, &c.study_instance_uid);
 
     // RT Series, General Equipment.
-    let series_number = src
-        .attr("SeriesNumber")
-        .parse::<i64>()
-        .ok()
-        .filter(|n| (0..1_000_000).contains(n))
-        .map_or(2000, |n| n + 2000);
+    let series_number = src.series_number(2000);
     d.s(tags::MODALITY, VR::CS, "RTSTRUCT")
         .s(tags::SERIES_INSTANCE_UID, VR::UI, &c.series_instance_uid)
         .s(tags::SERIES_NUMBER, VR::IS, &series_number.to_string())
@@ -156,11 +151,7 @@ pub fn build(c: &Content) -> Obj {
 
     // Structure Set: dated as the study (not the clock), so the same result gives the same
     // bytes.
-    let (date, time) = match (src.attr("StudyDate"), src.attr("StudyTime")) {
-        ("", _) => ("19700101", "000000"),
-        (d, "") => (d, "000000"),
-        (d, t) => (d, t),
-    };
+    let (date, time) = src.content_date_time();
     d.s(tags::INSTANCE_NUMBER, VR::IS, "1")
         .s(tags::STRUCTURE_SET_LABEL, VR::SH, ALGORITHM)
         .s(

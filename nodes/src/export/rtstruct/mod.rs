@@ -42,11 +42,7 @@ pub fn write(
     names: &BTreeMap<String, String>,
     ctx: &Ctx,
 ) -> Result<(), NodeError> {
-    let mut src = source::SourceRef::of(source, "rtstruct")?;
-    if deidentify {
-        src.deidentify();
-    }
-    source::check_grid(labels, source, &src, "rtstruct")?;
+    let src = source::SourceRef::for_export(labels, source, deidentify, "rtstruct")?;
     if src.resampled {
         return Err(NodeError::Invalid(
             "rtstruct: the series was resampled when it was loaded (uneven or tilted slices), \
