@@ -28,7 +28,9 @@ PACKAGES=(
   "scipy==1.17.1"  # metrics oracle (MONAI's distance transforms run on scipy)
   "scikit-image==0.25.2"  # MONAI's point post-processing; marching cubes reference
   "MedPy==0.5.2"  # metrics oracle: a second, independent Hausdorff / surface distance
-  "highdicom==0.28.2"  # DICOM SEG oracle: reads back what export writes
+  "highdicom==0.28.2"  # DICOM SEG oracle: reads back what export writes, writes SEGs to load
+  "rt-utils==1.2.7"  # RT-STRUCT oracle: a second reader of export's RT Structure Sets
+  "opencv-python==5.1.0.95"  # rt-utils' rasteriser (pinned: rt-utils does not)
   "trimesh==5.2.0"  # STL oracle: watertightness and enclosed volume
   "pillow==13.0.0"  # PNG oracle: opens the preview sheet
 )

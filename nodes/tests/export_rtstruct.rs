@@ -64,6 +64,36 @@ fn fill_holes(mask: &[bool], [d, h, w]: [usize; 3]) -> Vec<bool> {
     out
 }
 
+/// `mask` grown by one pixel (8-neighbourhood) in each slice.
+fn grow_in_plane(mask: &[bool], [d, h, w]: [usize; 3]) -> Vec<bool> {
+    let mut out = mask.to_vec();
+    for k in 0..d {
+        for j in 0..h {
+            for i in 0..w {
+                if !mask[(k * h + j) * w + i] {
+                    continue;
+                }
+                for (dj, di) in [
+                    (-1i64, -1i64),
+                    (-1, 0),
+                    (-1, 1),
+                    (0, -1),
+                    (0, 1),
+                    (1, -1),
+                    (1, 0),
+                    (1, 1),
+                ] {
+                    let (nj, ni) = (j as i64 + dj, i as i64 + di);
+                    if nj >= 0 && ni >= 0 && (nj as usize) < h && (ni as usize) < w {
+                        out[(k * h + nj as usize) * w + ni as usize] = true;
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
 fn dice(a: &[bool], b: &[bool]) -> (f64, usize, usize) {
     let inter = a.iter().zip(b).filter(|(x, y)| **x && **y).count();
     let (na, nb) = (
@@ -165,6 +195,67 @@ fn rtstruct_of_the_real_series_validates_and_plastimatch_reads_it_back() {
         checked += 1;
     }
     assert!(checked >= 5, "only {checked} ROIs");
+    // A second reader, rt-utils 1.2.7 (its own rasterisation: OpenCV's fillPoly on vertices
+    // rounded to pixels, which also fills the pixels the outline passes through). So it must
+    // hold every voxel of the label map, and add only voxels next to it (one pixel in-plane).
+    let rtu = tmp.path().join("rtutils");
+    std::fs::create_dir(&rtu).unwrap();
+    let o = Command::new(common::python())
+        .arg(common::repo().join("scripts/oracles/rtstruct_rtutils.py"))
+        .arg(&ct_dir)
+        .arg(&rt)
+        .arg(&rtu)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "rtstruct_rtutils.py: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(ct.geometry().affine_lps[2][2] > 0.0, "slices ascend in z");
+    let mut differ_total = 0;
+    for class in present(&labels) {
+        let name = rtstruct::names::roi_name(
+            class,
+            labels.classes.get(&class).map(String::as_str),
+            &BTreeMap::new(),
+        );
+        let theirs: Vec<bool> = std::fs::read(rtu.join(format!("{name}.u8")))
+            .unwrap_or_else(|e| panic!("rt-utils has no ROI {name}: {e}"))
+            .iter()
+            .map(|b| *b != 0)
+            .collect();
+        let ours = flags(&labels.volume.data().eq(class as i64));
+        let (d, _, _) = dice(&ours, &theirs);
+        let lost = ours
+            .iter()
+            .zip(&theirs)
+            .filter(|(a, b)| **a && !**b)
+            .count();
+        let size = labels.volume.data().size();
+        let near = grow_in_plane(
+            &ours,
+            [size[0] as usize, size[1] as usize, size[2] as usize],
+        );
+        let far = theirs
+            .iter()
+            .zip(&near)
+            .filter(|(t, n)| **t && !**n)
+            .count();
+        let extra = theirs
+            .iter()
+            .zip(&ours)
+            .filter(|(t, o)| **t && !**o)
+            .count();
+        eprintln!("rt-utils {name}: Dice {d:.4}, {extra} voxels added on the outline");
+        assert_eq!(lost, 0, "rt-utils {name}: voxels of the label map missing");
+        assert_eq!(
+            far, 0,
+            "rt-utils {name}: voxels added away from the outline"
+        );
+        differ_total += extra;
+    }
+    eprintln!("rt-utils: {differ_total} voxels added over all ROIs");
     // TG-263 names for the named classes
     for name in ["Liver", "Spleen", "Stomach", "Pancreas"] {
         assert!(masks.contains_key(name), "no ROI {name}: {masks:?}");
