@@ -14,6 +14,15 @@ fn corpus(target: &str, name: &str) -> PathBuf {
         .join(name)
 }
 
+/// The largest resident set of any child this test process has waited for, in MB (the
+/// findings took 1.7-4.3 GB; every run here must stay far below).
+fn children_peak_mb() -> i64 {
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: getrusage fills the struct it is given.
+    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut u) };
+    u.ru_maxrss / 1024
+}
+
 /// Runs load_dicom on a folder holding only `input`; returns the output text.
 fn load_dicom(input: &Path) -> String {
     let dir = tempfile::tempdir().unwrap();
@@ -32,6 +41,11 @@ fn load_dicom(input: &Path) -> String {
     let text = common::text(&out);
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(took < Duration::from_secs(10), "took {took:?}: {text}");
+    assert!(
+        children_peak_mb() < 1024,
+        "{} MB: {text}",
+        children_peak_mb()
+    );
     assert!(
         !text.contains("panicked"),
         "a panic message reached the user:\n{text}"
@@ -102,4 +116,36 @@ fn an_unknown_vr_is_read_with_a_4_byte_length_as_the_parser_does() {
     // was: 1.7 GB (a damaged VR "DC" on (0018,0081), whose next bytes read as 808 MB)
     let text = load_dicom(&corpus("dicom", "unknown-vr.dcm"));
     common::assert_has(&text, &["(0018,0081) declares 808922675 bytes"]);
+}
+
+#[test]
+fn a_legacy_file_declaring_4_gb_of_pixels_is_refused_before_allocating() {
+    // was: 4.3 GB and 3 s (no preamble, read whole; its pixel data length was not checked)
+    let dir = tempfile::tempdir().unwrap();
+    let series = dir.path().join("series");
+    std::fs::create_dir(&series).unwrap();
+    std::fs::copy(
+        corpus("dicom", "legacy-pixel-length.dcm"),
+        series.join("1.dcm"),
+    )
+    .unwrap();
+    let yaml =
+        "version: 1\nname: regression\nnodes:\n  ct: {kind: load_dicom, params: {path: series}}\n";
+    std::fs::write(dir.path().join("w.yaml"), yaml).unwrap();
+    let start = Instant::now();
+    let out = common::vistaflow(
+        &["run", "-q", "--no-cache", "--no-trace", "w.yaml"],
+        dir.path(),
+    );
+    let text = common::text(&out);
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "{:?}: {text}",
+        start.elapsed()
+    );
+    // a file whose declared lengths do not fit is no legacy data set after all
+    common::assert_has(
+        &text,
+        &["no DICOM image volume found among 1 file(s): 1 not DICOM"],
+    );
 }

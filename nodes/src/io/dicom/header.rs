@@ -137,7 +137,9 @@ pub fn open(path: &Path, read_all: bool) -> Result<dicom_object::DefaultDicomObj
             Start::Part10 { preamble } => {
                 lengths::check(&f, if preamble { 132 } else { 4 }, true, None, read_all)
             }
-            Start::Legacy(ts) => lengths::check(&f, 0, false, Some(ts), read_all),
+            // A legacy data set is read whole (see open_legacy), pixel data included, so its
+            // pixel data length is checked even for a header scan (a fuzzing finding: 4 GB).
+            Start::Legacy(ts) => lengths::check(&f, 0, false, Some(ts), true),
             Start::NotDicom => Ok(()),
         });
     match (walked, start) {
