@@ -149,3 +149,37 @@ fn a_legacy_file_declaring_4_gb_of_pixels_is_refused_before_allocating() {
         &["no DICOM image volume found among 1 file(s): 1 not DICOM"],
     );
 }
+
+#[test]
+fn an_element_where_a_sequence_item_should_be_is_refused_before_allocating() {
+    // was: 4.3 GB and 14 s (an 18 KB legacy file: dicom-rs read a group length inside an
+    // undefined-length sequence as a 4 GB value)
+    let dir = tempfile::tempdir().unwrap();
+    let series = dir.path().join("series");
+    std::fs::create_dir(&series).unwrap();
+    std::fs::copy(
+        corpus("dicom", "item-expected-in-sequence.dcm"),
+        series.join("1.dcm"),
+    )
+    .unwrap();
+    let yaml =
+        "version: 1\nname: regression\nnodes:\n  ct: {kind: load_dicom, params: {path: series}}\n";
+    std::fs::write(dir.path().join("w.yaml"), yaml).unwrap();
+    let start = Instant::now();
+    let out = common::vistaflow(
+        &["run", "-q", "--no-cache", "--no-trace", "w.yaml"],
+        dir.path(),
+    );
+    let text = common::text(&out);
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "{:?}: {text}",
+        start.elapsed()
+    );
+    assert!(
+        children_peak_mb() < 1024,
+        "{} MB: {text}",
+        children_peak_mb()
+    );
+    common::assert_has(&text, &["1 not DICOM"]);
+}

@@ -671,7 +671,8 @@ fn broken_files_are_clear_errors() {
         (tf.join("rtplan_truncated.dcm"), "truncated"),
         (
             tf.join("UN_sequence.dcm"),
-            "value bytes for element tagged (0008,1115)",
+            "element (0008,1115) declares 3758161918 bytes but the file has only 284 left; it \
+             follows a sequence sent as UN",
         ),
         (tf.join("liver_1frame.dcm"), "SEG is not an image volume"),
         (tf.join("SC_rgb_small_odd.dcm"), "colour image"),
