@@ -131,24 +131,56 @@ fn plastimatch(rt: &Path, ct_dir: &Path, out: &Path) -> BTreeMap<String, std::pa
         .collect()
 }
 
-#[test]
-fn rtstruct_of_the_real_series_validates_and_plastimatch_reads_it_back() {
+/// In `dir`: the series with its UIDs (`decompress`: and native pixels) in `ct/`, its image
+/// and labels, and vistaflow's RT-STRUCT of them (`rt.dcm`) with the writer's warnings and
+/// time; `None`, with a message, when data/ is absent.
+struct Written {
+    ct_dir: std::path::PathBuf,
+    ct: vistaflow_nodes::value::Volume,
+    labels: vistaflow_nodes::value::LabelMap,
+    rt: std::path::PathBuf,
+    warnings: Vec<String>,
+}
+
+fn series_and_rtstruct(dir: &Path, decompress: bool) -> Option<Written> {
     let Some(data) = data_dir() else {
         eprintln!("skipped: data/ is absent (scripts/fetch-data.sh)");
-        return;
+        return None;
     };
-    let tmp = tempfile::tempdir().unwrap();
-    // plastimatch finds slices by SOP Instance UID and has no JPEG 2000 codec: the series
-    // with its UIDs filled in and its pixels decompressed
-    let ct_dir = tmp.path().join("ct");
-    series_with_uids(&need(data.join(TS_DICOM)), &ct_dir, true);
+    let ct_dir = dir.join("ct");
+    series_with_uids(&need(data.join(TS_DICOM)), &ct_dir, decompress);
     let (ct, labels) = inputs(&ct_dir, &data);
-    let rt = tmp.path().join("out/rt.dcm");
+    let rt = dir.join("rt.dcm");
     let (ctx, rec) = rec_ctx();
     let start = std::time::Instant::now();
     rtstruct::write(&rt, &labels, &ct, false, &BTreeMap::new(), &ctx).unwrap();
     eprintln!("rtstruct::write: {:?}", start.elapsed());
-    assert!(rec.warnings.lock().unwrap().is_empty());
+    let warnings = rec.warnings.lock().unwrap().clone();
+    Some(Written {
+        ct_dir,
+        ct,
+        labels,
+        rt,
+        warnings,
+    })
+}
+
+#[test]
+fn rtstruct_of_the_real_series_validates_and_plastimatch_reads_it_back() {
+    let tmp = tempfile::tempdir().unwrap();
+    // plastimatch finds slices by SOP Instance UID and has no JPEG 2000 codec: the series
+    // with its UIDs filled in and its pixels decompressed
+    let Some(Written {
+        ct_dir,
+        ct,
+        labels,
+        rt,
+        warnings,
+    }) = series_and_rtstruct(tmp.path(), true)
+    else {
+        return;
+    };
+    assert!(warnings.is_empty(), "{warnings:?}");
     dciodvfy(&rt);
 
     let masks = plastimatch(&rt, &ct_dir, &tmp.path().join("masks"));
@@ -287,17 +319,17 @@ fn id_of(labels: &vistaflow_nodes::value::LabelMap, name: &str) -> i64 {
 
 #[test]
 fn load_rtstruct_reads_ours_back_voxel_for_voxel_and_plastimatchs_within_its_tolerance() {
-    let Some(data) = data_dir() else {
-        eprintln!("skipped: data/ is absent (scripts/fetch-data.sh)");
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(Written {
+        ct_dir,
+        ct,
+        labels,
+        rt,
+        ..
+    }) = series_and_rtstruct(tmp.path(), true)
+    else {
         return;
     };
-    let tmp = tempfile::tempdir().unwrap();
-    let ct_dir = tmp.path().join("ct");
-    series_with_uids(&need(data.join(TS_DICOM)), &ct_dir, true);
-    let (ct, labels) = inputs(&ct_dir, &data);
-    let rt = tmp.path().join("rt.dcm");
-    let (ctx, _) = rec_ctx();
-    rtstruct::write(&rt, &labels, &ct, false, &BTreeMap::new(), &ctx).unwrap();
 
     // Ours: every ROI back exactly, holes included (even-odd).
     let (back, warnings) = load_rt(&rt, &ct, None).unwrap();
@@ -378,17 +410,17 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
 
 #[test]
 fn load_rtstruct_refuses_bad_structure_sets_with_the_file_and_the_cause() {
-    let Some(data) = data_dir() else {
-        eprintln!("skipped: data/ is absent (scripts/fetch-data.sh)");
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(Written {
+        ct_dir,
+        ct,
+        labels,
+        rt,
+        ..
+    }) = series_and_rtstruct(tmp.path(), false)
+    else {
         return;
     };
-    let tmp = tempfile::tempdir().unwrap();
-    let ct_dir = tmp.path().join("ct");
-    series_with_uids(&need(data.join(TS_DICOM)), &ct_dir, false);
-    let (ct, labels) = inputs(&ct_dir, &data);
-    let rt = tmp.path().join("rt.dcm");
-    let (ctx, _) = rec_ctx();
-    rtstruct::write(&rt, &labels, &ct, false, &BTreeMap::new(), &ctx).unwrap();
     use dicom_core::{DataElement, PrimitiveValue, VR};
     use dicom_dictionary_std::tags;
     let edit = |name: &str, f: &dyn Fn(&mut dicom_object::DefaultDicomObject)| {

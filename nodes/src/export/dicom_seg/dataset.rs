@@ -81,11 +81,12 @@ pub(crate) fn unique_instances(src: &SourceRef) -> impl Iterator<Item = &Instanc
         .filter(move |i| seen.insert(i.sop_instance_uid.as_str()))
 }
 
-fn referenced_series(c: &Content) -> Obj {
-    let instances: Vec<Obj> = unique_instances(c.src)
+/// One reference item (SOP class and instance) per source instance, in slice order.
+pub(crate) fn instance_refs(src: &SourceRef) -> Vec<Obj> {
+    unique_instances(src)
         .map(|i| {
             let mut d = Ds::new();
-            d.s(tags::REFERENCED_SOP_CLASS_UID, VR::UI, &c.src.sop_class_uid)
+            d.s(tags::REFERENCED_SOP_CLASS_UID, VR::UI, &src.sop_class_uid)
                 .s(
                     tags::REFERENCED_SOP_INSTANCE_UID,
                     VR::UI,
@@ -93,7 +94,11 @@ fn referenced_series(c: &Content) -> Obj {
                 );
             d.done()
         })
-        .collect();
+        .collect()
+}
+
+fn referenced_series(c: &Content) -> Obj {
+    let instances = instance_refs(c.src);
     let mut d = Ds::new();
     d.seq(tags::REFERENCED_INSTANCE_SEQUENCE, instances).s(
         tags::SERIES_INSTANCE_UID,

@@ -4,7 +4,7 @@
 
 use super::Roi;
 use crate::export::dicom_seg::dataset::{
-    patient_and_study, unique_instances, ALGORITHM, MANUFACTURER,
+    instance_refs, patient_and_study, ALGORITHM, MANUFACTURER,
 };
 use crate::export::dicom_seg::elements::{Ds, Obj};
 use crate::export::dicom_seg::source::SourceRef;
@@ -46,18 +46,7 @@ fn image_ref(src: &SourceRef, k: usize) -> Obj {
 }
 
 fn referenced_frame_of_reference(c: &Content) -> Obj {
-    let images: Vec<Obj> = unique_instances(c.src)
-        .map(|i| {
-            let mut d = Ds::new();
-            d.s(tags::REFERENCED_SOP_CLASS_UID, VR::UI, &c.src.sop_class_uid)
-                .s(
-                    tags::REFERENCED_SOP_INSTANCE_UID,
-                    VR::UI,
-                    &i.sop_instance_uid,
-                );
-            d.done()
-        })
-        .collect();
+    let images = instance_refs(c.src);
     let mut series = Ds::new();
     series
         .s(tags::SERIES_INSTANCE_UID, VR::UI, &c.referenced_series_uid)
