@@ -142,44 +142,26 @@ PYEOF
   mv "$tmp" "$PD"
 fi
 
-# --- dcm2niix (DICOM oracle for scripts/oracles/dicom_golden.py) via apt ----------------------
-if command -v dcm2niix >/dev/null 2>&1; then
-  echo "fetch-data: dcm2niix already installed"
-elif command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
-  echo "fetch-data: installing dcm2niix with apt-get"
-  if ! { apt-get install -y -qq dcm2niix >/dev/null 2>&1 \
-         || { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq dcm2niix >/dev/null 2>&1; }; }; then
-    fail "apt-get install dcm2niix failed (run 'apt-get update' and retry, or see apt's output)"
+# --- Debian tools the oracles need, via apt ---------------------------------------------------
+# apt_tool COMMAND PACKAGE WHY: installs PACKAGE unless COMMAND is there; without apt or root,
+# says what is skipped (the test that needs it says so too).
+apt_tool() {
+  local cmd="$1" pkg="$2" why="$3"
+  if command -v "$cmd" >/dev/null 2>&1; then
+    echo "fetch-data: $cmd already installed"
+  elif command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    echo "fetch-data: installing $pkg ($cmd) with apt-get"
+    if ! { apt-get install -y -qq "$pkg" >/dev/null 2>&1 \
+           || { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq "$pkg" >/dev/null 2>&1; }; }; then
+      fail "apt-get install $pkg failed (run 'apt-get update' and retry, or see apt's output)"
+    fi
+  else
+    echo "fetch-data: skipped $cmd ($pkg): apt-get unavailable or not root; $why"
   fi
-else
-  echo "fetch-data: skipped dcm2niix: apt-get unavailable or not root (only scripts/oracles/dicom_golden.py needs it)"
-fi
-
-# --- dciodvfy (dicom3tools: the DICOM SEG validator for export's tests) via apt -------------
-if command -v dciodvfy >/dev/null 2>&1; then
-  echo "fetch-data: dciodvfy already installed"
-elif command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
-  echo "fetch-data: installing dicom3tools (dciodvfy) with apt-get"
-  if ! { apt-get install -y -qq dicom3tools >/dev/null 2>&1 \
-         || { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq dicom3tools >/dev/null 2>&1; }; }; then
-    fail "apt-get install dicom3tools failed (run 'apt-get update' and retry, or see apt's output)"
-  fi
-else
-  echo "fetch-data: skipped dciodvfy (dicom3tools): apt-get unavailable or not root; the DICOM SEG test will say so"
-fi
-
-# --- plastimatch (the independent RT-STRUCT reader for export's rtstruct test) via apt -------
-if command -v plastimatch >/dev/null 2>&1; then
-  echo "fetch-data: plastimatch already installed"
-elif command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
-  echo "fetch-data: installing plastimatch with apt-get"
-  if ! { apt-get install -y -qq plastimatch >/dev/null 2>&1 \
-         || { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq plastimatch >/dev/null 2>&1; }; }; then
-    fail "apt-get install plastimatch failed (run 'apt-get update' and retry, or see apt's output)"
-  fi
-else
-  echo "fetch-data: skipped plastimatch: apt-get unavailable or not root; the RT-STRUCT test will say so"
-fi
+}
+apt_tool dcm2niix dcm2niix "only scripts/oracles/dicom_golden.py needs it"
+apt_tool dciodvfy dicom3tools "the DICOM SEG and RT-STRUCT export tests need it"
+apt_tool plastimatch plastimatch "the RT-STRUCT tests need it (an independent reader)"
 
 # --- Colin27 (mricron-data) via apt -----------------------------------------------------------
 COLIN=/usr/share/mricron/templates
