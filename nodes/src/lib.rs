@@ -7,6 +7,7 @@
 // The derive macros name this crate by its path, also from inside it.
 extern crate self as vistaflow_nodes;
 
+pub mod cohort;
 pub mod export;
 pub mod io;
 pub mod metrics;

@@ -26,8 +26,8 @@ pub mod stats;
 pub mod views;
 pub mod window;
 
-mod canvas;
-mod font;
+pub(crate) mod canvas;
+pub(crate) mod font;
 pub mod render;
 
 pub use palette::class_colour;
@@ -237,7 +237,7 @@ fn voxel_volume_mm3(a: &[[f64; 4]; 4]) -> f64 {
 }
 
 /// Encodes `canvas` as an 8-bit RGB PNG and writes it atomically to `path`.
-fn save(path: &Path, canvas: &Canvas) -> Result<(), NodeError> {
+pub(crate) fn save(path: &Path, canvas: &Canvas) -> Result<(), NodeError> {
     let err = |e: png::EncodingError| NodeError::file(path, format!("cannot encode the PNG: {e}"));
     let (w, h) = (
         u32::try_from(canvas.width).map_err(|_| NodeError::Invalid("sheet too wide".into()))?,
