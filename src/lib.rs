@@ -3,6 +3,7 @@
 
 pub mod cache;
 pub mod cli;
+pub mod cohort;
 pub mod diag;
 pub mod exec;
 pub mod hash;

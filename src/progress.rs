@@ -80,3 +80,66 @@ impl NodeLine {
         }
     }
 }
+
+/// The display of a cohort: a bar of finished subjects, a line per running subject.
+pub struct CohortDisplay {
+    multi: Option<MultiProgress>,
+    bar: Option<ProgressBar>,
+}
+
+impl CohortDisplay {
+    pub fn new(enabled: bool, subjects: u64) -> CohortDisplay {
+        let multi = (enabled && std::io::stderr().is_terminal())
+            .then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr()));
+        let bar = multi.as_ref().map(|m| {
+            let b = m.add(ProgressBar::new(subjects));
+            if let Ok(s) = ProgressStyle::with_template(
+                "subjects [{bar:30}] {pos}/{len} {msg} {elapsed} (eta {eta})",
+            ) {
+                b.set_style(s.progress_chars("=> "));
+            }
+            b
+        });
+        CohortDisplay { multi, bar }
+    }
+
+    /// A line for a subject that just started.
+    pub fn start(&self, subject: &str) -> NodeLine {
+        let bar = self.multi.as_ref().map(|m| {
+            let b = m.add(ProgressBar::new_spinner());
+            if let Ok(s) = ProgressStyle::with_template("  {spinner} {prefix} {elapsed}") {
+                b.set_style(s);
+            }
+            b.set_prefix(subject.to_string());
+            b.enable_steady_tick(Duration::from_millis(120));
+            b
+        });
+        NodeLine { bar }
+    }
+
+    /// One subject finished; `failed` so far goes into the bar's message.
+    pub fn finished(&self, failed: usize) {
+        if let Some(b) = &self.bar {
+            b.inc(1);
+            if failed > 0 {
+                b.set_message(format!("({failed} failed)"));
+            }
+        }
+    }
+
+    /// Prints above the bars, or to stderr when none are drawn.
+    pub fn println(&self, msg: &str) {
+        match &self.multi {
+            Some(m) => {
+                let _ = m.println(msg);
+            }
+            None => eprintln!("{msg}"),
+        }
+    }
+
+    pub fn finish(&self) {
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
+        }
+    }
+}

@@ -19,6 +19,7 @@ macro_rules! out {
 }
 
 mod cache_cmd;
+mod cohort_cmd;
 mod model_cmd;
 mod nodes_cmd;
 mod run_cmd;
@@ -105,6 +106,7 @@ pub struct PlanArgs {
 }
 
 #[derive(Args)]
+#[command(group = clap::ArgGroup::new("cohort_input").args(["cohort", "cohort_dir"]))]
 pub struct RunArgs {
     #[command(flatten)]
     pub workflow: WorkflowArgs,
@@ -128,6 +130,29 @@ pub struct RunArgs {
     /// No progress bars and no summary.
     #[arg(long, short)]
     pub quiet: bool,
+    #[command(flatten)]
+    pub cohort: CohortArgs,
+}
+
+/// Running one workflow over many subjects (README, "Cohorts").
+#[derive(Args, Clone)]
+pub struct CohortArgs {
+    /// A CSV manifest: a header of variable names with SUBJECT among them, a row per subject.
+    #[arg(long, value_name = "CSV", conflicts_with = "cohort_dir")]
+    pub cohort: Option<PathBuf>,
+    /// One subject per NIfTI/NRRD file or DICOM series folder found under DIR (as IMAGE).
+    #[arg(long, value_name = "DIR")]
+    pub cohort_dir: Option<PathBuf>,
+    /// Subjects run at once (default: the cores, at most one per 4 GiB of memory).
+    #[arg(long, value_name = "N", requires = "cohort_input")]
+    pub jobs: Option<usize>,
+    /// Stop the cohort at the first failed subject (default: record it and go on).
+    #[arg(long, requires = "cohort_input")]
+    pub fail_fast: bool,
+    /// Where the cohort's records, tables, plot and report go (default:
+    /// cohort-results/<workflow name>).
+    #[arg(long, value_name = "DIR", requires = "cohort_input")]
+    pub results: Option<PathBuf>,
 }
 
 fn parse_var(s: &str) -> Result<(String, String), String> {

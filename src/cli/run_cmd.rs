@@ -91,57 +91,18 @@ pub fn plan(a: PlanArgs) -> i32 {
 }
 
 pub fn run(a: RunArgs) -> i32 {
+    if a.cohort.cohort.is_some() || a.cohort.cohort_dir.is_some() {
+        return super::cohort_cmd::run(a);
+    }
     let plan = match load(&a.workflow) {
         Ok(p) => p,
         Err(c) => return c,
     };
-    let device = match a.device.as_deref().map(|d| DeviceSpec::parse(d).ok_or(d)) {
-        None => None,
-        Some(Ok(d)) => Some(d),
-        Some(Err(d)) => {
-            eprintln!("error: --device `{d}`: use auto, cpu, cuda or cuda:N");
-            return EXIT_INVALID;
-        }
-    };
-    let sink = if a.no_trace {
-        TraceSink::None
-    } else if let Some(url) = &a.otlp {
-        TraceSink::Otlp(url.clone())
-    } else {
-        TraceSink::File(a.trace.clone().unwrap_or_else(|| default_trace_path(&plan)))
-    };
-    let telemetry = match Telemetry::new(sink) {
-        Ok(t) => Arc::new(t),
-        Err(e) => {
-            eprintln!("error: {e}");
-            return EXIT_INVALID;
-        }
-    };
-    let store = match open_store(&plan) {
-        Ok(s) => s,
+    let (engine, opts, runtime) = match engine_for(&a, &plan) {
+        Ok(x) => x,
         Err(c) => return c,
     };
-    let engine = Engine {
-        store,
-        devices: Arc::new(Devices::probe(1)),
-        telemetry: telemetry.clone(),
-    };
-    let opts = RunOptions {
-        cache: policy(&a.cache),
-        device,
-        keep_going: a.keep_going,
-        progress: !a.quiet,
-    };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return EXIT_FAILED;
-        }
-    };
+    let telemetry = engine.telemetry.clone();
     let cancel = CancellationToken::new();
     let stopped_by = Arc::new(std::sync::atomic::AtomicI32::new(EXIT_INTERRUPTED));
     let result = runtime.block_on(async {
@@ -171,10 +132,56 @@ pub fn run(a: RunArgs) -> i32 {
     }
 }
 
+/// The engine, run options and async runtime of `vistaflow run` for `plan` (its cache and
+/// trace settings): shared by a single run and a cohort.
+pub(super) fn engine_for(
+    a: &RunArgs,
+    plan: &Plan,
+) -> Result<(Engine, RunOptions, tokio::runtime::Runtime), i32> {
+    let device = match a.device.as_deref().map(|d| DeviceSpec::parse(d).ok_or(d)) {
+        None => None,
+        Some(Ok(d)) => Some(d),
+        Some(Err(d)) => {
+            eprintln!("error: --device `{d}`: use auto, cpu, cuda or cuda:N");
+            return Err(EXIT_INVALID);
+        }
+    };
+    let sink = if a.no_trace {
+        TraceSink::None
+    } else if let Some(url) = &a.otlp {
+        TraceSink::Otlp(url.clone())
+    } else {
+        TraceSink::File(a.trace.clone().unwrap_or_else(|| default_trace_path(plan)))
+    };
+    let telemetry = Telemetry::new(sink).map(Arc::new).map_err(|e| {
+        eprintln!("error: {e}");
+        EXIT_INVALID
+    })?;
+    let engine = Engine {
+        store: open_store(plan)?,
+        devices: Arc::new(Devices::probe(1)),
+        telemetry,
+    };
+    let opts = RunOptions {
+        cache: policy(&a.cache),
+        device,
+        keep_going: a.keep_going,
+        progress: !a.quiet,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("error: cannot start the async runtime: {e}");
+            EXIT_FAILED
+        })?;
+    Ok((engine, opts, runtime))
+}
+
 /// The first Ctrl-C (SIGINT) or SIGTERM (a scheduler's or a `kill`'s stop) stops the run
 /// cleanly: nodes are cancelled, their temporary files removed, finished nodes stay cached;
 /// the exit code is 130 or 143. A second signal exits at once.
-async fn interrupt_handler(
+pub(super) async fn interrupt_handler(
     cancel: CancellationToken,
     stopped_by: Arc<std::sync::atomic::AtomicI32>,
 ) {

@@ -6,9 +6,12 @@ use std::sync::Arc;
 use tch::Device;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-/// The CUDA devices of this process and a concurrency limit on each.
+/// The CUDA devices of this process and a concurrency limit on each, and one slot for a
+/// heavy node on the CPU: libtorch already spreads one over every core, so two at once (two
+/// subjects of a cohort) only thrash the caches and double the memory.
 pub struct Devices {
     gpus: Vec<Arc<Semaphore>>,
+    cpu_heavy: Arc<Semaphore>,
 }
 
 /// A device held for one node run; the GPU slot is released on drop.
@@ -38,12 +41,16 @@ impl Devices {
             gpus: (0..n)
                 .map(|_| Arc::new(Semaphore::new(slots_per_gpu.max(1))))
                 .collect(),
+            cpu_heavy: Arc::new(Semaphore::new(1)),
         }
     }
 
     /// A machine with no GPU (tests, `--device cpu`).
     pub fn cpu_only() -> Devices {
-        Devices { gpus: vec![] }
+        Devices {
+            gpus: vec![],
+            cpu_heavy: Arc::new(Semaphore::new(1)),
+        }
     }
 
     pub fn gpu_count(&self) -> usize {
@@ -62,22 +69,13 @@ impl Devices {
     }
 
     /// Waits for a device. `auto` and `cuda` take the GPU with a free slot (the least busy),
-    /// `auto` falls back to the CPU when there is no GPU at all.
-    pub async fn acquire(&self, spec: DeviceSpec) -> Result<Lease, DeviceError> {
+    /// `auto` falls back to the CPU when there is no GPU at all. A `heavy` node (a network)
+    /// that lands on the CPU waits for the CPU's one heavy slot.
+    pub async fn acquire(&self, spec: DeviceSpec, heavy: bool) -> Result<Lease, DeviceError> {
         self.check(spec)?;
         let index = match spec {
-            DeviceSpec::Cpu => {
-                return Ok(Lease {
-                    device: Device::Cpu,
-                    _permit: None,
-                })
-            }
-            DeviceSpec::Auto if self.gpus.is_empty() => {
-                return Ok(Lease {
-                    device: Device::Cpu,
-                    _permit: None,
-                })
-            }
+            DeviceSpec::Cpu => return Ok(self.cpu(heavy).await),
+            DeviceSpec::Auto if self.gpus.is_empty() => return Ok(self.cpu(heavy).await),
             DeviceSpec::Cuda(Some(n)) => n,
             DeviceSpec::Auto | DeviceSpec::Cuda(None) => (0..self.gpus.len())
                 .max_by_key(|&i| self.gpus[i].available_permits())
@@ -92,6 +90,26 @@ impl Devices {
             device: Device::Cuda(index),
             _permit: Some(permit),
         })
+    }
+}
+
+impl Devices {
+    async fn cpu(&self, heavy: bool) -> Lease {
+        let permit = if heavy {
+            Some(
+                self.cpu_heavy
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .expect("device semaphores are never closed"),
+            )
+        } else {
+            None
+        };
+        Lease {
+            device: Device::Cpu,
+            _permit: permit,
+        }
     }
 }
 

@@ -6,7 +6,7 @@ pub mod devices;
 pub mod keys;
 mod memo;
 mod node_task;
-mod provenance;
+pub(crate) mod provenance;
 pub mod report;
 mod run;
 mod run_state;

@@ -183,7 +183,7 @@ async fn execute(
     };
     let asked = Instant::now();
     let lease = tokio::select! {
-        l = sh.devices.acquire(spec) => l.map_err(|e| NodeError::Invalid(e.to_string()))?,
+        l = sh.devices.acquire(spec, n.node.spec().compute == Compute::Gpu) => l.map_err(|e| NodeError::Invalid(e.to_string()))?,
         _ = run_cancelled(sh, i) => return Err(NodeError::Cancelled),
     };
     if let Device::Cuda(_) = lease.device {

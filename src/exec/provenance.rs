@@ -127,7 +127,7 @@ fn without_input_paths(n: &PlannedNode) -> Json {
     json!(params)
 }
 
-fn status_name(s: &NodeStatus) -> &'static str {
+pub(crate) fn status_name(s: &NodeStatus) -> &'static str {
     match s {
         NodeStatus::Ran => "ran",
         NodeStatus::Cached | NodeStatus::NotNeeded => "cached",

@@ -17,6 +17,16 @@ pub enum NodeStatus {
     Cancelled,
 }
 
+impl NodeStatus {
+    /// Did not produce its outputs.
+    pub fn is_failure(&self) -> bool {
+        matches!(
+            self,
+            NodeStatus::Failed(_) | NodeStatus::UpstreamFailed | NodeStatus::Cancelled
+        )
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct NodeReport {
     pub id: String,

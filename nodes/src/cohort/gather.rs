@@ -98,9 +98,15 @@ mod tests {
 
     fn table() -> Table {
         let mut t = Table::new(
-            ["class_id", "class_name", "dice", "hd95", "voxels_prediction"]
-                .map(String::from)
-                .to_vec(),
+            [
+                "class_id",
+                "class_name",
+                "dice",
+                "hd95",
+                "voxels_prediction",
+            ]
+            .map(String::from)
+            .to_vec(),
         );
         t.rows = vec![
             vec![
@@ -128,10 +134,7 @@ mod tests {
         l.add("s1", "scores", &table()).unwrap();
         l.sort();
         assert_eq!(l.rows.len(), 12);
-        assert_eq!(
-            (l.rows[0].subject.as_str(), l.rows[0].class_id),
-            ("s1", 1)
-        );
+        assert_eq!((l.rows[0].subject.as_str(), l.rows[0].class_id), ("s1", 1));
         let csv = l.to_csv();
         let lines: Vec<&str> = csv.lines().collect();
         assert_eq!(lines[1], "s1,scores,1,spleen,dice,0.25");
@@ -139,6 +142,9 @@ mod tests {
         assert_eq!(lines[5], "s1,scores,3,\"liver, left\",hd95,nan");
         let mut bad = table();
         bad.columns[0] = "id".into();
-        assert!(l.add("s3", "qc", &bad).unwrap_err().contains("not a metrics table"));
+        assert!(l
+            .add("s3", "qc", &bad)
+            .unwrap_err()
+            .contains("not a metrics table"));
     }
 }

@@ -15,6 +15,8 @@ const GRID: [u8; 3] = [225, 225, 225];
 const BOX: [u8; 3] = [70, 110, 170];
 const DOT: [u8; 3] = [200, 80, 40];
 const MARGIN: usize = 16;
+/// Between panels: room for the tick labels of both axes' ends.
+const PANEL_GAP: usize = 48;
 const LABEL_W: usize = 180;
 const PANEL_W: usize = 360;
 const ROW_H: usize = 30;
@@ -24,7 +26,11 @@ const AXIS_H: usize = 36;
 /// The metrics the plot shows: Dice and HD95 when present, else the first two.
 fn chosen_metrics(long: &LongTable) -> Vec<String> {
     let mut seen: Vec<String> = Vec::new();
-    for r in long.rows.iter().filter(|r| !r.metric.starts_with("voxels_")) {
+    for r in long
+        .rows
+        .iter()
+        .filter(|r| !r.metric.starts_with("voxels_"))
+    {
         if !seen.contains(&r.metric) {
             seen.push(r.metric.clone());
         }
@@ -71,12 +77,26 @@ pub fn write_plot(path: &Path, long: &LongTable, title: &str) -> Result<(), Node
         }
     }
     classes.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
-    let width = MARGIN * 2 + LABEL_W + metrics.len().max(1) * (PANEL_W + MARGIN);
+    let width = MARGIN * 2 + LABEL_W + metrics.len().max(1) * (PANEL_W + PANEL_GAP);
     let height = TITLE_H + classes.len().max(1) * ROW_H + AXIS_H + MARGIN;
     let mut c = Canvas::new(width, height, BACKGROUND);
-    draw_text(&mut c, MARGIN, 10, &fit(title, (width - 2 * MARGIN) / GLYPH), 1, TEXT);
+    draw_text(
+        &mut c,
+        MARGIN,
+        10,
+        &fit(title, (width - 2 * MARGIN) / GLYPH),
+        1,
+        TEXT,
+    );
     if classes.is_empty() {
-        draw_text(&mut c, MARGIN, TITLE_H, "no metrics table in any subject", 1, TEXT);
+        draw_text(
+            &mut c,
+            MARGIN,
+            TITLE_H,
+            "no metrics table in any subject",
+            1,
+            TEXT,
+        );
     }
     for (row, (node, _, name)) in classes.iter().enumerate() {
         let label = if several_nodes {
@@ -85,10 +105,17 @@ pub fn write_plot(path: &Path, long: &LongTable, title: &str) -> Result<(), Node
             name.clone()
         };
         let y = TITLE_H + row * ROW_H + ROW_H / 2 - GLYPH / 2;
-        draw_text(&mut c, MARGIN, y, &fit(&label, LABEL_W / GLYPH - 1), 1, TEXT);
+        draw_text(
+            &mut c,
+            MARGIN,
+            y,
+            &fit(&label, LABEL_W / GLYPH - 1),
+            1,
+            TEXT,
+        );
     }
     for (p, metric) in metrics.iter().enumerate() {
-        let x0 = MARGIN + LABEL_W + p * (PANEL_W + MARGIN);
+        let x0 = MARGIN + LABEL_W + p * (PANEL_W + PANEL_GAP);
         let values = |node: &str, id: i64| -> Vec<f64> {
             let mut v: Vec<f64> = long
                 .rows
@@ -189,11 +216,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("p.png");
         write_plot(&path, &l, "test").unwrap();
-        let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(&path).unwrap()));
+        let decoder =
+            png::Decoder::new(std::io::BufReader::new(std::fs::File::open(&path).unwrap()));
         let mut reader = decoder.read_info().unwrap();
         let mut buf = vec![0; reader.output_buffer_size().unwrap()];
         let info = reader.next_frame(&mut buf).unwrap();
-        assert_eq!(info.width as usize, MARGIN * 2 + LABEL_W + 2 * (PANEL_W + MARGIN));
+        assert_eq!(
+            info.width as usize,
+            MARGIN * 2 + LABEL_W + 2 * (PANEL_W + PANEL_GAP)
+        );
         let px = |x: usize, y: usize| {
             let o = (y * info.width as usize + x) * 3;
             [buf[o], buf[o + 1], buf[o + 2]]
@@ -204,7 +235,7 @@ mod tests {
         let rows = TITLE_H..TITLE_H + ROW_H;
         assert!(rows.clone().any(|y| px(x, y) == DOT), "no dot at dice 0.9");
         // HD95 12 of an axis to 20 on the second panel; the undefined one has no dot.
-        let x1 = x0 + PANEL_W + MARGIN;
+        let x1 = x0 + PANEL_W + PANEL_GAP;
         let x = x1 + (12.0 / 20.0 * (PANEL_W - 1) as f64) as usize;
         assert!(rows.clone().any(|y| px(x, y) == DOT), "no dot at hd95 12");
         let dots = (x1..x1 + PANEL_W)

@@ -55,7 +55,10 @@ pub fn summarise(long: &LongTable, failed_subjects: usize) -> Vec<SummaryRow> {
     }
     let mut groups: BTreeMap<(&str, i64, usize), (&str, Vec<f64>)> = BTreeMap::new();
     for r in long.rows.iter().filter(|r| !is_count(&r.metric)) {
-        let m = metric_order.iter().position(|m| *m == r.metric).unwrap_or(0);
+        let m = metric_order
+            .iter()
+            .position(|m| *m == r.metric)
+            .unwrap_or(0);
         groups
             .entry((&r.node, r.class_id, m))
             .or_insert_with(|| (&r.class_name, Vec::new()))
@@ -187,12 +190,19 @@ mod tests {
         for (i, v) in [0.9, 0.8, 0.7, f64::NAN, 0.6].iter().enumerate() {
             let s = format!("s{i}");
             l.rows.push(row(&s, "dice", *v));
-            l.rows.push(row(&s, "voxels_prediction", if v.is_nan() { 0.0 } else { 5.0 }));
+            l.rows.push(row(
+                &s,
+                "voxels_prediction",
+                if v.is_nan() { 0.0 } else { 5.0 },
+            ));
         }
         let rows = summarise(&l, 2);
         assert_eq!(rows.len(), 1, "voxel counts are not summarised");
         let r = &rows[0];
-        assert_eq!((r.subjects, r.n, r.undefined, r.empty_prediction), (5, 4, 1, 1));
+        assert_eq!(
+            (r.subjects, r.n, r.undefined, r.empty_prediction),
+            (5, 4, 1, 1)
+        );
         assert!((r.mean.unwrap() - 0.75).abs() < 1e-12);
         assert!((r.median.unwrap() - 0.75).abs() < 1e-12);
         assert!((r.q1.unwrap() - 0.675).abs() < 1e-12);
@@ -204,7 +214,10 @@ mod tests {
         assert!(line.starts_with("scores,1,liver,dice,5,4,1,0.7"), "{line}");
         assert!(csv.trim_end().ends_with(",1,2"));
         let md = to_markdown(&rows);
-        assert!(md.contains("| scores | liver | dice | 4 (1 undefined) | 0.750 ("), "{md}");
+        assert!(
+            md.contains("| scores | liver | dice | 4 (1 undefined) | 0.750 ("),
+            "{md}"
+        );
         assert!(md.contains("0.750 [0.675, 0.825] | 1 |"), "{md}");
     }
 }

@@ -110,7 +110,7 @@ pub fn remove_dead_writers(dir: &Path, name: &str, suffix: &str) {
 }
 
 /// Writes `text` to `path` atomically, creating missing folders (tables, sidecars, reports).
-pub(crate) fn write_text(path: &Path, text: &str) -> Result<(), NodeError> {
+pub fn write_text(path: &Path, text: &str) -> Result<(), NodeError> {
     create_parent(path)?;
     write(path, |w| {
         w.write_all(text.as_bytes())

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Cohort throughput (issue 17's targets: `--cohort` at most 0.6 of a shell loop of
+# `vistaflow run`, and a warm re-run at most 5% of the cold run).
+# The cohort: 12 subjects made from the TotalSegmentator sample CT and labels by
+# scripts/make-cohort.py (z crops of 40-60 slices at 3 mm, shifted and flipped copies);
+# the workflow: workflows/cohort-demo.yaml (load CT and labels, vista3d_auto with the demo
+# model, metrics, NIfTI export). Each variant starts from an empty cache of its own:
+#   loop:      `vistaflow run --set SUBJECT=.. --set IMAGE=.. --set LABELS=..` per subject
+#   cohort:    `vistaflow run --cohort subjects.csv` (default --jobs), and with --jobs 1
+#   warm:      the same --cohort again (everything cached)
+# Needs scripts/fetch-data.sh, scripts/setup-python.sh (nibabel) and a release build.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+PY="${VISTAFLOW_PYTHON:-$HOME/.cache/vistaflow/venv/bin/python}"
+BIN="${VISTAFLOW_BIN:-$ROOT/target/release/vistaflow}"
+[ -x "$BIN" ] || (cd "$ROOT" && cargo build --release -q)
+TMP="$(mktemp -d)"
+trap 'rm -rf "$TMP"' EXIT
+"$PY" "$ROOT/scripts/make-cohort.py" "$TMP/cohort" >/dev/null
+MANIFEST="$TMP/cohort/subjects.csv"
+
+workflow() { # NAME: a copy of the cohort workflow with its own cache and outputs
+  sed -e "s#\.\./\.vistaflow/cache#$TMP/$1/cache#" -e "s#\.\./models#$ROOT/models#" \
+      -e "s#\.\./out#$TMP/$1/out#" "$ROOT/workflows/cohort-demo.yaml" > "$TMP/$1.yaml"
+  echo "$TMP/$1.yaml"
+}
+now() { date +%s.%N; }
+secs() { echo "$2 - $1" | bc -l | xargs printf '%.2f'; }
+
+WF="$(workflow loop)"
+t0="$(now)"
+tail -n +2 "$MANIFEST" | while IFS=, read -r s image labels; do
+  "$BIN" run "$WF" -q --no-trace --set "SUBJECT=$s" --set "IMAGE=$TMP/cohort/$image" \
+    --set "LABELS=$TMP/cohort/$labels"
+done
+loop="$(secs "$t0" "$(now)")"
+
+WF="$(workflow cohort)"
+t0="$(now)"
+"$BIN" run "$WF" -q --no-trace --cohort "$MANIFEST" --results "$TMP/results"
+cohort="$(secs "$t0" "$(now)")"
+t0="$(now)"
+"$BIN" run "$WF" -q --no-trace --cohort "$MANIFEST" --results "$TMP/results"
+warm="$(secs "$t0" "$(now)")"
+
+WF="$(workflow jobs1)"
+t0="$(now)"
+"$BIN" run "$WF" -q --no-trace --cohort "$MANIFEST" --results "$TMP/results1" --jobs 1
+jobs1="$(secs "$t0" "$(now)")"
+
+cmp "$TMP/results/metrics_long.csv" "$TMP/results1/metrics_long.csv"
+echo "12 subjects, $(nproc) cores:"
+echo "  shell loop of vistaflow run:  ${loop}s"
+echo "  --cohort (default jobs):      ${cohort}s  ($(echo "$cohort / $loop" | bc -l | xargs printf '%.2f') of the loop)"
+echo "  --cohort --jobs 1:            ${jobs1}s  ($(echo "$jobs1 / $loop" | bc -l | xargs printf '%.2f') of the loop)"
+echo "  --cohort warm re-run:         ${warm}s  ($(echo "100 * $warm / $cohort" | bc -l | xargs printf '%.1f')% of cold)"
+echo "  gathered tables of --jobs 1 and default jobs: identical"

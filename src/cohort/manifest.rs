@@ -1,0 +1,405 @@
+//! The subjects of a cohort: a CSV manifest (a header of variable names, `SUBJECT` among
+//! them, one row per subject) or a folder scan (one subject per NIfTI/NRRD file or DICOM
+//! series folder, named by a hash of its path, never by what is in it).
+
+use sha2::{Digest as _, Sha256};
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+/// One subject: its id and the `${NAME}` values its workflow run gets.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Subject {
+    pub id: String,
+    pub vars: BTreeMap<String, String>,
+    /// Where it was defined, for messages: `subjects.csv:4` or the scanned path.
+    pub origin: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct Manifest {
+    /// The manifest file, or the scanned folder.
+    pub path: PathBuf,
+    /// sha256 of the manifest file (of the scan's listing for a folder): the cohort report
+    /// names exactly which list of subjects it is about.
+    pub sha256: String,
+    pub subjects: Vec<Subject>,
+}
+
+/// A subject id names files and cache records: letters, digits, `.`, `_`, `-`.
+fn valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 128
+        && !id.starts_with('.')
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
+fn valid_var(name: &str) -> bool {
+    let mut c = name.chars();
+    c.next()
+        .is_some_and(|f| f.is_ascii_alphabetic() || f == '_')
+        && c.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// CSV records (RFC 4180: quoted fields, `""` inside quotes, CRLF or LF) with the line each
+/// starts on. Blank lines and lines starting with `#` are skipped.
+/// A CSV record: the line it starts on and its fields.
+type Record = (usize, Vec<String>);
+
+fn csv_records(text: &str) -> Result<Vec<Record>, (usize, String)> {
+    let mut out = Vec::new();
+    let mut chars = text.chars().peekable();
+    let mut line = 1;
+    while chars.peek().is_some() {
+        let start = line;
+        if chars.peek() == Some(&'#') {
+            for c in chars.by_ref() {
+                if c == '\n' {
+                    line += 1;
+                    break;
+                }
+            }
+            continue;
+        }
+        let mut fields = vec![String::new()];
+        let mut quoted = false;
+        let mut quote_open_line = line;
+        loop {
+            let Some(c) = chars.next() else {
+                if quoted {
+                    return Err((quote_open_line, "a quoted field is never closed".into()));
+                }
+                break;
+            };
+            let field = fields.last_mut().expect("one field at least");
+            match c {
+                '"' if quoted && chars.peek() == Some(&'"') => {
+                    chars.next();
+                    field.push('"');
+                }
+                '"' if quoted => quoted = false,
+                '"' if field.is_empty() => {
+                    quoted = true;
+                    quote_open_line = line;
+                }
+                ',' if !quoted => fields.push(String::new()),
+                '\r' if !quoted && chars.peek() == Some(&'\n') => {}
+                '\n' if !quoted => {
+                    line += 1;
+                    break;
+                }
+                '\n' => {
+                    line += 1;
+                    field.push(c);
+                }
+                _ => field.push(c),
+            }
+        }
+        if fields.len() == 1 && fields[0].trim().is_empty() {
+            continue;
+        }
+        out.push((start, fields));
+    }
+    Ok(out)
+}
+
+/// Reads a CSV manifest. Every problem is reported, each as `FILE:LINE: what`. A relative
+/// path in a cell is taken from the manifest's folder when it exists there (a manifest lists
+/// files beside it, wherever the workflow is).
+pub fn read_csv(path: &Path) -> Result<Manifest, Vec<String>> {
+    let name = path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|e| vec![format!("{name}: cannot read: {e}")])?;
+    let text = String::from_utf8(bytes.clone()).map_err(|e| {
+        vec![format!(
+            "{name}: not UTF-8 text (byte {})",
+            e.utf8_error().valid_up_to()
+        )]
+    })?;
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text); // a spreadsheet's BOM
+    let records = csv_records(text).map_err(|(l, e)| vec![format!("{name}:{l}: {e}")])?;
+    let Some(((header_line, header), rows)) = records.split_first() else {
+        return Err(vec![format!(
+            "{name}: empty manifest: write a header line (SUBJECT,IMAGE,...) and a row per subject"
+        )]);
+    };
+    let mut errors = Vec::new();
+    let header: Vec<String> = header.iter().map(|h| h.trim().to_string()).collect();
+    for h in &header {
+        if !valid_var(h) {
+            errors.push(format!(
+                "{name}:{header_line}: column `{h}` is not a variable name (letters, digits, _)"
+            ));
+        }
+    }
+    let Some(id_col) = header.iter().position(|h| h == "SUBJECT") else {
+        errors.push(format!(
+            "{name}:{header_line}: no SUBJECT column: the header must name one (a subject's \
+             id, used in file names and records)"
+        ));
+        return Err(errors);
+    };
+    let base = path.parent().unwrap_or(Path::new("."));
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    let mut subjects = Vec::new();
+    for (line, fields) in rows {
+        if fields.len() != header.len() {
+            errors.push(format!(
+                "{name}:{line}: {} fields, the header has {}",
+                fields.len(),
+                header.len()
+            ));
+            continue;
+        }
+        let id = fields[id_col].trim().to_string();
+        if !valid_id(&id) {
+            errors.push(format!(
+                "{name}:{line}: subject id `{id}`: use letters, digits, `.`, `_` and `-` \
+                 (it names files), not starting with `.`"
+            ));
+            continue;
+        }
+        if let Some(first) = seen.insert(id.clone(), *line) {
+            errors.push(format!(
+                "{name}:{line}: subject `{id}` again (first on line {first})"
+            ));
+            continue;
+        }
+        let vars = header
+            .iter()
+            .zip(fields)
+            .filter(|(_, v)| !v.trim().is_empty()) // empty cell: the variable is unset
+            .map(|(k, v)| (k.clone(), from_manifest_folder(base, v.trim())))
+            .collect();
+        subjects.push(Subject {
+            id,
+            vars,
+            origin: format!("{name}:{line}"),
+        });
+    }
+    if subjects.is_empty() && errors.is_empty() {
+        errors.push(format!("{name}: no subject rows under the header"));
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    Ok(Manifest {
+        path: path.to_path_buf(),
+        sha256: hex(&Sha256::digest(text.as_bytes())),
+        subjects,
+    })
+}
+
+/// A relative path in a cell, from the manifest's folder: a value that exists there, or
+/// looks like a path (has a `/`, or a data file's extension) so that a missing file is named
+/// where the manifest meant it.
+fn from_manifest_folder(base: &Path, value: &str) -> String {
+    let p = Path::new(value);
+    let looks_like_path = value.contains('/')
+        || [
+            ".nii",
+            ".nii.gz",
+            ".nrrd",
+            ".nhdr",
+            ".dcm",
+            ".json",
+            ".csv",
+            ".safetensors",
+        ]
+        .iter()
+        .any(|e| value.to_lowercase().ends_with(e));
+    if p.is_relative() && (looks_like_path || base.join(p).exists()) {
+        std::path::absolute(base.join(p))
+            .unwrap_or_else(|_| base.join(p))
+            .display()
+            .to_string()
+    } else {
+        value.to_string()
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// One subject per NIfTI/NRRD file and per folder holding DICOM files under `dir`
+/// (recursively), each with `IMAGE` = its absolute path and `SUBJECT` = `s` + 12 hex digits
+/// of sha256 of its path relative to `dir` (stable while the layout is, and free of the
+/// patient names folder names often carry).
+pub fn scan_dir(dir: &Path) -> Result<Manifest, String> {
+    let root = std::path::absolute(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    if !root.is_dir() {
+        return Err(format!("--cohort-dir {}: not a folder", dir.display()));
+    }
+    let mut found: Vec<(String, PathBuf)> = Vec::new();
+    walk(&root, &root, &mut found, 0)?;
+    if found.is_empty() {
+        return Err(format!(
+            "--cohort-dir {}: no NIfTI (.nii, .nii.gz), NRRD (.nrrd) or DICOM series found",
+            dir.display()
+        ));
+    }
+    found.sort();
+    let mut listing = String::new();
+    let subjects = found
+        .into_iter()
+        .map(|(rel, path)| {
+            let id = format!("s{}", &hex(&Sha256::digest(rel.as_bytes()))[..12]);
+            listing.push_str(&format!("{id}\t{rel}\n"));
+            Subject {
+                vars: BTreeMap::from([
+                    ("SUBJECT".to_string(), id.clone()),
+                    ("IMAGE".to_string(), path.display().to_string()),
+                ]),
+                id,
+                origin: rel,
+            }
+        })
+        .collect();
+    Ok(Manifest {
+        path: root,
+        sha256: hex(&Sha256::digest(listing.as_bytes())),
+        subjects,
+    })
+}
+
+const MAX_DEPTH: usize = 16;
+
+fn walk(
+    root: &Path,
+    dir: &Path,
+    found: &mut Vec<(String, PathBuf)>,
+    depth: usize,
+) -> Result<(), String> {
+    if depth > MAX_DEPTH {
+        return Ok(());
+    }
+    let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let mut dicom_here = false;
+    let mut subdirs = Vec::new();
+    for e in entries.flatten() {
+        let path = e.path();
+        let name = e.file_name().to_string_lossy().to_lowercase();
+        if name.starts_with('.') {
+            continue;
+        }
+        if path.is_dir() {
+            subdirs.push(path);
+        } else if name.ends_with(".nii") || name.ends_with(".nii.gz") || name.ends_with(".nrrd") {
+            found.push((relative(root, &path), path));
+        } else if !dicom_here && is_dicom(&path) {
+            dicom_here = true;
+        }
+    }
+    if dicom_here {
+        found.push((relative(root, dir), dir.to_path_buf()));
+    }
+    for d in subdirs {
+        walk(root, &d, found, depth + 1)?;
+    }
+    Ok(())
+}
+
+fn relative(root: &Path, p: &Path) -> String {
+    p.strip_prefix(root)
+        .map(|r| r.display().to_string())
+        .unwrap_or_else(|_| p.display().to_string())
+}
+
+/// A Part 10 file (`DICM` after the 128-byte preamble).
+fn is_dicom(path: &Path) -> bool {
+    use std::io::Read;
+    let mut b = [0u8; 132];
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut b))
+        .is_ok()
+        && &b[128..] == b"DICM"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+        let p = dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    #[test]
+    fn rows_become_subjects_with_paths_from_the_manifest_folder() {
+        let d = tempfile::tempdir().unwrap();
+        write(d.path(), "a.nii.gz", "");
+        let m = write(
+            d.path(),
+            "s.csv",
+            "\u{feff}SUBJECT,IMAGE,NOTE\r\n# a comment\r\ns01,a.nii.gz,\"x, \"\"y\"\"\"\r\n\r\ns02,/abs/b.nii.gz,\r\ns03,c/missing.nii.gz,3\r\n",
+        );
+        let m = read_csv(&m).unwrap();
+        assert_eq!(m.subjects.len(), 3);
+        let missing = d.path().join("c/missing.nii.gz").display().to_string();
+        assert_eq!(
+            m.subjects[2].vars["IMAGE"], missing,
+            "a path, though missing"
+        );
+        assert_eq!(m.subjects[2].vars["NOTE"], "3", "not a path");
+        let s = &m.subjects[0];
+        assert_eq!(s.id, "s01");
+        assert!(s.origin.ends_with("s.csv:3"), "{}", s.origin);
+        assert_eq!(
+            s.vars["IMAGE"],
+            d.path().join("a.nii.gz").display().to_string()
+        );
+        assert_eq!(s.vars["NOTE"], "x, \"y\"");
+        assert_eq!(m.subjects[1].vars["IMAGE"], "/abs/b.nii.gz");
+        assert!(
+            !m.subjects[1].vars.contains_key("NOTE"),
+            "empty cell: unset"
+        );
+        assert_eq!(m.sha256.len(), 64);
+    }
+
+    #[test]
+    fn every_problem_is_named_with_its_line() {
+        let d = tempfile::tempdir().unwrap();
+        let m = write(
+            d.path(),
+            "s.csv",
+            "SUBJECT,IMAGE,bad-name\ns01,a,1\ns01,b,2\n../x,c,3\ns04,d\n",
+        );
+        let e = read_csv(&m).unwrap_err().join("\n");
+        for want in [
+            "s.csv:1: column `bad-name`",
+            "s.csv:3: subject `s01` again (first on line 2)",
+            "s.csv:4: subject id `../x`",
+            "s.csv:5: 2 fields, the header has 3",
+        ] {
+            assert!(e.contains(want), "{want} missing in:\n{e}");
+        }
+        let m = write(d.path(), "n.csv", "IMAGE\na\n");
+        assert!(read_csv(&m).unwrap_err()[0].contains("no SUBJECT column"));
+        let m = write(d.path(), "q.csv", "SUBJECT\n\"s1\n");
+        assert!(read_csv(&m).unwrap_err()[0].contains("q.csv:2: a quoted field is never closed"));
+    }
+
+    #[test]
+    fn a_folder_gives_one_subject_per_image_file_and_dicom_folder() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("Doe^John/series1")).unwrap();
+        let mut dcm = vec![0u8; 128];
+        dcm.extend(b"DICM");
+        std::fs::write(d.path().join("Doe^John/series1/1.dcm"), &dcm).unwrap();
+        std::fs::write(d.path().join("Doe^John/series1/2.dcm"), &dcm).unwrap();
+        write(d.path(), "b.nii.gz", "");
+        write(d.path(), "notes.txt", "");
+        let m = scan_dir(d.path()).unwrap();
+        assert_eq!(m.subjects.len(), 2);
+        let origins: Vec<&str> = m.subjects.iter().map(|s| s.origin.as_str()).collect();
+        assert_eq!(origins, ["Doe^John/series1", "b.nii.gz"]);
+        for s in &m.subjects {
+            assert!(s.id.starts_with('s') && s.id.len() == 13 && !s.id.contains("Doe"));
+        }
+        assert_eq!(scan_dir(d.path()).unwrap().sha256, m.sha256, "stable");
+        assert!(scan_dir(&d.path().join("b.nii.gz")).is_err());
+    }
+}

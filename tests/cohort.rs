@@ -1,0 +1,341 @@
+//! `vistaflow run --cohort`: subjects made from the real TotalSegmentator CT and labels by
+//! scripts/make-cohort.py, a cheap workflow (labels coarsened to 7 mm and back, scored against
+//! themselves), checked against single-subject runs and numpy/scipy.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+const WORKFLOW: &str = r#"version: 1
+name: cohort-test
+settings: { cache: cache }
+nodes:
+  truth:
+    kind: load_nifti
+    params:
+      path: "${LABELS}"
+      labels: true
+      class_names: { "5": liver, "1": spleen, "2": right kidney, "6": stomach, "52": aorta }
+  ct: { kind: load_nifti, params: { path: "${IMAGE}" } }
+  coarse: { kind: resample, inputs: { image: truth.labels }, params: { spacing: [7, 7, 7] } }
+  back: { kind: resample, inputs: { image: coarse.labels, reference: ct.image } }
+  scores:
+    kind: metrics
+    inputs: { prediction: back.labels, reference: truth.labels }
+    params:
+      match: name
+      classes: [liver, spleen, right kidney, stomach, aorta]
+      metrics: [dice, hd95]
+      path: "out/${SUBJECT}/metrics.csv"
+"#;
+
+/// A folder with the workflow and the cohort of scripts/make-cohort.py in `cohort/`.
+fn setup() -> Option<tempfile::TempDir> {
+    let data = common::data_dir()?;
+    if !data.join("totalsegmentator/example_ct.nii.gz").exists() {
+        return None;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("w.yaml"), WORKFLOW).unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/make-cohort.py");
+    let out = std::process::Command::new(common::python())
+        .arg(script)
+        .arg(dir.path().join("cohort"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", common::text(&out));
+    Some(dir)
+}
+
+fn run(dir: &Path, args: &[&str]) -> (Option<i32>, String) {
+    let mut all = vec!["run", "w.yaml", "-q", "--no-trace"];
+    all.extend(args);
+    let out = common::vistaflow(&all, dir);
+    (out.status.code(), common::text(&out))
+}
+
+fn read(p: PathBuf) -> String {
+    std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+/// subject -> status, ran (from subjects.csv)
+fn statuses(results: &Path) -> Vec<(String, String, String)> {
+    read(results.join("subjects.csv"))
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            (f[0].to_string(), f[2].to_string(), f[4].to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn bad_subjects_are_named_the_good_ones_match_single_runs_and_the_summary_matches_numpy() {
+    let Some(dir) = setup() else { return };
+    let d = dir.path();
+    let (code, text) = run(
+        d,
+        &["--cohort", "cohort/subjects-with-bad.csv", "--results", "r"],
+    );
+    assert_eq!(code, Some(1), "{text}");
+    common::assert_has(
+        &text,
+        &[
+            "subjects-with-bad.csv:8) cannot run: node `ct` (load_nifti) param `path`",
+            "cohort/bad-missing/ct.nii.gz does not exist",
+            "subject `bad-corrupt` (",
+            "the data is shorter than the header says",
+            "subject `bad-labels` (",
+            "not a valid gzip stream",
+        ],
+    );
+    let st = statuses(&d.join("r"));
+    assert_eq!(st.len(), 15);
+    let failed: Vec<&str> = st
+        .iter()
+        .filter(|s| s.1 != "done")
+        .map(|s| s.0.as_str())
+        .collect();
+    assert_eq!(failed, ["bad-missing", "bad-corrupt", "bad-labels"]);
+
+    // Two subjects alone, each in a cache of its own: their metrics tables are the rows of
+    // the gathered long table, value for value.
+    let long = read(d.join("r/metrics_long.csv"));
+    assert_eq!(
+        long.lines().count(),
+        1 + 12 * 5 * 4,
+        "12 subjects x 5 classes x 4 columns"
+    );
+    for s in ["s03", "s10"] {
+        let single = d.join(format!("single-{s}"));
+        std::fs::create_dir(&single).unwrap();
+        std::fs::write(single.join("w.yaml"), WORKFLOW).unwrap();
+        let image = d.join(format!("cohort/{s}/ct.nii.gz"));
+        let labels = d.join(format!("cohort/{s}/labels.nii.gz"));
+        let (code, text) = run(
+            &single,
+            &[
+                "--set",
+                &format!("SUBJECT={s}"),
+                "--set",
+                &format!("IMAGE={}", image.display()),
+                "--set",
+                &format!("LABELS={}", labels.display()),
+            ],
+        );
+        assert_eq!(code, Some(0), "{text}");
+        let table = read(single.join(format!("out/{s}/metrics.csv")));
+        let mut header = Vec::new();
+        let mut rows = 0;
+        for line in table.lines().filter(|l| !l.starts_with('#')) {
+            let f: Vec<&str> = line.split(',').collect();
+            if header.is_empty() {
+                header = f.iter().map(|c| c.to_string()).collect();
+                continue;
+            }
+            for (c, v) in f.iter().enumerate().skip(2) {
+                let row = format!("{s},scores,{},{},{},{v}\n", f[0], f[1], header[c]);
+                assert!(long.contains(&row), "{row} not in the long table");
+                rows += 1;
+            }
+        }
+        assert_eq!(rows, 5 * 4);
+    }
+
+    let oracle =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/oracles/cohort_summary_numpy.py");
+    let out = std::process::Command::new(common::python())
+        .arg(oracle)
+        .arg(d.join("r"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", common::text(&out));
+    let md = read(d.join("r/summary.md"));
+    common::assert_has(
+        &md,
+        &[
+            "| scores | liver | dice | 12 |",
+            "Failed subjects (no result): 3.",
+        ],
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&read(d.join("r/cohort_report.json"))).unwrap();
+    assert_eq!(report["manifest"]["subjects"], 15);
+    assert_eq!(report["subjects"].as_array().unwrap().len(), 15);
+    let png = std::fs::read(d.join("r/summary.png")).unwrap();
+    assert_eq!(&png[1..4], b"PNG");
+
+    // Again: nothing of the good subjects runs again, the bad ones fail the same way.
+    let (code, text) = run(
+        d,
+        &["--cohort", "cohort/subjects-with-bad.csv", "--results", "r"],
+    );
+    assert_eq!(code, Some(1), "{text}");
+    for (s, status, ran) in statuses(&d.join("r")) {
+        if status == "done" {
+            assert_eq!(ran, "0", "{s} ran again");
+        }
+    }
+    assert_eq!(read(d.join("r/metrics_long.csv")), long, "the same bytes");
+}
+
+#[test]
+fn a_new_subject_is_the_only_one_that_runs_and_jobs_do_not_change_the_tables() {
+    let Some(dir) = setup() else { return };
+    let d = dir.path();
+    let all = read(d.join("cohort/subjects.csv"));
+    let first4: String = all.lines().take(5).map(|l| format!("{l}\n")).collect();
+    std::fs::write(d.join("cohort/four.csv"), &first4).unwrap();
+    let (code, text) = run(
+        d,
+        &[
+            "--cohort",
+            "cohort/four.csv",
+            "--results",
+            "a",
+            "--jobs",
+            "1",
+        ],
+    );
+    assert_eq!(code, Some(0), "{text}");
+    let five: String = all.lines().take(6).map(|l| format!("{l}\n")).collect();
+    std::fs::write(d.join("cohort/five.csv"), &five).unwrap();
+    let (code, text) = run(
+        d,
+        &[
+            "--cohort",
+            "cohort/five.csv",
+            "--results",
+            "b",
+            "--jobs",
+            "3",
+        ],
+    );
+    assert_eq!(code, Some(0), "{text}");
+    let ran: Vec<(String, String)> = statuses(&d.join("b"))
+        .into_iter()
+        .map(|(s, _, ran)| (s, ran))
+        .collect();
+    assert_eq!(
+        ran,
+        [
+            ("s01", "0"),
+            ("s02", "0"),
+            ("s03", "0"),
+            ("s04", "0"),
+            ("s05", "5")
+        ]
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+    );
+    let (a, b) = (
+        read(d.join("a/metrics_long.csv")),
+        read(d.join("b/metrics_long.csv")),
+    );
+    assert!(
+        b.starts_with(&a),
+        "the first four subjects' rows are unchanged"
+    );
+    assert!(b.len() > a.len());
+}
+
+#[test]
+fn a_manifest_or_workflow_that_would_lose_results_is_refused_before_anything_runs() {
+    let Some(dir) = setup() else { return };
+    let d = dir.path();
+    std::fs::write(
+        d.join("cohort/dup.csv"),
+        "SUBJECT,IMAGE,LABELS\ns01,s01/ct.nii.gz,s01/labels.nii.gz\ns01,s02/ct.nii.gz,s02/labels.nii.gz\nx y,a,b\n",
+    )
+    .unwrap();
+    let (code, text) = run(d, &["--cohort", "cohort/dup.csv"]);
+    assert_eq!(code, Some(2), "{text}");
+    common::assert_has(
+        &text,
+        &[
+            "dup.csv:3: subject `s01` again (first on line 2)",
+            "dup.csv:4: subject id `x y`",
+            "nothing was run",
+        ],
+    );
+    // Every subject writing the same metrics file.
+    std::fs::write(
+        d.join("w.yaml"),
+        WORKFLOW.replace("out/${SUBJECT}/", "out/"),
+    )
+    .unwrap();
+    let (code, text) = run(d, &["--cohort", "cohort/subjects.csv"]);
+    assert_eq!(code, Some(2), "{text}");
+    common::assert_has(
+        &text,
+        &[
+            "node `scores` param `path` writes",
+            "put ${SUBJECT} in the path",
+        ],
+    );
+    assert!(
+        !d.join("cache").exists() && !d.join("out").exists(),
+        "nothing ran"
+    );
+    // An unset variable: that subject cannot run, named with its line.
+    std::fs::write(d.join("w.yaml"), WORKFLOW).unwrap();
+    std::fs::write(
+        d.join("cohort/nolabels.csv"),
+        "SUBJECT,IMAGE,LABELS\ns01,s01/ct.nii.gz,\n",
+    )
+    .unwrap();
+    let (code, text) = run(d, &["--cohort", "cohort/nolabels.csv", "--fail-fast"]);
+    assert_eq!(code, Some(2), "{text}");
+    common::assert_has(&text, &["nolabels.csv:2) cannot run", "LABELS"]);
+}
+
+#[test]
+fn fail_fast_stops_at_the_first_failed_subject_and_a_folder_is_a_cohort() {
+    let Some(dir) = setup() else { return };
+    let d = dir.path();
+    std::fs::write(
+        d.join("cohort/corrupt-first.csv"),
+        "SUBJECT,IMAGE,LABELS\nbad,bad-corrupt/ct.nii.gz,s01/labels.nii.gz\ns01,s01/ct.nii.gz,s01/labels.nii.gz\ns02,s02/ct.nii.gz,s02/labels.nii.gz\n",
+    )
+    .unwrap();
+    let (code, text) = run(
+        d,
+        &[
+            "--cohort",
+            "cohort/corrupt-first.csv",
+            "--fail-fast",
+            "--jobs",
+            "1",
+            "--results",
+            "f",
+        ],
+    );
+    assert_eq!(code, Some(1), "{text}");
+    common::assert_has(&text, &["--fail-fast: the cohort stopped"]);
+    let st = statuses(&d.join("f"));
+    assert_eq!(st[0].1, "failed");
+    assert!(st[1..].iter().all(|s| s.1 == "cancelled"), "{st:?}");
+
+    // --cohort-dir: one subject per NIfTI file, IMAGE only; ids are path hashes.
+    std::fs::create_dir_all(d.join("scan/a")).unwrap();
+    std::fs::copy(d.join("cohort/s01/ct.nii.gz"), d.join("scan/a/ct.nii.gz")).unwrap();
+    std::fs::copy(d.join("cohort/s02/ct.nii.gz"), d.join("scan/b.nii.gz")).unwrap();
+    std::fs::write(
+        d.join("w.yaml"),
+        "version: 1\nname: scan\nsettings: { cache: cache }\nnodes:\n  ct: { kind: load_nifti, params: { path: \"${IMAGE}\" } }\n  small: { kind: resample, inputs: { image: ct.image }, params: { spacing: [9, 9, 9] } }\n  out: { kind: save_nifti, inputs: { image: small.image }, params: { path: \"out/${SUBJECT}.nii.gz\" } }\n",
+    )
+    .unwrap();
+    let (code, text) = run(d, &["--cohort-dir", "scan", "--results", "s"]);
+    assert_eq!(code, Some(0), "{text}");
+    let st = statuses(&d.join("s"));
+    assert_eq!(st.len(), 2, "{text}");
+    for (id, status, _) in &st {
+        assert!(
+            id.len() == 13 && id.starts_with('s') && status == "done",
+            "{st:?}"
+        );
+        assert!(d.join(format!("out/{id}.nii.gz")).exists());
+    }
+    let subjects = read(d.join("s/subjects.csv"));
+    common::assert_has(&subjects, &[",a/ct.nii.gz,done,", ",b.nii.gz,done,"]);
+}
