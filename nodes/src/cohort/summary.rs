@@ -208,7 +208,7 @@ mod tests {
         assert!((r.q1.unwrap() - 0.675).abs() < 1e-12);
         assert!((r.q3.unwrap() - 0.825).abs() < 1e-12);
         let (a, b) = (r.ci_low.unwrap(), r.ci_high.unwrap());
-        assert!(0.6 <= a && a < 0.75 && 0.75 < b && b <= 0.9, "{a} {b}");
+        assert!((0.6..0.75).contains(&a) && b > 0.75 && b <= 0.9, "{a} {b}");
         let csv = to_csv(&rows);
         let line = csv.lines().nth(1).unwrap();
         assert!(line.starts_with("scores,1,liver,dice,5,4,1,0.7"), "{line}");
