@@ -162,6 +162,8 @@ apt_tool() {
 apt_tool dcm2niix dcm2niix "only scripts/oracles/dicom_golden.py needs it"
 apt_tool dciodvfy dicom3tools "the DICOM SEG and RT-STRUCT export tests need it"
 apt_tool plastimatch plastimatch "the RT-STRUCT tests need it (an independent reader)"
+apt_tool munged munge "the Slurm cohort test needs it (Slurm's authentication)"
+apt_tool slurmctld slurm-wlm "the Slurm cohort test needs it (scripts/slurm-local.sh starts it)"
 
 # --- Colin27 (mricron-data) via apt -----------------------------------------------------------
 COLIN=/usr/share/mricron/templates

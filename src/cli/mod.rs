@@ -58,6 +58,8 @@ pub enum Command {
     Nodes { kind: Option<String> },
     /// Inspect or clean a cache.
     Cache(cache_cmd::CacheArgs),
+    /// Run a cohort on a Slurm cluster (submit, status, resume; shard and gather are the jobs').
+    Cohort(cohort_cmd::CohortCmd),
     /// Convert the VISTA3D bundle's pickled model.pt into a .safetensors file.
     ConvertWeights {
         /// The pickled state dict (`models/model.pt` of the MONAI bundle).
@@ -172,6 +174,7 @@ pub fn main() -> i32 {
         Command::Plan(a) => run_cmd::plan(a),
         Command::Nodes { kind } => nodes_cmd::nodes(kind.as_deref()),
         Command::Cache(a) => cache_cmd::cache(a),
+        Command::Cohort(c) => cohort_cmd::cohort(c),
         Command::ConvertWeights { src, dst, force } => model_cmd::convert(&src, &dst, force),
         Command::Classes => model_cmd::list_classes(),
     }

@@ -8,3 +8,5 @@ pub mod manifest;
 pub mod prepare;
 pub mod record;
 pub mod run;
+pub mod slurm;
+pub mod spec;

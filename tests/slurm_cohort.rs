@@ -1,0 +1,241 @@
+//! A cohort through real Slurm: scripts/slurm-local.sh starts munged, slurmctld and slurmd on
+//! localhost in a temp folder; `vistaflow cohort submit --slurm` sends a job array of 3 tasks
+//! over 15 subjects (3 of them bad) and a gather job; the gathered tables must equal a
+//! single-process `--cohort` run's byte for byte; `cohort resume` then resubmits only the
+//! subjects that are not done.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const WORKFLOW: &str = r#"version: 1
+name: slurm-test
+settings: { cache: cache }
+nodes:
+  truth:
+    kind: load_nifti
+    params:
+      path: "${LABELS}"
+      labels: true
+      class_names: { "5": liver, "1": spleen, "2": right kidney, "6": stomach, "52": aorta }
+  ct: { kind: load_nifti, params: { path: "${IMAGE}" } }
+  coarse: { kind: resample, inputs: { image: truth.labels }, params: { spacing: [7, 7, 7] } }
+  back: { kind: resample, inputs: { image: coarse.labels, reference: ct.image } }
+  scores:
+    kind: metrics
+    inputs: { prediction: back.labels, reference: truth.labels }
+    params: { match: name, classes: [liver, spleen, right kidney, stomach, aorta], metrics: [dice, hd95] }
+"#;
+
+/// The local cluster, stopped on drop.
+struct Cluster {
+    dir: PathBuf,
+    conf: PathBuf,
+}
+
+impl Cluster {
+    fn start(dir: &Path) -> Option<Cluster> {
+        let have = |t: &str| {
+            ["/usr/sbin", "/usr/bin", "/sbin", "/bin"]
+                .iter()
+                .any(|d| Path::new(d).join(t).exists())
+        };
+        if !have("slurmctld") || !have("munged") {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI: slurm-wlm and munge are missing (scripts/fetch-data.sh installs them)"
+            );
+            eprintln!("skipped: slurm-wlm/munge not installed (scripts/fetch-data.sh)");
+            return None;
+        }
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/slurm-local.sh");
+        let out = Command::new(&script)
+            .arg("start")
+            .arg(dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "slurm-local.sh start: {}",
+            common::text(&out)
+        );
+        Some(Cluster {
+            dir: dir.to_path_buf(),
+            conf: dir.join("slurm.conf"),
+        })
+    }
+
+    fn vistaflow(&self, args: &[&str], cwd: &Path) -> (Option<i32>, String) {
+        let out = Command::new(env!("CARGO_BIN_EXE_vistaflow"))
+            .args(args)
+            .current_dir(cwd)
+            .env("SLURM_CONF", &self.conf)
+            .output()
+            .unwrap();
+        (out.status.code(), common::text(&out))
+    }
+
+    /// Waits until `cohort status` says submission `k`'s gather job has finished.
+    fn wait_gathered(&self, results: &Path, k: usize) -> String {
+        let start = Instant::now();
+        loop {
+            let (code, text) =
+                self.vistaflow(&["cohort", "status", results.to_str().unwrap()], results);
+            assert_eq!(code, Some(0), "{text}");
+            let line = text
+                .lines()
+                .find(|l| l.contains(&format!("submission {k}:")))
+                .unwrap_or("")
+                .to_string();
+            // "submission K: array A (finished), gather G (finished)"
+            if line.matches("(finished)").count() == 2 {
+                return text;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(180),
+                "submission {k} not gathered after 3 min:\n{text}\n{}",
+                std::fs::read_to_string(self.dir.join("slurmctld.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/slurm-local.sh");
+        let _ = Command::new(script).arg("stop").arg(&self.dir).output();
+    }
+}
+
+fn read(p: PathBuf) -> String {
+    std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+#[test]
+fn a_slurm_array_gathers_what_one_process_computes_and_resume_runs_only_what_is_missing() {
+    let Some(data) = common::data_dir() else {
+        return;
+    };
+    if !data.join("totalsegmentator/example_ct.nii.gz").exists() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(cluster) = Cluster::start(&tmp.path().join("slurm")) else {
+        return;
+    };
+    let work = tmp.path().join("work");
+    std::fs::create_dir(&work).unwrap();
+    std::fs::write(work.join("w.yaml"), WORKFLOW).unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/make-cohort.py");
+    let out = Command::new(common::python())
+        .arg(script)
+        .arg(work.join("cohort"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", common::text(&out));
+
+    let (code, text) = cluster.vistaflow(
+        &[
+            "cohort",
+            "submit",
+            "w.yaml",
+            "--slurm",
+            "--cohort",
+            "cohort/subjects-with-bad.csv",
+            "--results",
+            "res",
+            "--tasks",
+            "3",
+            "--array-max",
+            "2",
+        ],
+        &work,
+    );
+    assert_eq!(code, Some(0), "{text}");
+    common::assert_has(&text, &["(15 subjects in 3 tasks)", "gather job"]);
+    let res = work.join("res");
+    let status = cluster.wait_gathered(&res, 0);
+    common::assert_has(
+        &status,
+        &[
+            "15 subjects: 12 done, 3 failed, 0 pending",
+            "bad-missing: invalid:",
+            "bad-corrupt: failed:",
+            "bad-labels: failed:",
+        ],
+    );
+    // Three array tasks each ran their shard (5 subjects each, round robin).
+    let logs = res.join("slurm/logs");
+    let tasks: Vec<String> = std::fs::read_dir(&logs)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .filter(|n| !n.starts_with("gather"))
+        .collect();
+    assert_eq!(tasks.len(), 3, "{tasks:?}");
+    for t in &tasks {
+        common::assert_has(&read(logs.join(t)), &["5 subject(s):", "5 subjects,"]);
+    }
+
+    // The same cohort in one process, in a cache of its own: the same bytes.
+    let single = tmp.path().join("single");
+    std::fs::create_dir(&single).unwrap();
+    std::fs::write(single.join("w.yaml"), WORKFLOW).unwrap();
+    let manifest = work.join("cohort/subjects-with-bad.csv");
+    let (code, text) = cluster.vistaflow(
+        &[
+            "run",
+            "w.yaml",
+            "-q",
+            "--no-trace",
+            "--cohort",
+            manifest.to_str().unwrap(),
+            "--results",
+            "r",
+        ],
+        &single,
+    );
+    assert_eq!(code, Some(1), "{text}");
+    for f in ["metrics_long.csv", "summary.csv", "summary.md"] {
+        assert_eq!(
+            read(res.join(f)),
+            read(single.join("r").join(f)),
+            "{f} differs"
+        );
+    }
+    assert_eq!(
+        read(res.join("metrics_long.csv")).lines().count(),
+        1 + 12 * 5 * 4
+    );
+
+    // Resume after the corrupt CT is replaced: only the 3 subjects not done go again; the
+    // good ones' records are untouched.
+    let record = res.join("subjects/s01.json");
+    let before = std::fs::metadata(&record).unwrap().modified().unwrap();
+    std::fs::copy(
+        work.join("cohort/s05/ct.nii.gz"),
+        work.join("cohort/bad-corrupt/ct.nii.gz"),
+    )
+    .unwrap();
+    let (code, text) = cluster.vistaflow(&["cohort", "resume", "res"], &work);
+    assert_eq!(code, Some(0), "{text}");
+    common::assert_has(&text, &["(3 subjects in 3 tasks)"]);
+    let status = cluster.wait_gathered(&res, 1);
+    common::assert_has(&status, &["15 subjects: 13 done, 2 failed, 0 pending"]);
+    assert_eq!(
+        std::fs::metadata(&record).unwrap().modified().unwrap(),
+        before
+    );
+    let state: serde_json::Value =
+        serde_json::from_str(&read(res.join("slurm/cohort.json"))).unwrap();
+    assert_eq!(
+        state["submissions"][1]["subjects"],
+        serde_json::json!(["bad-missing", "bad-corrupt", "bad-labels"])
+    );
+    assert_eq!(
+        read(res.join("metrics_long.csv")).lines().count(),
+        1 + 13 * 5 * 4
+    );
+}
