@@ -231,7 +231,7 @@ pub struct CohortCmd {
 #[derive(Subcommand)]
 pub enum CohortOp {
     /// Submit the cohort to Slurm: an sbatch array of shards, then a gather job after it.
-    Submit(SubmitArgs),
+    Submit(Box<SubmitArgs>),
     /// Run one array task's shard (what the array script runs).
     Shard {
         /// The --results folder of the submission.
@@ -297,7 +297,7 @@ pub struct SubmitArgs {
 
 pub fn cohort(c: CohortCmd) -> i32 {
     let result = match c.op {
-        CohortOp::Submit(a) => submit(a),
+        CohortOp::Submit(a) => submit(*a),
         CohortOp::Shard {
             results,
             submission,
@@ -478,8 +478,11 @@ fn gather_cmd(results: &Path) -> Result<i32, i32> {
     Ok(0)
 }
 
-/// (done, not done) subject ids of the submission's cohort, per the records.
-fn progress(state: &SlurmState) -> Result<(Vec<String>, Vec<(String, String)>), i32> {
+/// Done subject ids, and the others with why (`pending` when they have no record).
+type Progress = (Vec<String>, Vec<(String, String)>);
+
+/// The subjects of the submission's cohort, per their records.
+fn progress(state: &SlurmState) -> Result<Progress, i32> {
     let manifest = state
         .spec
         .manifest()
