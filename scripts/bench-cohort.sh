@@ -16,8 +16,8 @@ BIN="${VISTAFLOW_BIN:-$ROOT/target/release/vistaflow}"
 [ -x "$BIN" ] || (cd "$ROOT" && cargo build --release -q)
 TMP="$(mktemp -d)"
 trap 'rm -rf "$TMP"' EXIT
-"$PY" "$ROOT/scripts/make-cohort.py" "$TMP/cohort" >/dev/null
-MANIFEST="$TMP/cohort/subjects.csv"
+"$PY" "$ROOT/scripts/make-cohort.py" "$TMP/subjects" >/dev/null
+MANIFEST="$TMP/subjects/subjects.csv"
 
 workflow() { # NAME: a copy of the cohort workflow with its own cache and outputs
   sed -e "s#\.\./\.vistaflow/cache#$TMP/$1/cache#" -e "s#\.\./models#$ROOT/models#" \
@@ -30,8 +30,8 @@ secs() { echo "$2 - $1" | bc -l | xargs printf '%.2f'; }
 WF="$(workflow loop)"
 t0="$(now)"
 tail -n +2 "$MANIFEST" | while IFS=, read -r s image labels; do
-  "$BIN" run "$WF" -q --no-trace --set "SUBJECT=$s" --set "IMAGE=$TMP/cohort/$image" \
-    --set "LABELS=$TMP/cohort/$labels"
+  "$BIN" run "$WF" -q --no-trace --set "SUBJECT=$s" --set "IMAGE=$TMP/subjects/$image" \
+    --set "LABELS=$TMP/subjects/$labels"
 done
 loop="$(secs "$t0" "$(now)")"
 
@@ -48,10 +48,31 @@ t0="$(now)"
 "$BIN" run "$WF" -q --no-trace --cohort "$MANIFEST" --results "$TMP/results1" --jobs 1
 jobs1="$(secs "$t0" "$(now)")"
 
+# The same cohort through a real single-node Slurm (scripts/slurm-local.sh), 3 array tasks
+# at most 1 at a time (this machine's cores are the one process's too), from submit until the
+# gather job has written the tables.
+slurm=skipped
+if command -v slurmctld >/dev/null 2>&1 || [ -x /usr/sbin/slurmctld ]; then
+  "$ROOT/scripts/slurm-local.sh" start "$TMP/slurm" >/dev/null
+  trap '"$ROOT/scripts/slurm-local.sh" stop "$TMP/slurm"; rm -rf "$TMP"' EXIT
+  export SLURM_CONF="$TMP/slurm/slurm.conf"
+  WF="$(workflow slurm)"
+  t0="$(now)"
+  "$BIN" cohort submit "$WF" --slurm --cohort "$MANIFEST" --results "$TMP/results-slurm" \
+    --tasks 3 --array-max 1 >/dev/null
+  until "$BIN" cohort status "$TMP/results-slurm" | grep -q "submission 0: .*(finished), gather .*(finished)"; do
+    sleep 0.2
+  done
+  slurm="$(secs "$t0" "$(now)")"
+  cmp "$TMP/results/metrics_long.csv" "$TMP/results-slurm/metrics_long.csv"
+fi
+
 cmp "$TMP/results/metrics_long.csv" "$TMP/results1/metrics_long.csv"
 echo "12 subjects, $(nproc) cores:"
 echo "  shell loop of vistaflow run:  ${loop}s"
 echo "  --cohort (default jobs):      ${cohort}s  ($(echo "$cohort / $loop" | bc -l | xargs printf '%.2f') of the loop)"
 echo "  --cohort --jobs 1:            ${jobs1}s  ($(echo "$jobs1 / $loop" | bc -l | xargs printf '%.2f') of the loop)"
 echo "  --cohort warm re-run:         ${warm}s  ($(echo "100 * $warm / $cohort" | bc -l | xargs printf '%.1f')% of cold)"
-echo "  gathered tables of --jobs 1 and default jobs: identical"
+echo "  Slurm array (3 tasks, 1 at a time), submit to gathered: ${slurm}s"
+echo "  cache per subject: $(echo "$(du -sb "$TMP/cohort/cache" | cut -f1) / 12 / 1000000" | bc -l | xargs printf '%.1f') MB"
+echo "  gathered tables of --jobs 1, default jobs and Slurm: identical"

@@ -302,7 +302,10 @@ impl Walk<'_> {
             let Some((group, elem, len, header)) = self.header(explicit, big) else {
                 return Ok(());
             };
-            if (group, elem) == (0x7FE0, 0x0010) && !self.pixels {
+            // A header scan stops at the pixel data, as dicom-rs does: at the top level only
+            // (it reads an element tagged (7FE0,0010) inside an item like any other, and
+            // allocated the 4 GB one declared: a fuzzing finding).
+            if (group, elem) == (0x7FE0, 0x0010) && !self.pixels && open.is_empty() {
                 return Ok(());
             }
             if !fragments && matches!(open.last(), Some((Nest::Sequence, _))) && group != 0xFFFE {
@@ -570,5 +573,23 @@ mod tests {
         let head = &packed[..packed.len() / 2];
         let e = inflate(&file(head), 0, head.len() as u64 / 4096).unwrap_err();
         assert!(e.contains("inflates to more than 1032 times"), "{e}");
+    }
+
+    #[test]
+    fn a_header_scan_stops_at_top_level_pixel_data_only() {
+        // Implicit VR: (0008,1115) SQ of undefined length, an item holding (7FE0,0010)
+        // declaring 2 GB: dicom-rs reads nested pixel data as any element.
+        let mut ds = vec![0x08, 0x00, 0x15, 0x11, 0xFF, 0xFF, 0xFF, 0xFF];
+        ds.extend([0xFE, 0xFF, 0x00, 0xE0, 0xFF, 0xFF, 0xFF, 0xFF]);
+        ds.extend([0xE0, 0x7F, 0x10, 0x00, 0, 0, 0, 0x7F]);
+        let e = check(&file(&ds), 0, false, Some(IMPLICIT_LE), false).unwrap_err();
+        assert!(e.contains("(7FE0,0010) declares 2130706432 bytes"), "{e}");
+        // At the top level a header scan leaves it to the pixel read.
+        let top = [0xE0, 0x7F, 0x10, 0x00, 0, 0, 0, 0x7F];
+        assert_eq!(
+            check(&file(&top), 0, false, Some(IMPLICIT_LE), false),
+            Ok(())
+        );
+        assert!(check(&file(&top), 0, false, Some(IMPLICIT_LE), true).is_err());
     }
 }
