@@ -136,10 +136,10 @@ fn defaults_filled_from_the_typed_params_keep_the_cache_keys() {
         ("sv", "f01538c8c96e"),
         ("m", "13e86b449e5e"),
         ("train", "52f5e58542e0"),
-        // export: its `deidentify` param (default false) and then `names` (rtstruct, default
-        // null) joined the key in wave 2.
-        ("out", "28c67871666d"),
-        ("stl", "1dac4df61583"),
+        // export: its `deidentify` param (default false), then `names` and `structures`
+        // (rtstruct, default null) joined the key in wave 2.
+        ("out", "4f05601141b6"),
+        ("stl", "f4f9d8a8f9f1"),
         ("sn", "9e0330a39685"),
         ("sr", "53f798073881"),
     ];

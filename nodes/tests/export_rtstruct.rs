@@ -153,7 +153,7 @@ fn series_and_rtstruct(dir: &Path, decompress: bool) -> Option<Written> {
     let rt = dir.join("rt.dcm");
     let (ctx, rec) = rec_ctx();
     let start = std::time::Instant::now();
-    rtstruct::write(&rt, &labels, &ct, false, &BTreeMap::new(), &ctx).unwrap();
+    rtstruct::write(&rt, &labels, &[], &ct, false, &BTreeMap::new(), &ctx).unwrap();
     eprintln!("rtstruct::write: {:?}", start.elapsed());
     let warnings = rec.warnings.lock().unwrap().clone();
     Some(Written {

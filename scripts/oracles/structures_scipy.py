@@ -4,7 +4,9 @@ spacing (exact Euclidean), booleans with numpy.
 
 usage: structures_scipy.py SPEC.json OUT_DIR
 SPEC: {"labels_raw": int32 [D,H,W] file, "shape": [D,H,W], "spacing_dhw": [sk, sj, si] mm,
-"structures": the node's definitions (names of classes are ids as text)}
+"structures": the node's definitions (names of classes are ids as text), "image_raw": float32
+[D,H,W] file (for body_hu)}. A body: scipy.ndimage.label (6-connectivity) of image > body_hu,
+its largest component, then binary_fill_holes on each slice [k, :, :] (4-connectivity).
 Writes OUT_DIR/<name>.u8 (one byte per voxel) for every structure.
 """
 import json
@@ -30,6 +32,18 @@ def shrink(m, spacing, r_xyz):
     return m & ~grow(~m, spacing, r_xyz)
 
 
+def body(image, threshold):
+    comp, n = ndimage.label(image > threshold)
+    if n == 0:
+        return np.zeros(image.shape, dtype=bool)
+    sizes = np.bincount(comp.ravel())
+    sizes[0] = 0
+    m = comp == sizes.argmax()
+    for k in range(m.shape[0]):
+        m[k] = ndimage.binary_fill_holes(m[k])
+    return m
+
+
 def main(spec_path, out_dir):
     spec = json.loads(Path(spec_path).read_text())
     shape = spec["shape"]
@@ -42,6 +56,9 @@ def main(spec_path, out_dir):
 
     for d in spec["structures"]:
         m = np.zeros(shape, dtype=bool)
+        if "body_hu" in d:
+            image = np.fromfile(spec["image_raw"], dtype="<f4").reshape(shape)
+            m = body(image, d["body_hu"])
         for name in ([d["from"]] if "from" in d else []) + d.get("union", []):
             m |= get(name)
         if "margin_mm" in d:

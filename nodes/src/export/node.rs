@@ -39,6 +39,14 @@ struct ExportParams {
         check: check_names,
     })]
     names: Option<BTreeMap<String, String>>,
+    /// rtstruct: planning structures derived from the labels' classes, each a ROI of its own
+    /// after them and whole where it overlaps them or another (a PTV over its CTV): the
+    /// `structures` node's definitions, e.g. [{name: PTV, from: CTV, margin_mm: 5}]
+    #[param(ty = ParamType::Custom {
+        describe: "a list of structure definitions",
+        check: crate::structures::check_defs,
+    })]
+    structures: Option<Vec<crate::structures::Def>>,
 }
 
 fn check_names(v: &serde_json::Value) -> Result<(), String> {
@@ -122,6 +130,13 @@ impl Node for Export {
             Some(Value::Image(v)) => Some(v),
             _ => None,
         };
+        if p.structures.is_some() && p.format != Format::Rtstruct {
+            return Err(NodeError::Invalid(format!(
+                "`structures:` is for format `rtstruct` (ROIs that may overlap); for format \
+                 `{}` derive them with a `structures` node",
+                p.format
+            )));
+        }
         if p.format == Format::Report {
             report::write_report(&p.path, labels.as_ref(), ctx)?;
             return Ok(Outputs::new());
@@ -159,7 +174,19 @@ impl Node for Export {
                     )
                 })?;
                 let names = p.names.unwrap_or_default();
-                rtstruct::write(&p.path, &labels, &img, p.deidentify, &names, ctx)
+                let structures = match &p.structures {
+                    Some(defs) => crate::structures::masks(&labels, defs, Some(&img), ctx)?,
+                    None => Vec::new(),
+                };
+                rtstruct::write(
+                    &p.path,
+                    &labels,
+                    &structures,
+                    &img,
+                    p.deidentify,
+                    &names,
+                    ctx,
+                )
             }
             Format::Stl => {
                 let opts = MeshOptions {

@@ -5,8 +5,8 @@
 //! Every structure is computed as its own mask, so definitions that chain (a ring around a
 //! PTV grown from a CTV) are exact; only the output, a label map with one class per voxel,
 //! paints them in order, the later structure keeping a voxel where two overlap (a warning
-//! names them). Export overlapping structures from separate `structures` nodes when each
-//! must stay whole.
+//! names them). `export` with `format: rtstruct` takes the same definitions (`structures:`)
+//! and keeps each structure whole as a ROI of its own.
 
 pub mod ops;
 
@@ -24,7 +24,8 @@ pub struct Structures;
 #[derive(Deserialize, NodeParams)]
 #[serde(deny_unknown_fields)]
 struct StructuresParams {
-    /// the structures to make, in order, each {name, from or union, then optionally
+    /// the structures to make, in order, each {name, from or union (or body_hu: HU, the body
+    /// contour from the `image`), then optionally
     /// margin_mm (a number, or [x, y, z] along the image's i, j, k axes; negative shrinks) or
     /// ring_mm ([inner, outer]), intersect: [...], subtract: [...]}; names refer to the label
     /// map's classes (by name or id) or to structures above, e.g.
@@ -39,12 +40,16 @@ struct StructuresParams {
     keep_inputs: bool,
 }
 
+/// One structure definition (the items of `structures:`, here and in `export`'s rtstruct).
 #[derive(Deserialize, Clone, Debug)]
 #[serde(deny_unknown_fields)]
-struct Def {
+pub(crate) struct Def {
     name: String,
     from: Option<String>,
     union: Option<Vec<String>>,
+    /// The body contour made from the image: voxels above this HU, their largest connected
+    /// part, holes filled slice by slice.
+    body_hu: Option<f64>,
     margin_mm: Option<Margin>,
     ring_mm: Option<[f64; 2]>,
     intersect: Option<Vec<String>>,
@@ -67,7 +72,7 @@ impl Margin {
     }
 }
 
-fn check_defs(v: &serde_json::Value) -> Result<(), String> {
+pub(crate) fn check_defs(v: &serde_json::Value) -> Result<(), String> {
     let defs: Vec<Def> = serde_json::from_value(v.clone()).map_err(|e| {
         format!("structures: {e} (each item: {{name, from or union, margin_mm, ring_mm, intersect, subtract}})")
     })?;
@@ -83,10 +88,19 @@ fn check_defs(v: &serde_json::Value) -> Result<(), String> {
         if seen.contains(&d.name.as_str()) {
             return Err(format!("{at} is defined twice"));
         }
-        if d.from.is_none() && d.union.as_ref().is_none_or(|u| u.is_empty()) {
+        if d.from.is_none() && d.union.as_ref().is_none_or(|u| u.is_empty()) && d.body_hu.is_none()
+        {
             return Err(format!(
-                "{at}: say what it is made from (`from: NAME` or `union: [...]`)"
+                "{at}: say what it is made from (`from: NAME`, `union: [...]` or `body_hu: -500`)"
             ));
+        }
+        if d.body_hu.is_some() && (d.from.is_some() || d.union.is_some()) {
+            return Err(format!(
+                "{at}: body_hu makes the body from the image; grow or crop it in a structure of its own"
+            ));
+        }
+        if d.body_hu.is_some_and(|t| !t.is_finite()) {
+            return Err(format!("{at}: body_hu must be a number of HU, e.g. -500"));
         }
         if d.margin_mm.is_some() && d.ring_mm.is_some() {
             return Err(format!(
@@ -134,11 +148,14 @@ impl Node for Structures {
             version: "1",
             summary: "Derives planning structures from a label map's classes: margins (exact \
                       Euclidean, per axis), rings, unions, intersections, subtractions",
-            inputs: vec![PortSpec::input(
-                "labels",
-                PortType::Labels,
-                "the classes to derive from",
-            )],
+            inputs: vec![
+                PortSpec::input("labels", PortType::Labels, "the classes to derive from"),
+                PortSpec::optional_input(
+                    "image",
+                    PortType::Image,
+                    "the CT on the labels' grid, for a body contour (`body_hu`)",
+                ),
+            ],
             exactly_one_input_of: vec![],
             outputs: vec![PortSpec::output(
                 "labels",
@@ -157,7 +174,11 @@ impl Node for Structures {
                 "structures needs its `labels` input".into(),
             ));
         };
-        let out = derive(labels, &p.structures, p.keep_inputs, ctx)?;
+        let image = match inputs.get("image") {
+            Some(Value::Image(v)) => Some(v),
+            _ => None,
+        };
+        let out = derive(labels, &p.structures, image, p.keep_inputs, ctx)?;
         Ok(Outputs::from([("labels".to_string(), Value::Labels(out))]))
     }
 }
@@ -173,12 +194,14 @@ fn ids_of(labels: &LabelMap) -> Result<Vec<i64>, NodeError> {
     Ok(Vec::<i64>::try_from(&t)?)
 }
 
-fn derive(
+/// Each structure of `defs` as its own whole mask over the label map's voxels (in its data
+/// order), in the order defined: nothing is painted over, so they may overlap.
+pub(crate) fn masks(
     labels: &LabelMap,
     defs: &[Def],
-    keep_inputs: bool,
+    image: Option<&Volume>,
     ctx: &Ctx,
-) -> Result<LabelMap, NodeError> {
+) -> Result<Vec<(String, Vec<bool>)>, NodeError> {
     let [d, h, w] = labels.volume.spatial_shape().map(|n| n as usize);
     let shape = [d, h, w];
     let s = labels.volume.geometry().spacing();
@@ -215,7 +238,10 @@ fn derive(
                 ))
                 })
         };
-        let mut mask = vec![false; d * h * w];
+        let mut mask = match def.body_hu {
+            Some(t) => ops::body(&image_values(image, labels, &def.name)?, shape, t),
+            None => vec![false; d * h * w],
+        };
         for name in def.from.iter().chain(def.union.iter().flatten()) {
             ops::union(&mut mask, &get(name)?);
         }
@@ -239,7 +265,49 @@ fn derive(
         made.insert(def.name.clone(), mask);
         ctx.progress(n as u64 + 1, defs.len() as u64, "structures");
     }
+    Ok(defs
+        .iter()
+        .map(|def| (def.name.clone(), made.remove(&def.name).unwrap_or_default()))
+        .collect())
+}
 
+/// The CT's values on the label map's grid, for a `body_hu` structure.
+fn image_values(
+    image: Option<&Volume>,
+    labels: &LabelMap,
+    name: &str,
+) -> Result<Vec<f32>, NodeError> {
+    let image = image.ok_or_else(|| {
+        NodeError::Invalid(format!(
+            "structures: structure `{name}` (body_hu) needs the CT: connect `image` (in export: \
+             the `image` input)"
+        ))
+    })?;
+    if !crate::spatial::Grid::of(image).matches(&crate::spatial::Grid::of(&labels.volume), 1e-4) {
+        return Err(NodeError::Invalid(format!(
+            "structures: structure `{name}` (body_hu): the image is not on the label map's grid; \
+             resample the labels onto it (`resample` with `reference`)"
+        )));
+    }
+    let t = image
+        .data()
+        .f_to_device(Device::Cpu)?
+        .f_to_kind(Kind::Float)?
+        .f_flatten(0, -1)?;
+    Ok(Vec::<f32>::try_from(&t)?)
+}
+
+fn derive(
+    labels: &LabelMap,
+    defs: &[Def],
+    image: Option<&Volume>,
+    keep_inputs: bool,
+    ctx: &Ctx,
+) -> Result<LabelMap, NodeError> {
+    let [d, h, w] = labels.volume.spatial_shape().map(|n| n as usize);
+    let shape = [d, h, w];
+    let made = masks(labels, defs, image, ctx)?;
+    let ids = ids_of(labels)?;
     let mut painter = Painter::new(shape);
     let plane = h * w;
     let mut next = 1i16;
@@ -258,15 +326,14 @@ fn derive(
             NodeError::Invalid("structures: no class id left under 32768 for new structures".into())
         })?;
     }
-    for def in defs {
-        let mask = &made[&def.name];
+    for (name, mask) in &made {
         for k in 0..d {
-            painter.paint(k, &mask[k * plane..(k + 1) * plane], next, &def.name);
+            painter.paint(k, &mask[k * plane..(k + 1) * plane], next, name);
         }
         painter
             .classes
             .entry(next as u32)
-            .or_insert_with(|| def.name.clone());
+            .or_insert_with(|| name.clone());
         next += 1;
     }
     painter.warn_overlaps(ctx, "structures", "structures and classes", "structures");

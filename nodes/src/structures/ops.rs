@@ -56,6 +56,100 @@ pub fn subtract(a: &mut [bool], b: &[bool]) {
     a.iter_mut().zip(b).for_each(|(x, y)| *x &= !*y);
 }
 
+/// The body: voxels above `threshold` (HU), the largest 6-connected part of them, with
+/// the holes of each slice along the last axis filled (background there that does not
+/// reach the slice's border through 4-connected background: lungs, bowel gas). `values`
+/// in [d, h, w] order.
+pub fn body(values: &[f32], shape: [usize; 3], threshold: f64) -> Vec<bool> {
+    let [d, h, w] = shape;
+    let above: Vec<bool> = values.iter().map(|v| (*v as f64) > threshold).collect();
+    // Largest 6-connected component, by flood fill with an explicit stack.
+    let mut component = vec![0u32; above.len()];
+    let (mut best, mut best_size, mut next) = (0u32, 0usize, 0u32);
+    let mut stack = Vec::new();
+    for start in 0..above.len() {
+        if !above[start] || component[start] != 0 {
+            continue;
+        }
+        next += 1;
+        component[start] = next;
+        stack.push(start);
+        let mut size = 0;
+        while let Some(v) = stack.pop() {
+            size += 1;
+            let (k, j, i) = (v / (h * w), v / w % h, v % w);
+            let mut visit = |n: usize| {
+                if above[n] && component[n] == 0 {
+                    component[n] = next;
+                    stack.push(n);
+                }
+            };
+            if i > 0 {
+                visit(v - 1)
+            }
+            if i + 1 < w {
+                visit(v + 1)
+            }
+            if j > 0 {
+                visit(v - w)
+            }
+            if j + 1 < h {
+                visit(v + w)
+            }
+            if k > 0 {
+                visit(v - h * w)
+            }
+            if k + 1 < d {
+                visit(v + h * w)
+            }
+        }
+        if size > best_size {
+            (best, best_size) = (next, size);
+        }
+    }
+    let mut mask: Vec<bool> = component.iter().map(|c| best > 0 && *c == best).collect();
+    // Fill each slice's holes: background reached from the border stays outside.
+    let mut outside = vec![false; h * w];
+    for k in 0..d {
+        let slice = &mut mask[k * h * w..(k + 1) * h * w];
+        outside.iter_mut().for_each(|o| *o = false);
+        for p in (0..w)
+            .chain((h - 1) * w..h * w)
+            .chain((0..h).flat_map(|j| [j * w, j * w + w - 1]))
+        {
+            if !slice[p] && !outside[p] {
+                outside[p] = true;
+                stack.push(p);
+            }
+        }
+        while let Some(p) = stack.pop() {
+            let (j, i) = (p / w, p % w);
+            let mut visit = |n: usize| {
+                if !slice[n] && !outside[n] {
+                    outside[n] = true;
+                    stack.push(n);
+                }
+            };
+            if i > 0 {
+                visit(p - 1)
+            }
+            if i + 1 < w {
+                visit(p + 1)
+            }
+            if j > 0 {
+                visit(p - w)
+            }
+            if j + 1 < h {
+                visit(p + w)
+            }
+        }
+        for (m, o) in slice.iter_mut().zip(&outside) {
+            *m = !*o;
+        }
+    }
+    mask
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

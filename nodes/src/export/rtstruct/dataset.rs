@@ -169,7 +169,11 @@ pub fn build(c: &Content) -> Obj {
                 .s(
                     tags::ROI_DESCRIPTION,
                     VR::ST,
-                    &format!("class {} of the label map", r.class),
+                    &if r.input == "labels" {
+                        format!("class {} of the label map", r.class)
+                    } else {
+                        "a planning structure derived from the label map".to_string()
+                    },
                 )
                 .s(tags::ROI_GENERATION_ALGORITHM, VR::CS, "AUTOMATIC")
                 .s(
