@@ -171,3 +171,11 @@ fn pixel_data_inside_an_item_is_checked_by_the_header_scan() {
     let text = load_dicom(&corpus("dicom", "pixel-data-in-item.dcm"));
     common::assert_has(&text, &["(7FE0,0010) declares 4294901762 bytes"]);
 }
+
+#[test]
+fn an_odd_length_number_is_walked_as_the_parser_reads_it() {
+    // was: 4.1 GB and 5 s for 17.8 KB (a UL of length 7: dicom-rs reads 4 bytes of it, the
+    // walk skipped 7 and then judged other lengths than the parser met)
+    let text = load_dicom_unnamed(&corpus("dicom", "odd-length-number.dcm"));
+    common::assert_has(&text, &["no DICOM image volume found among 1 file(s)"]);
+}

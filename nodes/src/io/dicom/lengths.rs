@@ -33,6 +33,7 @@ pub fn check(
         pixels,
         in_un_sequence: std::cell::Cell::new(false),
         in_sequence: std::cell::Cell::new(false),
+        unit: std::cell::Cell::new(1),
     };
     let ts = if part10 {
         match w.meta_group()? {
@@ -53,6 +54,7 @@ pub fn check(
             pixels,
             in_un_sequence: std::cell::Cell::new(false),
             in_sequence: std::cell::Cell::new(false),
+            unit: std::cell::Cell::new(1),
         };
         return inner.data_set(true, false);
     }
@@ -122,6 +124,9 @@ struct Walk<'a> {
     in_un_sequence: std::cell::Cell<bool>,
     /// The header just read opens a sequence (set by [`Walk::header`]).
     in_sequence: std::cell::Cell<bool>,
+    /// The value unit of the header just read: dicom-rs reads a binary number VR (UL, FD,
+    /// ...) as whole numbers, so it consumes only `len - len % unit` bytes of an odd length.
+    unit: std::cell::Cell<u64>,
 }
 
 /// Implicit VR has no VR on the wire: dicom-rs takes it from the standard dictionary, and
@@ -194,12 +199,17 @@ impl Walk<'_> {
         if group == 0xFFFE || !explicit {
             // Items and delimiters have no VR in any transfer syntax.
             let len = Self::u32([h[4], h[5], h[6], h[7]], big);
+            let vr = (group != 0xFFFE)
+                .then(|| implicit_vr(group, elem))
+                .flatten();
+            self.unit.set(vr.map_or(1, |v| number_unit(v.as_bytes())));
             if group != 0xFFFE && implicit_sequence(group, elem) {
                 self.in_sequence.set(true);
             }
             return Some((group, elem, len, 8));
         }
         let vr = &h[4..6];
+        self.unit.set(number_unit(vr));
         // A VR dicom-rs does not know (a damaged one) is read as UN, with a 4-byte length.
         if !short_vr(vr) {
             let l: [u8; 4] = self.bytes(self.pos + 8)?;
@@ -350,7 +360,11 @@ impl Walk<'_> {
             let item = (group, elem) == (0xFFFE, 0xE000);
             let opens = self.in_sequence.get() || (item && !fragments);
             if len != UNDEFINED && !opens && (group != 0xFFFE || item) {
-                self.pos += len as u64;
+                // dicom-rs reads (and so skips) whole numbers only: a UL of length 7 takes 4
+                // bytes, and the next header is read 3 bytes early (a fuzzing finding: the
+                // walk then saw another length than dicom-rs, which allocated 4 GB).
+                let unit = self.unit.get();
+                self.pos += len as u64 - len as u64 % unit;
             }
         }
         Ok(())
@@ -361,6 +375,17 @@ impl Walk<'_> {
 enum Nest {
     Sequence,
     Item,
+}
+
+/// The size of one value of a binary number VR as dicom-rs reads it (OW as u16, OF and OL as
+/// 32-bit, OD and OV as 64-bit words), 1 for every other VR.
+fn number_unit(vr: &[u8]) -> u64 {
+    match vr {
+        b"US" | b"SS" | b"OW" => 2,
+        b"UL" | b"SL" | b"FL" | b"AT" | b"OF" | b"OL" => 4,
+        b"FD" | b"SV" | b"UV" | b"OD" | b"OV" => 8,
+        _ => 1,
+    }
 }
 
 /// The VR dicom-rs gives an element in implicit VR (from the standard dictionary), when it
@@ -591,5 +616,25 @@ mod tests {
             Ok(())
         );
         assert!(check(&file(&top), 0, false, Some(IMPLICIT_LE), true).is_err());
+    }
+
+    #[test]
+    fn an_odd_length_number_is_skipped_as_dicom_rs_reads_it() {
+        // (0028,0010) Rows, US, of length 3 in implicit VR: dicom-rs reads one u16 (2 bytes),
+        // so the next header starts 2 bytes into the value; there, an element declaring 2 GB.
+        let mut ds = vec![0x28, 0x00, 0x10, 0x00, 3, 0, 0, 0, 1, 2];
+        ds.extend([0x10, 0x00, 0x10, 0x00, 0xF0, 0xFF, 0xFF, 0x7F]);
+        ds.extend([0u8; 16]);
+        let e = check(&file(&ds), 0, false, Some(IMPLICIT_LE), true).unwrap_err();
+        assert!(e.contains("(0010,0010) declares 2147483632 bytes"), "{e}");
+        // Explicit VR: the same with an OW of length 3 (one u16 read).
+        let mut ds = element((0x0009, 0x1010), b"OW", &[1, 2, 3]);
+        let n = ds.len();
+        ds.truncate(n - 1); // the 3-byte value's last byte is the next header's first
+        ds.extend([0x10, 0x00, 0x10, 0x00, b'L', b'O', 0xF0, 0xFF]);
+        ds.extend([0u8; 16]);
+        let explicit = "1.2.840.10008.1.2.1";
+        let e = check(&file(&part10(&ds, explicit)), 132, true, None, true).unwrap_err();
+        assert!(e.contains("declares 65520 bytes"), "{e}");
     }
 }
