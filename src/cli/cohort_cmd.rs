@@ -129,8 +129,18 @@ fn execute(a: &RunArgs, spec: &CohortSpec, only: Option<&[String]>, gather_after
     };
     run_opts.progress = false; // one line per subject instead (CohortDisplay)
     let telemetry = engine.telemetry.clone();
+    let jobs = a.cohort.jobs.unwrap_or_else(default_jobs);
+    let mut engine = engine;
+    let heavy_slots = if std::env::var_os("VISTAFLOW_SPLIT_THREADS").is_some() {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        tch::set_num_threads((cores / jobs.max(1)).max(1) as i32);
+        jobs
+    } else {
+        1
+    };
+    engine.devices = Arc::new(crate::exec::Devices::probe(1).with_cpu_heavy_slots(heavy_slots));
     let opts = CohortOptions {
-        jobs: a.cohort.jobs.unwrap_or_else(default_jobs),
+        jobs,
         fail_fast: a.cohort.fail_fast,
         run: run_opts,
         results: spec.results.clone(),

@@ -6,12 +6,12 @@ use std::sync::Arc;
 use tch::Device;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-/// The CUDA devices of this process and a concurrency limit on each, and one slot for a
-/// heavy node on the CPU: libtorch already spreads one over every core, so two at once (two
-/// subjects of a cohort) only thrash the caches and double the memory.
+/// The CUDA devices of this process and a concurrency limit on each; in a cohort, also a
+/// limit on heavy nodes on the CPU: libtorch already spreads one over every core, so two
+/// subjects' networks at once only thrash the caches and double the memory.
 pub struct Devices {
     gpus: Vec<Arc<Semaphore>>,
-    cpu_heavy: Arc<Semaphore>,
+    cpu_heavy: Option<Arc<Semaphore>>,
 }
 
 /// A device held for one node run; the GPU slot is released on drop.
@@ -41,15 +41,22 @@ impl Devices {
             gpus: (0..n)
                 .map(|_| Arc::new(Semaphore::new(slots_per_gpu.max(1))))
                 .collect(),
-            cpu_heavy: Arc::new(Semaphore::new(1)),
+            cpu_heavy: None,
         }
+    }
+
+    /// Lets `n` heavy nodes run on the CPU at once (a cohort's subjects, each given
+    /// cores / n of libtorch's threads).
+    pub fn with_cpu_heavy_slots(mut self, n: usize) -> Devices {
+        self.cpu_heavy = Some(Arc::new(Semaphore::new(n.max(1))));
+        self
     }
 
     /// A machine with no GPU (tests, `--device cpu`).
     pub fn cpu_only() -> Devices {
         Devices {
             gpus: vec![],
-            cpu_heavy: Arc::new(Semaphore::new(1)),
+            cpu_heavy: None,
         }
     }
 
@@ -69,8 +76,8 @@ impl Devices {
     }
 
     /// Waits for a device. `auto` and `cuda` take the GPU with a free slot (the least busy),
-    /// `auto` falls back to the CPU when there is no GPU at all. A `heavy` node (a network)
-    /// that lands on the CPU waits for the CPU's one heavy slot.
+    /// `auto` falls back to the CPU when there is no GPU at all. A `heavy` node that lands
+    /// on the CPU waits for a CPU heavy slot when there are such slots (a cohort).
     pub async fn acquire(&self, spec: DeviceSpec, heavy: bool) -> Result<Lease, DeviceError> {
         self.check(spec)?;
         let index = match spec {
@@ -95,16 +102,15 @@ impl Devices {
 
 impl Devices {
     async fn cpu(&self, heavy: bool) -> Lease {
-        let permit = if heavy {
-            Some(
-                self.cpu_heavy
+        let permit = match (&self.cpu_heavy, heavy) {
+            (Some(slots), true) => Some(
+                slots
                     .clone()
                     .acquire_owned()
                     .await
                     .expect("device semaphores are never closed"),
-            )
-        } else {
-            None
+            ),
+            _ => None,
         };
         Lease {
             device: Device::Cpu,
