@@ -7,8 +7,8 @@ use tch::Device;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// The CUDA devices of this process and a concurrency limit on each; in a cohort, also a
-/// limit on heavy nodes on the CPU: libtorch already spreads one over every core, so two
-/// subjects' networks at once only thrash the caches and double the memory.
+/// limit on heavy nodes on the CPU (as many as the threads were split for: more would only
+/// thrash the caches and multiply the memory).
 pub struct Devices {
     gpus: Vec<Arc<Semaphore>>,
     cpu_heavy: Option<Arc<Semaphore>>,
