@@ -6,44 +6,12 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-const WORKFLOW: &str = r#"version: 1
-name: cohort-test
-settings: { cache: cache }
-nodes:
-  truth:
-    kind: load_nifti
-    params:
-      path: "${LABELS}"
-      labels: true
-      class_names: { "5": liver, "1": spleen, "2": right kidney, "6": stomach, "52": aorta }
-  ct: { kind: load_nifti, params: { path: "${IMAGE}" } }
-  coarse: { kind: resample, inputs: { image: truth.labels }, params: { spacing: [7, 7, 7] } }
-  back: { kind: resample, inputs: { image: coarse.labels, reference: ct.image } }
-  scores:
-    kind: metrics
-    inputs: { prediction: back.labels, reference: truth.labels }
-    params:
-      match: name
-      classes: [liver, spleen, right kidney, stomach, aorta]
-      metrics: [dice, hd95]
-      path: "out/${SUBJECT}/metrics.csv"
-"#;
+const WORKFLOW: &str = common::COHORT_WORKFLOW;
 
 /// A folder with the workflow and the cohort of scripts/make-cohort.py in `cohort/`.
 fn setup() -> Option<tempfile::TempDir> {
-    let data = common::data_dir()?;
-    if !data.join("totalsegmentator/example_ct.nii.gz").exists() {
-        return None;
-    }
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("w.yaml"), WORKFLOW).unwrap();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/make-cohort.py");
-    let out = std::process::Command::new(common::python())
-        .arg(script)
-        .arg(dir.path().join("cohort"))
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", common::text(&out));
+    common::make_cohort(dir.path())?;
     Some(dir)
 }
 

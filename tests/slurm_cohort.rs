@@ -10,25 +10,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-const WORKFLOW: &str = r#"version: 1
-name: slurm-test
-settings: { cache: cache }
-nodes:
-  truth:
-    kind: load_nifti
-    params:
-      path: "${LABELS}"
-      labels: true
-      class_names: { "5": liver, "1": spleen, "2": right kidney, "6": stomach, "52": aorta }
-  ct: { kind: load_nifti, params: { path: "${IMAGE}" } }
-  coarse: { kind: resample, inputs: { image: truth.labels }, params: { spacing: [7, 7, 7] } }
-  back: { kind: resample, inputs: { image: coarse.labels, reference: ct.image } }
-  scores:
-    kind: metrics
-    inputs: { prediction: back.labels, reference: truth.labels }
-    params: { match: name, classes: [liver, spleen, right kidney, stomach, aorta], metrics: [dice, hd95] }
-"#;
-
 /// The local cluster, stopped on drop.
 struct Cluster {
     dir: PathBuf,
@@ -116,26 +97,15 @@ fn read(p: PathBuf) -> String {
 
 #[test]
 fn a_slurm_array_gathers_what_one_process_computes_and_resume_runs_only_what_is_missing() {
-    let Some(data) = common::data_dir() else {
-        return;
-    };
-    if !data.join("totalsegmentator/example_ct.nii.gz").exists() {
+    let tmp = tempfile::tempdir().unwrap();
+    let work = tmp.path().join("work");
+    std::fs::create_dir(&work).unwrap();
+    if common::make_cohort(&work).is_none() {
         return;
     }
-    let tmp = tempfile::tempdir().unwrap();
     let Some(cluster) = Cluster::start(&tmp.path().join("slurm")) else {
         return;
     };
-    let work = tmp.path().join("work");
-    std::fs::create_dir(&work).unwrap();
-    std::fs::write(work.join("w.yaml"), WORKFLOW).unwrap();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/make-cohort.py");
-    let out = Command::new(common::python())
-        .arg(script)
-        .arg(work.join("cohort"))
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", common::text(&out));
 
     let (code, text) = cluster.vistaflow(
         &[
@@ -182,7 +152,7 @@ fn a_slurm_array_gathers_what_one_process_computes_and_resume_runs_only_what_is_
     // The same cohort in one process, in a cache of its own: the same bytes.
     let single = tmp.path().join("single");
     std::fs::create_dir(&single).unwrap();
-    std::fs::write(single.join("w.yaml"), WORKFLOW).unwrap();
+    std::fs::write(single.join("w.yaml"), common::COHORT_WORKFLOW).unwrap();
     let manifest = work.join("cohort/subjects-with-bad.csv");
     let (code, text) = cluster.vistaflow(
         &[

@@ -15,6 +15,7 @@ pub mod node;
 pub mod params;
 pub mod registry;
 pub mod spatial;
+pub mod splitmix;
 pub mod structures;
 pub mod supervoxels;
 pub mod text;

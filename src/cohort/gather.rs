@@ -138,12 +138,7 @@ fn report(
         },
         "workflow": { "path": workflow, "sha256": sha256_file(workflow)? },
         "set": vars,
-        "software": {
-            "vistaflow": env!("CARGO_PKG_VERSION"),
-            "libtorch": option_env!("VISTAFLOW_LIBTORCH_VERSION").unwrap_or("unknown"),
-            "os": std::env::consts::OS,
-            "arch": std::env::consts::ARCH,
-        },
+        "software": crate::exec::provenance::software(),
         "created_unix_s": std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs())

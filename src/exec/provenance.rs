@@ -96,13 +96,7 @@ pub fn record(sh: &Shared) -> Json {
     json!({
         "format": "vistaflow.report.v1",
         "workflow": { "name": plan.name, "file": plan.file, "sha256": workflow_sha256 },
-        "software": {
-            "vistaflow": env!("CARGO_PKG_VERSION"),
-            "libtorch": option_env!("VISTAFLOW_LIBTORCH_VERSION").unwrap_or("unknown"),
-            "cuda_available": tch::Cuda::is_available(),
-            "os": std::env::consts::OS,
-            "arch": std::env::consts::ARCH,
-        },
+        "software": software(),
         "created_unix_s": std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs())
@@ -111,6 +105,17 @@ pub fn record(sh: &Shared) -> Json {
         "how_to_check": "a node's outputs are identified by value_id = sha256(key, port) and its key \
                          covers kind, version, params, input value ids and the sha256 of every \
                          file it reads: equal keys mean the same computation on the same bytes",
+    })
+}
+
+/// The software that made a result, for reports.
+pub(crate) fn software() -> Json {
+    json!({
+        "vistaflow": env!("CARGO_PKG_VERSION"),
+        "libtorch": option_env!("VISTAFLOW_LIBTORCH_VERSION").unwrap_or("unknown"),
+        "cuda_available": tch::Cuda::is_available(),
+        "os": std::env::consts::OS,
+        "arch": std::env::consts::ARCH,
     })
 }
 

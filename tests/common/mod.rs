@@ -278,3 +278,46 @@ pub fn span_attr(span: &serde_json::Value, key: &str) -> Option<String> {
         .find(|a| a["key"] == key)
         .and_then(|a| a["value"]["stringValue"].as_str().map(str::to_string))
 }
+
+/// A cheap cohort workflow over real data (tests/cohort.rs, tests/slurm_cohort.rs): each
+/// subject's labels coarsened to 7 mm and back, scored against themselves.
+pub const COHORT_WORKFLOW: &str = r#"version: 1
+name: cohort-test
+settings: { cache: cache }
+nodes:
+  truth:
+    kind: load_nifti
+    params:
+      path: "${LABELS}"
+      labels: true
+      class_names: { "5": liver, "1": spleen, "2": right kidney, "6": stomach, "52": aorta }
+  ct: { kind: load_nifti, params: { path: "${IMAGE}" } }
+  coarse: { kind: resample, inputs: { image: truth.labels }, params: { spacing: [7, 7, 7] } }
+  back: { kind: resample, inputs: { image: coarse.labels, reference: ct.image } }
+  scores:
+    kind: metrics
+    inputs: { prediction: back.labels, reference: truth.labels }
+    params:
+      match: name
+      classes: [liver, spleen, right kidney, stomach, aorta]
+      metrics: [dice, hd95]
+      path: "out/${SUBJECT}/metrics.csv"
+"#;
+
+/// Writes COHORT_WORKFLOW as `dir/w.yaml` and scripts/make-cohort.py's 12 subjects (+3 bad)
+/// into `dir/cohort`; `None` when the sample data was never fetched.
+pub fn make_cohort(dir: &Path) -> Option<()> {
+    let data = data_dir()?;
+    if !data.join("totalsegmentator/example_ct.nii.gz").exists() {
+        return None;
+    }
+    std::fs::write(dir.join("w.yaml"), COHORT_WORKFLOW).unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/make-cohort.py");
+    let out = std::process::Command::new(python())
+        .arg(script)
+        .arg(dir.join("cohort"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    Some(())
+}

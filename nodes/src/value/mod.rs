@@ -9,7 +9,7 @@ mod volume;
 pub use encode::{EncodeError, Encoded};
 pub use labels::{ClassTable, LabelMap};
 pub use model::ModelFile;
-pub use table::{Cell, Table};
+pub use table::{csv_field, Cell, Table};
 pub use volume::{Geometry, Volume};
 
 use std::fmt;

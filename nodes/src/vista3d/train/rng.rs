@@ -2,22 +2,22 @@
 //! from `Rng::new(seed, step)`, so a run resumed at step N draws exactly what an uninterrupted
 //! run would, without saving any generator state.
 
-pub struct Rng(u64);
+use crate::splitmix::SplitMix64;
+
+pub struct Rng(SplitMix64);
 
 impl Rng {
     /// The generator for one stream (a step, a variable) of a seed.
     pub fn new(seed: u64, stream: u64) -> Self {
-        let mut r = Rng(seed ^ stream.wrapping_add(1).wrapping_mul(0xD1B5_4A32_D192_ED03));
+        let mut r = Rng(SplitMix64(
+            seed ^ stream.wrapping_add(1).wrapping_mul(0xD1B5_4A32_D192_ED03),
+        ));
         r.next_u64();
         r
     }
 
     pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        self.0.next_u64()
     }
 
     /// Uniform in [0, 1).
