@@ -141,7 +141,7 @@ fn execute(a: &RunArgs, spec: &CohortSpec, only: Option<&[String]>, gather_after
     } else {
         1
     };
-    engine.devices = Arc::new(crate::exec::Devices::probe(1).with_cpu_heavy_slots(heavy_slots));
+    engine.devices = Arc::new(engine.devices.with_cpu_heavy_slots(heavy_slots));
     let opts = CohortOptions {
         jobs,
         fail_fast: a.cohort.fail_fast,

@@ -47,9 +47,12 @@ impl Devices {
 
     /// Lets `n` heavy nodes run on the CPU at once (a cohort's subjects, each given
     /// cores / n of libtorch's threads).
-    pub fn with_cpu_heavy_slots(mut self, n: usize) -> Devices {
-        self.cpu_heavy = Some(Arc::new(Semaphore::new(n.max(1))));
-        self
+    /// The same GPUs and slots (no second CUDA probe).
+    pub fn with_cpu_heavy_slots(&self, n: usize) -> Devices {
+        Devices {
+            gpus: self.gpus.clone(),
+            cpu_heavy: Some(Arc::new(Semaphore::new(n.max(1)))),
+        }
     }
 
     /// A machine with no GPU (tests, `--device cpu`).
