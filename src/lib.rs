@@ -8,6 +8,7 @@ pub mod diag;
 pub mod exec;
 pub mod hash;
 pub mod progress;
+pub mod serve;
 pub mod telemetry;
 pub mod workflow;
 

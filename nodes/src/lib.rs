@@ -20,6 +20,7 @@ pub mod structures;
 pub mod supervoxels;
 pub mod text;
 pub mod value;
+pub mod viewer;
 pub mod vista3d;
 
 pub use node::{

@@ -23,6 +23,7 @@ mod cohort_cmd;
 mod model_cmd;
 mod nodes_cmd;
 mod run_cmd;
+mod serve_cmd;
 
 use clap::{Args, Parser, Subcommand};
 use std::collections::BTreeMap;
@@ -60,6 +61,8 @@ pub enum Command {
     Cache(cache_cmd::CacheArgs),
     /// Run a cohort on a Slurm cluster (submit, status, resume; shard and gather are the jobs').
     Cohort(cohort_cmd::CohortCmd),
+    /// Open a workflow in a local web viewer; clicks there run its vista3d_refine node.
+    Serve(serve_cmd::ServeArgs),
     /// Convert the VISTA3D bundle's pickled model.pt into a .safetensors file.
     ConvertWeights {
         /// The pickled state dict (`models/model.pt` of the MONAI bundle).
@@ -175,6 +178,7 @@ pub fn main() -> i32 {
         Command::Nodes { kind } => nodes_cmd::nodes(kind.as_deref()),
         Command::Cache(a) => cache_cmd::cache(a),
         Command::Cohort(c) => cohort_cmd::cohort(c),
+        Command::Serve(a) => serve_cmd::serve(a),
         Command::ConvertWeights { src, dst, force } => model_cmd::convert(&src, &dst, force),
         Command::Classes => model_cmd::list_classes(),
     }

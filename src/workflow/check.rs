@@ -650,26 +650,8 @@ impl Checker<'_> {
         ok.then_some(out)
     }
 
-    /// Same meaning -> same JSON, so that the cache key does not depend on spelling.
     fn canonical(&self, ty: &ParamType, v: Json) -> Json {
-        match ty {
-            ParamType::Float => v.as_f64().map_or(v, Json::from),
-            ParamType::Floats { .. } => match v {
-                Json::Array(a) => Json::Array(
-                    a.into_iter()
-                        .map(|x| x.as_f64().map_or(x, Json::from))
-                        .collect(),
-                ),
-                other => other,
-            },
-            ParamType::InputPath | ParamType::OutputPath => match v.as_str() {
-                Some(p) => {
-                    Json::String(normalize(&self.dir.join(p)).to_string_lossy().into_owned())
-                }
-                None => v,
-            },
-            _ => v,
-        }
+        canonical(&self.dir, ty, v)
     }
 
     /// Second pass: resolves each `port: node.port` to a producer, checking that the port
@@ -932,6 +914,27 @@ struct Link {
     port: String,
     from: usize,
     from_port: String,
+}
+
+/// Same meaning -> same JSON, so that the cache key does not depend on spelling; paths are
+/// made absolute from `dir` (the workflow's folder).
+pub(super) fn canonical(dir: &Path, ty: &ParamType, v: Json) -> Json {
+    match ty {
+        ParamType::Float => v.as_f64().map_or(v, Json::from),
+        ParamType::Floats { .. } => match v {
+            Json::Array(a) => Json::Array(
+                a.into_iter()
+                    .map(|x| x.as_f64().map_or(x, Json::from))
+                    .collect(),
+            ),
+            other => other,
+        },
+        ParamType::InputPath | ParamType::OutputPath => match v.as_str() {
+            Some(p) => Json::String(normalize(&dir.join(p)).to_string_lossy().into_owned()),
+            None => v,
+        },
+        _ => v,
+    }
 }
 
 /// Removes `.` and `..` components without touching the file system.

@@ -1,6 +1,7 @@
 //! Workflow files: YAML text -> a checked [`Plan`], with every problem located.
 
 mod check;
+mod edit;
 mod locate;
 mod prescan;
 mod substitute;

@@ -22,7 +22,7 @@ mod node;
 mod points_file;
 mod segment;
 
-pub use clicks::{special_classes, Click, Place};
+pub use clicks::{special_classes, voxel_of, Click, Place};
 pub use node::Vista3dRefine;
 pub use segment::{segment, RefineOptions};
 

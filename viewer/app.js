@@ -1,0 +1,303 @@
+// vistaflow's viewer page: NiiVue shows the refine node's image with the label map over it;
+// a click in a slice goes to the server, which runs the workflow's vista3d_refine node through
+// the engine and answers with a new label map. The server owns the clicks (undo/redo too);
+// the page shows them. window.vistaflow exposes the state for the browser test.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const ui = {
+  nv: null,
+  state: null,
+  version: 0, // of the label map shown
+  loading: false,
+  hidden: new Set(), // class ids not shown
+  classOpacity: {}, // id -> 0..1
+  down: null, // the pointerdown of a possible click
+  location: null,
+  locationAt: 0,
+  clickAt: 0, // when the last click was sent (ms), until its overlay is shown
+  lastLatencyMs: null, // click to overlay shown
+  webgl: null,
+};
+window.vistaflow = ui;
+
+async function api(method, path, body) {
+  const r = await fetch(path, {
+    method,
+    credentials: "same-origin",
+    headers: body ? { "content-type": "application/json" } : {},
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  let data = null;
+  try {
+    data = await r.json();
+  } catch (_) {
+    data = { error: `${path}: HTTP ${r.status}` };
+  }
+  if (!r.ok) throw new Error((data && data.error) || `${path}: HTTP ${r.status}`);
+  return data;
+}
+
+function showError(msg) {
+  const el = $("error");
+  el.hidden = !msg;
+  el.textContent = msg || "";
+}
+
+// ---- volumes -------------------------------------------------------------------------
+
+function applyWindow() {
+  const [lo, hi] = $("window").value.split(",").map(Number);
+  const img = ui.nv.volumes[0];
+  if (!img) return;
+  img.cal_min = lo;
+  img.cal_max = hi;
+  ui.nv.updateGLVolume();
+}
+
+function labelColormap() {
+  const legend = (ui.state && ui.state.legend) || [];
+  const cm = { R: [0], G: [0], B: [0], A: [0], I: [0], labels: [""] };
+  for (const c of legend) {
+    cm.R.push(c.rgb[0]);
+    cm.G.push(c.rgb[1]);
+    cm.B.push(c.rgb[2]);
+    const a = ui.hidden.has(c.id) ? 0 : ui.classOpacity[c.id] ?? 1;
+    cm.A.push(Math.round(255 * a));
+    cm.I.push(c.id);
+    cm.labels.push(c.name);
+  }
+  return cm;
+}
+
+function applyLabels() {
+  const lab = ui.nv.volumes[1];
+  if (!lab) return;
+  lab.setColormapLabel(labelColormap());
+  ui.nv.setOpacity(1, Number($("opacity").value));
+  ui.nv.updateGLVolume();
+}
+
+async function loadLabels(version) {
+  ui.loading = true;
+  try {
+    const img = await niivue.NVImage.loadFromUrl({
+      url: `/api/labels.nii?v=${version}`,
+      name: "labels.nii",
+    });
+    if (ui.nv.volumes.length > 1) ui.nv.removeVolume(ui.nv.volumes[1]);
+    ui.nv.addVolume(img);
+    applyLabels();
+    ui.version = version;
+    if (ui.clickAt) {
+      ui.lastLatencyMs = performance.now() - ui.clickAt;
+      ui.clickAt = 0;
+    }
+  } finally {
+    ui.loading = false;
+  }
+}
+
+async function loadImage() {
+  await ui.nv.loadVolumes([{ url: "/api/image.nii", name: "image.nii", colormap: "gray" }]);
+  applyWindow();
+}
+
+// ---- clicks --------------------------------------------------------------------------
+
+function onLocation(data) {
+  ui.location = data;
+  ui.locationAt = performance.now();
+  $("location").textContent = data.string || "";
+}
+
+function setupClicks(canvas) {
+  // Capture phase: seen before NiiVue's own handlers move the crosshair.
+  canvas.addEventListener(
+    "pointerdown",
+    (e) => {
+      ui.down = { x: e.clientX, y: e.clientY, shift: e.shiftKey, button: e.button, t: performance.now() };
+    },
+    true,
+  );
+  canvas.addEventListener(
+    "pointerup",
+    (e) => {
+      const d = ui.down;
+      ui.down = null;
+      if (!d || d.button !== 0 || !$("clicking").checked) return;
+      if (Math.hypot(e.clientX - d.x, e.clientY - d.y) > 4) return; // a drag, not a click
+      // After NiiVue has placed the crosshair for this click.
+      setTimeout(() => {
+        if (ui.location && ui.locationAt >= d.t) addClick(ui.location.mm, !d.shift);
+      }, 0);
+    },
+    true,
+  );
+}
+
+async function addClick(mm, positive) {
+  const cls = Number($("class").value);
+  showError("");
+  ui.clickAt = performance.now();
+  try {
+    render(await api("POST", "/api/click", { ras_mm: [mm[0], mm[1], mm[2]], positive, class: cls }));
+  } catch (e) {
+    ui.clickAt = 0;
+    showError(e.message);
+  }
+}
+
+async function post(path) {
+  showError("");
+  try {
+    render(await api("POST", path));
+  } catch (e) {
+    showError(e.message);
+  }
+}
+
+async function save() {
+  showError("");
+  $("save").disabled = true;
+  try {
+    const r = await api("POST", "/api/save");
+    $("saved").textContent = "saved: " + r.saved.join(", ");
+  } catch (e) {
+    showError(e.message);
+  } finally {
+    $("save").disabled = false;
+  }
+}
+
+// ---- state ---------------------------------------------------------------------------
+
+function render(s) {
+  ui.state = s;
+  $("workflow").textContent = `${s.workflow} - clicks go to node \`${s.node}\``;
+  const st = $("status");
+  st.className = "status " + s.status;
+  st.textContent = s.status === "ready" && s.last_seconds ? `ready (last: ${s.last_seconds.toFixed(2)} s)` : s.status;
+  const busy = s.status === "computing" || s.status === "starting" || s.doing;
+  $("busy").hidden = !busy;
+  $("busy-text").textContent = `${s.doing || s.status} ${s.seconds.toFixed(1)} s`;
+  if (s.error) showError(s.error);
+  $("undo").disabled = !s.can_undo;
+  $("redo").disabled = !s.can_redo;
+  const ol = $("clicks");
+  ol.replaceChildren(
+    ...s.clicks.map((c) => {
+      const li = document.createElement("li");
+      li.className = c.positive ? "pos" : "neg";
+      li.textContent = `${c.positive ? "+" : "-"} ${c.class_name} at voxel [${c.voxel.join(", ")}]`;
+      return li;
+    }),
+  );
+  renderLegend(s.legend);
+  if (s.saved.length) $("saved").textContent = "saved: " + s.saved.join(", ");
+}
+
+function renderLegend(legend) {
+  const body = $("legend").tBodies[0];
+  body.replaceChildren(
+    ...legend.map((c) => {
+      const tr = document.createElement("tr");
+      const vis = document.createElement("input");
+      vis.type = "checkbox";
+      vis.checked = !ui.hidden.has(c.id);
+      vis.onchange = () => {
+        if (vis.checked) ui.hidden.delete(c.id);
+        else ui.hidden.add(c.id);
+        applyLabels();
+      };
+      const sw = document.createElement("span");
+      sw.className = "swatch";
+      sw.style.background = `rgb(${c.rgb.join(",")})`;
+      const op = document.createElement("input");
+      op.type = "range";
+      op.min = 0;
+      op.max = 1;
+      op.step = 0.1;
+      op.value = ui.classOpacity[c.id] ?? 1;
+      op.oninput = () => {
+        ui.classOpacity[c.id] = Number(op.value);
+        applyLabels();
+      };
+      const cells = [[vis], [sw, ` ${c.name}`], [c.ml.toFixed(1)], [op]];
+      for (const parts of cells) {
+        const td = document.createElement("td");
+        td.append(...parts);
+        tr.append(td);
+      }
+      return tr;
+    }),
+  );
+}
+
+async function fillClasses() {
+  const classes = await api("GET", "/api/classes");
+  const sel = $("class");
+  const opt = (value, text) => {
+    const o = document.createElement("option");
+    o.value = value;
+    o.textContent = text;
+    return o;
+  };
+  const newId = () => {
+    const used = new Set(((ui.state && ui.state.legend) || []).map((c) => c.id));
+    let id = 133;
+    while (used.has(id)) id++;
+    return id;
+  };
+  sel.replaceChildren(opt(newId(), "new structure (zero-shot)"), ...classes.map((c) => opt(c.id, `${c.name} (${c.id})`)));
+  sel.value = "1";
+}
+
+async function poll() {
+  let delay = 1000;
+  try {
+    const s = await api("GET", "/api/state");
+    render(s);
+    if (s.status === "failed") {
+      showError("the workflow's first run failed: " + (s.error || "see the terminal"));
+    } else if (s.version > 0 && !ui.loading) {
+      if (!ui.nv.volumes.length) await loadImage();
+      if (s.version !== ui.version) await loadLabels(s.version);
+    }
+    if (s.status !== "ready") delay = 150;
+  } catch (e) {
+    showError("the server does not answer: " + e.message);
+  }
+  setTimeout(poll, delay);
+}
+
+async function main() {
+  const nv = new niivue.Niivue({
+    backColor: [0.07, 0.07, 0.07, 1],
+    show3Dcrosshair: true,
+    dragAndDropEnabled: false,
+    crosshairColor: [0.2, 0.8, 1, 1],
+  });
+  ui.nv = nv;
+  nv.onLocationChange = onLocation;
+  await nv.attachTo("gl");
+  const gl = nv.gl;
+  ui.webgl = gl ? { version: gl.getParameter(gl.VERSION), renderer: gl.getParameter(gl.RENDERER) } : null;
+  nv.setSliceType(nv.sliceTypeMultiplanar);
+  nv.opts.multiplanarShowRender = 1; // always show the 3D render beside the slices
+  setupClicks($("gl"));
+  $("window").onchange = applyWindow;
+  $("opacity").oninput = applyLabels;
+  $("layout").onchange = () => {
+    const v = $("layout").value;
+    nv.setSliceType(v === "multi" ? nv.sliceTypeMultiplanar : Number(v));
+  };
+  $("undo").onclick = () => post("/api/undo");
+  $("redo").onclick = () => post("/api/redo");
+  $("clear").onclick = () => post("/api/clear");
+  $("save").onclick = save;
+  await fillClasses();
+  poll();
+}
+
+main().catch((e) => showError("the viewer could not start: " + e.message));
