@@ -277,6 +277,7 @@ async function main() {
     show3Dcrosshair: true,
     dragAndDropEnabled: false,
     crosshairColor: [0.2, 0.8, 1, 1],
+    isRadiologicalConvention: true, // the patient's left on the screen's right, as in PACS
   });
   ui.nv = nv;
   nv.onLocationChange = onLocation;
