@@ -61,7 +61,11 @@ fn raw_get(port: u16, path: &str, host: &str, headers: &str) -> (u16, String) {
         .nth(1)
         .and_then(|c| c.parse().ok())
         .unwrap_or(0);
-    let body = out.split_once("\r\n\r\n").map(|x| x.1).unwrap_or("").to_string();
+    let body = out
+        .split_once("\r\n\r\n")
+        .map(|x| x.1)
+        .unwrap_or("")
+        .to_string();
     (status, body)
 }
 
@@ -125,11 +129,17 @@ async fn until(c: &Client, what: &str, script: &str, limit: Duration) -> Json {
         }
         if t.elapsed() > limit {
             let state = c
-                .execute("return JSON.stringify(window.vistaflow && window.vistaflow.state)", vec![])
+                .execute(
+                    "return JSON.stringify(window.vistaflow && window.vistaflow.state)",
+                    vec![],
+                )
                 .await
                 .unwrap_or_default();
             let error = c
-                .execute("return document.getElementById('error').textContent", vec![])
+                .execute(
+                    "return document.getElementById('error').textContent",
+                    vec![],
+                )
                 .await
                 .unwrap_or_default();
             panic!("timed out waiting for {what}; page state {state}; error {error}");
@@ -140,7 +150,7 @@ async fn until(c: &Client, what: &str, script: &str, limit: Duration) -> Json {
 
 /// Clicks the canvas where RAS millimetres `mm` are shown in the axial slice (the page's
 /// NiiVue says where: the crosshair is put there first so that the slice shows it).
-async fn click_at_mm(c: &Client, mm: [f64; 3]) {
+async fn click_at_mm(c: &Client, mm: [f64; 3], shift: bool) {
     let pos = c
         .execute(
             "const nv = window.vistaflow.nv; const f = nv.mm2frac(arguments[0]);
@@ -152,10 +162,12 @@ async fn click_at_mm(c: &Client, mm: [f64; 3]) {
         .await
         .unwrap();
     let [dx, dy] = [pos[0].as_f64().unwrap(), pos[1].as_f64().unwrap()];
-    click_canvas(c, dx, dy).await;
+    click_canvas(c, dx, dy, shift).await;
 }
 
-async fn click_canvas(c: &Client, dx: f64, dy: f64) {
+/// A left click on the canvas at (dx, dy) CSS px from its centre; with Shift held when
+/// `shift` (the page's negative click).
+async fn click_canvas(c: &Client, dx: f64, dy: f64, shift: bool) {
     let canvas = c.find(Locator::Id("gl")).await.unwrap();
     let mouse = MouseActions::new("mouse".into())
         .then(PointerAction::MoveToElement {
@@ -170,7 +182,27 @@ async fn click_canvas(c: &Client, dx: f64, dy: f64) {
         .then(PointerAction::Up {
             button: MOUSE_BUTTON_LEFT,
         });
-    c.perform_actions(mouse).await.unwrap();
+    if !shift {
+        c.perform_actions(mouse).await.unwrap();
+        return;
+    }
+    use fantoccini::actions::{ActionSequence, Actions, KeyAction, KeyActions};
+    use fantoccini::key::Key;
+    // Ticks: Shift down with the move, held through down and up, released after.
+    let pause = || KeyAction::Pause {
+        duration: Duration::ZERO,
+    };
+    let keys = KeyActions::new("keys".into())
+        .then(KeyAction::Down {
+            value: Key::Shift.into(),
+        })
+        .then(pause())
+        .then(pause())
+        .then(KeyAction::Up {
+            value: Key::Shift.into(),
+        });
+    let both: Vec<ActionSequence> = vec![keys.into(), mouse.into()];
+    c.perform_actions(Actions::from(both)).await.unwrap();
 }
 
 #[test]
@@ -256,7 +288,11 @@ nodes:
     let auth = format!("X-Vistaflow-Token: {token}\r\n");
     let (status, _) = raw_get(port, "/api/state", "evil.example:80", &auth);
     assert_eq!(status, 403, "foreign Host");
-    for path in ["/../../etc/passwd", "/assets/../../../etc/passwd", "/assets/%2e%2e%2f%2e%2e%2fetc%2fpasswd"] {
+    for path in [
+        "/../../etc/passwd",
+        "/assets/../../../etc/passwd",
+        "/assets/%2e%2e%2f%2e%2e%2fetc%2fpasswd",
+    ] {
         let (status, body) = raw_get(port, path, &host, &auth);
         assert!(status == 404 || status == 400, "{path}: {status}");
         assert!(!body.contains("root:"), "{path} leaked /etc/passwd");
@@ -324,7 +360,7 @@ nodes:
             )
             .await
             .unwrap();
-        click_canvas(&c, corner[0].as_f64().unwrap(), corner[1].as_f64().unwrap()).await;
+        click_canvas(&c, corner[0].as_f64().unwrap(), corner[1].as_f64().unwrap(), false).await;
         let error = until(
             &c,
             "the error message",
@@ -342,7 +378,7 @@ nodes:
             .await
             .unwrap();
         let target = TARGET;
-        click_at_mm(&c, target).await;
+        click_at_mm(&c, target, false).await;
         until(
             &c,
             "the first click's overlay",
@@ -356,9 +392,10 @@ nodes:
             std::fs::write(p, &png).unwrap();
         }
 
-        // A second click 2 voxels away: its time from click to overlay, for the README.
+        // A second click 2 voxels away, negative (Shift): its time from click to overlay,
+        // for the README.
         let v = c.execute("return window.vistaflow.version", vec![]).await.unwrap();
-        click_at_mm(&c, [target[0] + 6.0, target[1], target[2]]).await;
+        click_at_mm(&c, [target[0] + 6.0, target[1], target[2]], true).await;
         until(
             &c,
             "the second click's overlay",
@@ -366,6 +403,8 @@ nodes:
             Duration::from_secs(120),
         )
         .await;
+        let second = c.execute("return window.vistaflow.state.clicks[1]", vec![]).await.unwrap();
+        assert_eq!(second["positive"], false, "Shift+click is a negative click: {second}");
         let latency = c.execute("return window.vistaflow.lastLatencyMs", vec![]).await.unwrap();
         eprintln!("second click to overlay: {latency} ms");
         // Undo takes it back (the server owns the clicks).
@@ -401,7 +440,10 @@ nodes:
     let click_vox: [i64; 3] = serde_json::from_value(clicks[0]["voxel"].clone()).unwrap();
     assert_eq!(clicks[0]["class"], 1);
     for (a, t) in click_mm.iter().zip(TARGET) {
-        assert!((a - t).abs() <= 3.0, "the click landed at {click_mm:?}, not near the target");
+        assert!(
+            (a - t).abs() <= 3.0,
+            "the click landed at {click_mm:?}, not near the target"
+        );
     }
     let saved = read_labels(&t.join("out/seg.nii.gz"));
     let auto = read_labels(&t.join("out/auto.nii.gz"));
@@ -415,24 +457,35 @@ nodes:
         at(&saved, ct_click),
         at(&auto, ct_click)
     );
-    assert_eq!(at(&saved, ct_click), 1, "the clicked voxel is not liver in the saved map");
-    assert_ne!(at(&auto, ct_click), 1, "the automatic result already had liver there");
+    assert_eq!(
+        at(&saved, ct_click),
+        1,
+        "the clicked voxel is not liver in the saved map"
+    );
+    assert_ne!(
+        at(&auto, ct_click),
+        1,
+        "the automatic result already had liver there"
+    );
 
     // Every changed voxel lies in the click's 64 x 64 x 48 window on the model grid (one
     // voxel of slack for the RAS flip of the network's axes).
     let [nk, nj, ni] = grid.spatial_shape();
     let shape = [ni, nj, nk];
     let patch = [64, 64, 48];
-    let lo: [i64; 3] = std::array::from_fn(|a| {
-        window_start(click_vox[a], patch[a], shape[a].max(patch[a])) - 1
-    });
+    let lo: [i64; 3] =
+        std::array::from_fn(|a| window_start(click_vox[a], patch[a], shape[a].max(patch[a])) - 1);
     let hi: [i64; 3] = std::array::from_fn(|a| lo[a] + patch[a] + 2);
     let to_grid = {
         let inv = inverse(grid.geometry().affine_ras());
-        move |v: [i64; 3]| apply(&inv, apply(&ct_affine, v.map(|x| x as f64))).map(|x| x.round() as i64)
+        move |v: [i64; 3]| {
+            apply(&inv, apply(&ct_affine, v.map(|x| x as f64))).map(|x| x.round() as i64)
+        }
     };
-    let s = Vec::<i64>::try_from(saved.volume.data().flatten(0, -1).to_kind(tch::Kind::Int64)).unwrap();
-    let a = Vec::<i64>::try_from(auto.volume.data().flatten(0, -1).to_kind(tch::Kind::Int64)).unwrap();
+    let s =
+        Vec::<i64>::try_from(saved.volume.data().flatten(0, -1).to_kind(tch::Kind::Int64)).unwrap();
+    let a =
+        Vec::<i64>::try_from(auto.volume.data().flatten(0, -1).to_kind(tch::Kind::Int64)).unwrap();
     let [_, cj, ci] = saved.volume.spatial_shape();
     let (mut changed, mut outside) = (0usize, 0usize);
     for (n, (x, y)) in s.iter().zip(&a).enumerate() {
@@ -449,7 +502,10 @@ nodes:
     }
     eprintln!("changed voxels: {changed}, outside the window: {outside}");
     assert!(changed > 1000, "the click changed only {changed} voxels");
-    assert_eq!(outside, 0, "{outside} changed voxels lie outside the click's window");
+    assert_eq!(
+        outside, 0,
+        "{outside} changed voxels lie outside the click's window"
+    );
 
     // The report records the click in the refine node's params.
     let report: Json =
@@ -461,6 +517,10 @@ nodes:
         .find(|n| n["id"] == "clicked")
         .unwrap()
         .clone();
-    assert_eq!(node["params"]["points"][0]["ras_mm"], json!(click_mm), "{node}");
+    assert_eq!(
+        node["params"]["points"][0]["ras_mm"],
+        json!(click_mm),
+        "{node}"
+    );
     assert_eq!(node["params"]["points"][0]["label"], "positive");
 }

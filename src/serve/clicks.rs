@@ -141,7 +141,7 @@ mod tests {
             class_name: "spleen".into(),
         };
         assert_eq!(
-            points_csv(&[c.clone()]),
+            points_csv(std::slice::from_ref(&c)),
             "space,x,y,z,label,class\nras_mm,1.5,-2.25,3,negative,3\n"
         );
         assert_eq!(c.as_point()["label"], "negative");

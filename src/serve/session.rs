@@ -484,6 +484,6 @@ impl Session {
 /// An all-background label map on `image`'s grid (a refine node without a prior).
 fn empty_labels(image: &Volume) -> Result<LabelMap, String> {
     let data = tch::Tensor::zeros(image.data().size(), (tch::Kind::Uint8, tch::Device::Cpu));
-    let vol = Volume::new(data, image.geometry().clone())?;
+    let vol = Volume::new(data, *image.geometry())?;
     LabelMap::new(vol, Default::default())
 }

@@ -129,12 +129,13 @@ nodes:
         );
         let mut bad = Params::new();
         bad.insert("spacing".into(), serde_json::json!("wide"));
-        assert!(p.with_params(r, bad).unwrap_err().contains("spacing"));
+        assert!(p.with_params(r, bad).err().unwrap().contains("spacing"));
         let mut unknown = Params::new();
         unknown.insert("spacnig".into(), serde_json::json!([1, 1, 1]));
         assert!(p
             .with_params(r, unknown)
-            .unwrap_err()
+            .err()
+            .unwrap()
             .contains("no param `spacnig`"));
         let a = p.index_of("a").unwrap();
         let mut path = Params::new();

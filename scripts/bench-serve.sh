@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# Click latency of `vistaflow serve` (issue 19): the same setting as scripts/bench-refine.sh
+# (small configuration, data/vista3d/small weights, 128^3 patch, the real CT sample at 1.5 mm).
+#   serve:   the server's answer to a second click B near a first click A (6 voxels): from
+#            POST /api/click to the new label map fetched by the page (GET /api/labels.nii),
+#            polling /api/state every 20 ms as the page would. The process, libtorch, the
+#            image and A's encoder features stay loaded or cached.
+#   run:     the same clicks A+B as one `vistaflow run` (A's features in its cache: the best
+#            case of a workflow run per click), whole process.
+#   MONAI:   scripts/oracles/vista3d_refine_monai.py with A+B: its inference call and process.
+# The browser's part (NiiVue parsing the label map and drawing it with software WebGL) is not
+# here: tests/viewer_browser.rs prints its click-to-overlay time. Usage: scripts/bench-serve.sh
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+DATA="${VISTAFLOW_DATA:-$ROOT/data}"
+PY="${VISTAFLOW_PYTHON:-$HOME/.cache/vistaflow/venv/bin/python}"
+THREADS="${THREADS:-2}"
+OUT="$ROOT/target/bench-serve"
+SMALL="$DATA/vista3d/small"
+rm -rf "$OUT"; mkdir -p "$OUT"
+export OMP_NUM_THREADS="$THREADS" RAYON_NUM_THREADS="$THREADS" PYTHONWARNINGS=ignore
+cargo build --release --locked --quiet --bin vistaflow
+BIN="$ROOT/target/release/vistaflow"
+A="[120, 100, 110]"; B="[126, 104, 112]"
+
+cat > "$OUT/prep.yaml" <<YAML
+version: 1
+settings: { cache: $OUT/cache }
+nodes:
+  ct:  { kind: load_nifti, params: { path: $DATA/totalsegmentator/example_ct.nii.gz } }
+  iso: { kind: resample, inputs: { image: ct.image }, params: { spacing: [1.5, 1.5, 1.5] } }
+  out: { kind: save_nifti, inputs: { image: iso.image }, params: { path: $OUT/ct_1p5.nii.gz } }
+YAML
+"$BIN" run "$OUT/prep.yaml" > /dev/null
+
+workflow() { # FILE CACHE [POINTS]
+  cat > "$1" <<YAML
+version: 1
+name: bench-serve
+settings: { cache: $2 }
+nodes:
+  ct:  { kind: load_nifti, params: { path: $OUT/ct_1p5.nii.gz } }
+  seg: { kind: vista3d_refine, inputs: { image: ct.image },
+         params: { model: $SMALL/weights.safetensors, network: small${3:+, points: $3} } }
+  out: { kind: save_nifti, inputs: { labels: seg.labels }, params: { path: $OUT/seg.nii.gz } }
+YAML
+}
+seconds() { local t0 t1; t0=$(date +%s.%N); "$@" > "$OUT/last.log" 2>&1; t1=$(date +%s.%N); echo "$t1 - $t0" | bc -l; }
+
+# serve: its own cache, so nothing of the runs below helps it.
+workflow "$OUT/serve.yaml" "$OUT/serve-cache"
+"$BIN" serve "$OUT/serve.yaml" --port 0 > "$OUT/serve.out" 2> "$OUT/serve.err" &
+SERVER=$!
+trap 'kill $SERVER 2>/dev/null || true' EXIT
+for _ in $(seq 100); do grep -q token= "$OUT/serve.out" 2>/dev/null && break; sleep 0.1; done
+"$PY" - "$(grep -o 'http://[^ ]*' "$OUT/serve.out")" "$OUT/ct_1p5.nii.gz" "$A" "$B" > "$OUT/serve.json" <<'PYEOF'
+import json, sys, time, urllib.request, nibabel as nib, numpy as np
+url, image, a, b = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), json.loads(sys.argv[4])
+base, token = url.split("/?")[0], url.split("token=")[1]
+affine = nib.load(image).affine
+def call(path, body=None):
+    req = urllib.request.Request(base + path, data=None if body is None else json.dumps(body).encode(),
+                                 headers={"x-vistaflow-token": token, "content-type": "application/json"})
+    with urllib.request.urlopen(req) as r:
+        return r.read()
+def ready(after):
+    while True:
+        s = json.loads(call("/api/state"))
+        if s["status"] == "ready" and s["version"] > after:
+            return s
+        if s["status"] == "failed" or s["error"]:
+            sys.exit(f"serve failed: {s['error']}")
+        time.sleep(0.02)
+def click(voxel, positive):
+    before = json.loads(call("/api/state"))["version"]
+    mm = (affine @ np.array(voxel + [1.0]))[:3].tolist()
+    t0 = time.perf_counter()
+    call("/api/click", {"ras_mm": mm, "positive": positive, "class": 1})
+    s = ready(before)
+    n = len(call("/api/labels.nii"))
+    return {"seconds": time.perf_counter() - t0, "server_seconds": s["last_seconds"], "bytes": n}
+ready(0)
+first = click(a, True)
+second = click(b, False)
+print(json.dumps({"first": first, "second": second}))
+PYEOF
+kill $SERVER 2>/dev/null || true
+
+workflow "$OUT/one.yaml" "$OUT/run-cache" "[{voxel: $A, label: positive, class: liver}]"
+workflow "$OUT/two.yaml" "$OUT/run-cache" "[{voxel: $A, label: positive, class: liver}, {voxel: $B, label: negative, class: liver}]"
+"$BIN" run "$OUT/one.yaml" > /dev/null
+run_next=$(seconds "$BIN" run "$OUT/two.yaml")
+
+"$PY" scripts/oracles/vista3d_refine_monai.py --image "$OUT/ct_1p5.nii.gz" \
+  --weights "$SMALL/weights.safetensors" --config "$SMALL/config.json" \
+  --points "[{\"voxel\": $A, \"positive\": true, \"class\": 1}, {\"voxel\": $B, \"positive\": false, \"class\": 1}]" \
+  --patch 128,128,128 --out "$OUT/monai.nii.gz" --threads "$THREADS" > "$OUT/monai.log" 2>&1
+monai=$(grep -o 'inference [0-9.]*' "$OUT/monai.log" | cut -d' ' -f2)
+
+serve_next=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["second"]["seconds"])' "$OUT/serve.json")
+printf 'bench-serve (small configuration, patch 128^3, %s threads; A then B, 6 voxels apart)\n' "$THREADS"
+"$PY" -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+for k in ("first", "second"):
+    v = d[k]
+    print("  serve, %-6s click to label map fetched: %6.2f s (server %.2f s, %.1f MB)"
+          % (k, v["seconds"], v["server_seconds"], v["bytes"] / 1e6))
+' "$OUT/serve.json"
+printf '  vistaflow run A+B (A cached):         %6.2f s\n' "$run_next"
+printf '  MONAI A+B inference call:             %6.2f s\n' "$monai"
+printf '  serve next click / run:   %.2f (goal <= 0.5)\n' "$(echo "$serve_next / $run_next" | bc -l)"
+printf '  serve next click / MONAI: %.2f\n' "$(echo "$serve_next / $monai" | bc -l)"
