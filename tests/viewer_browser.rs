@@ -382,10 +382,16 @@ nodes:
         until(
             &c,
             "the first click's overlay",
-            "const u = window.vistaflow; return u.version >= 2 && u.state.status === 'ready' && u.state.clicks.length === 1;",
+            "const u = window.vistaflow; return u.version >= 2 && u.state.status === 'ready' && u.state.clicks.length === 1 && JSON.parse(u.markedClicks || '[]').length === 1;",
             Duration::from_secs(120),
         )
         .await;
+        // The click is drawn as a marker: a square of 9 voxels in NiiVue's drawing layer.
+        let marked = c
+            .execute("return window.vistaflow.nv.drawBitmap.reduce((n, v) => n + (v === 2 ? 1 : 0), 0)", vec![])
+            .await
+            .unwrap();
+        assert_eq!(marked, json!(9), "voxels of the positive click's marker");
         let png = c.screenshot().await.unwrap();
         std::fs::write(shots.join("viewer.png"), &png).unwrap();
         if let Some(p) = std::env::var_os("VISTAFLOW_SCREENSHOT") {

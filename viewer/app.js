@@ -18,6 +18,7 @@ const ui = {
   clickAt: 0, // when the last click was sent (ms), until its overlay is shown
   lastLatencyMs: null, // click to overlay shown
   webgl: null,
+  markedClicks: "", // the clicks drawn as markers (their JSON)
 };
 window.vistaflow = ui;
 
@@ -104,6 +105,25 @@ async function loadImage() {
 }
 
 // ---- clicks --------------------------------------------------------------------------
+
+// Each click as a small square in NiiVue's drawing layer (green positive, red negative; the
+// drawing's own colours 2 and 1), so the views show where the clicks are.
+function drawClicks(clicks) {
+  const key = JSON.stringify(clicks.map((c) => [c.ras_mm, c.positive]));
+  const nv = ui.nv;
+  if (key === ui.markedClicks || !nv.volumes.length) return;
+  ui.markedClicks = key;
+  nv.createEmptyDrawing();
+  for (const c of clicks) {
+    const v = nv.frac2vox(nv.mm2frac(c.ras_mm));
+    const pen = c.positive ? 2 : 1;
+    // A 3 x 3 square in the click's axial slice (a plus would hide under the crosshair).
+    for (let dx = -1; dx <= 1; dx++) {
+      for (let dy = -1; dy <= 1; dy++) nv.drawPt(v[0] + dx, v[1] + dy, v[2], pen);
+    }
+  }
+  nv.refreshDrawing(true);
+}
 
 function onLocation(data) {
   ui.location = data;
@@ -263,6 +283,7 @@ async function poll() {
     } else if (s.version > 0 && !ui.loading) {
       if (!ui.nv.volumes.length) await loadImage();
       if (s.version !== ui.version) await loadLabels(s.version);
+      drawClicks(s.clicks);
     }
     if (s.status !== "ready") delay = 150;
   } catch (e) {
