@@ -142,8 +142,9 @@ pub struct RunArgs {
 /// Running one workflow over many subjects (README, "Cohorts").
 #[derive(Args, Clone)]
 pub struct CohortArgs {
-    /// A CSV manifest: a header of variable names with SUBJECT among them, a row per subject.
-    #[arg(long, value_name = "CSV", conflicts_with = "cohort_dir")]
+    /// A manifest: CSV (a header of variable names with SUBJECT among them, a row per
+    /// subject) or YAML (`subjects:` a list of {SUBJECT: id, VAR: value}, optional `defaults:`).
+    #[arg(long, value_name = "FILE", conflicts_with = "cohort_dir")]
     pub cohort: Option<PathBuf>,
     /// One subject per NIfTI/NRRD file or DICOM series folder found under DIR (as IMAGE).
     #[arg(long, value_name = "DIR")]

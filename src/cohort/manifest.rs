@@ -1,5 +1,6 @@
 //! The subjects of a cohort: a CSV manifest (a header of variable names, `SUBJECT` among
-//! them, one row per subject) or a folder scan (one subject per NIfTI/NRRD file or DICOM
+//! them, one row per subject), a YAML manifest (`subjects:`, a list of `{VAR: value}`, with
+//! optional `defaults:`) or a folder scan (one subject per NIfTI/NRRD file or DICOM
 //! series folder, named by a hash of its path, never by what is in it).
 
 use sha2::{Digest as _, Sha256};
@@ -104,20 +105,99 @@ fn csv_records(text: &str) -> Result<Vec<Record>, (usize, String)> {
     Ok(out)
 }
 
-/// Reads a CSV manifest. Every problem is reported, each as `FILE:LINE: what`. A relative
-/// path in a cell is taken from the manifest's folder when it exists there (a manifest lists
-/// files beside it, wherever the workflow is).
-pub fn read_csv(path: &Path) -> Result<Manifest, Vec<String>> {
+/// Reads a manifest: YAML for `.yaml`/`.yml`, CSV otherwise.
+pub fn read(path: &Path) -> Result<Manifest, Vec<String>> {
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("")
+        .to_lowercase();
+    if ext == "yaml" || ext == "yml" {
+        read_yaml(path)
+    } else {
+        read_csv(path)
+    }
+}
+
+/// The manifest's text (a spreadsheet's byte-order mark dropped).
+fn read_text(path: &Path) -> Result<String, Vec<String>> {
     let name = path.display().to_string();
     let bytes = std::fs::read(path).map_err(|e| vec![format!("{name}: cannot read: {e}")])?;
-    let text = String::from_utf8(bytes.clone()).map_err(|e| {
+    let text = String::from_utf8(bytes).map_err(|e| {
         vec![format!(
             "{name}: not UTF-8 text (byte {})",
             e.utf8_error().valid_up_to()
         )]
     })?;
-    let text = text.strip_prefix('\u{feff}').unwrap_or(&text); // a spreadsheet's BOM
-    let records = csv_records(text).map_err(|(l, e)| vec![format!("{name}:{l}: {e}")])?;
+    Ok(text
+        .strip_prefix('\u{feff}')
+        .map(str::to_string)
+        .unwrap_or(text))
+}
+
+/// A subject as a manifest wrote it: its line and its (variable, value) pairs; an empty
+/// value leaves the variable unset.
+struct Row {
+    line: usize,
+    vars: Vec<(String, String)>,
+}
+
+/// Subjects from rows: ids checked (valid, once each), relative paths taken from the
+/// manifest's folder. Problems go to `errors` as `FILE:LINE: what`.
+fn subjects_of(name: &str, base: &Path, rows: Vec<Row>, errors: &mut Vec<String>) -> Vec<Subject> {
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    let mut subjects = Vec::new();
+    for Row { line, vars } in rows {
+        let Some(id) = vars
+            .iter()
+            .find(|(k, _)| k == "SUBJECT")
+            .map(|(_, v)| v.trim().to_string())
+        else {
+            errors.push(format!(
+                "{name}:{line}: no SUBJECT: give each subject an id (it names files and records)"
+            ));
+            continue;
+        };
+        if !valid_id(&id) {
+            errors.push(format!(
+                "{name}:{line}: subject id `{id}`: use letters, digits, `.`, `_` and `-` \
+                 (it names files), not starting with `.`"
+            ));
+            continue;
+        }
+        if let Some(first) = seen.insert(id.clone(), line) {
+            errors.push(format!(
+                "{name}:{line}: subject `{id}` again (first on line {first})"
+            ));
+            continue;
+        }
+        let vars = vars
+            .into_iter()
+            .filter(|(_, v)| !v.trim().is_empty()) // empty: the variable is unset
+            .map(|(k, v)| {
+                let v = from_manifest_folder(base, v.trim());
+                (k, v)
+            })
+            .collect();
+        subjects.push(Subject {
+            id,
+            vars,
+            origin: format!("{name}:{line}"),
+        });
+    }
+    if subjects.is_empty() && errors.is_empty() {
+        errors.push(format!("{name}: no subjects in the manifest"));
+    }
+    subjects
+}
+
+/// Reads a CSV manifest. Every problem is reported, each as `FILE:LINE: what`. A relative
+/// path in a cell is taken from the manifest's folder when it exists there (a manifest lists
+/// files beside it, wherever the workflow is).
+pub fn read_csv(path: &Path) -> Result<Manifest, Vec<String>> {
+    let name = path.display().to_string();
+    let text = read_text(path)?;
+    let records = csv_records(&text).map_err(|(l, e)| vec![format!("{name}:{l}: {e}")])?;
     let Some(((header_line, header), rows)) = records.split_first() else {
         return Err(vec![format!(
             "{name}: empty manifest: write a header line (SUBJECT,IMAGE,...) and a row per subject"
@@ -132,16 +212,14 @@ pub fn read_csv(path: &Path) -> Result<Manifest, Vec<String>> {
             ));
         }
     }
-    let Some(id_col) = header.iter().position(|h| h == "SUBJECT") else {
+    if !header.iter().any(|h| h == "SUBJECT") {
         errors.push(format!(
             "{name}:{header_line}: no SUBJECT column: the header must name one (a subject's \
              id, used in file names and records)"
         ));
         return Err(errors);
-    };
-    let base = path.parent().unwrap_or(Path::new("."));
-    let mut seen: HashMap<String, usize> = HashMap::new();
-    let mut subjects = Vec::new();
+    }
+    let mut good = Vec::new();
     for (line, fields) in rows {
         if fields.len() != header.len() {
             errors.push(format!(
@@ -151,35 +229,145 @@ pub fn read_csv(path: &Path) -> Result<Manifest, Vec<String>> {
             ));
             continue;
         }
-        let id = fields[id_col].trim().to_string();
-        if !valid_id(&id) {
-            errors.push(format!(
-                "{name}:{line}: subject id `{id}`: use letters, digits, `.`, `_` and `-` \
-                 (it names files), not starting with `.`"
-            ));
-            continue;
-        }
-        if let Some(first) = seen.insert(id.clone(), *line) {
-            errors.push(format!(
-                "{name}:{line}: subject `{id}` again (first on line {first})"
-            ));
-            continue;
-        }
-        let vars = header
-            .iter()
-            .zip(fields)
-            .filter(|(_, v)| !v.trim().is_empty()) // empty cell: the variable is unset
-            .map(|(k, v)| (k.clone(), from_manifest_folder(base, v.trim())))
-            .collect();
-        subjects.push(Subject {
-            id,
-            vars,
-            origin: format!("{name}:{line}"),
+        good.push(Row {
+            line: *line,
+            vars: header.iter().cloned().zip(fields.iter().cloned()).collect(),
         });
     }
-    if subjects.is_empty() && errors.is_empty() {
-        errors.push(format!("{name}: no subject rows under the header"));
+    let base = path.parent().unwrap_or(Path::new("."));
+    let subjects = subjects_of(&name, base, good, &mut errors);
+    if !errors.is_empty() {
+        return Err(errors);
     }
+    Ok(Manifest {
+        path: path.to_path_buf(),
+        sha256: hex(&Sha256::digest(text.as_bytes())),
+        subjects,
+    })
+}
+
+/// A YAML scalar as a variable's value: text, a number or a bool (null: unset).
+fn yaml_scalar(v: &serde_yaml::Value) -> Option<String> {
+    use serde_yaml::Value as Y;
+    match v {
+        Y::Null => Some(String::new()),
+        Y::Bool(b) => Some(b.to_string()),
+        Y::Number(n) => Some(n.to_string()),
+        Y::String(s) => Some(s.clone()),
+        _ => None,
+    }
+}
+
+/// Reads a YAML manifest:
+///
+/// ```yaml
+/// defaults: { MODEL: models/vista3d.safetensors }   # optional: every subject's
+/// subjects:
+///   - { SUBJECT: s01, IMAGE: ct/s01.nii.gz, LABELS: seg/s01.nii.gz }
+///   - SUBJECT: s02
+///     IMAGE: ct/s02.nii.gz
+/// ```
+///
+/// A subject's own value wins over `defaults`. Problems as `FILE:LINE: what`.
+pub fn read_yaml(path: &Path) -> Result<Manifest, Vec<String>> {
+    use crate::workflow::Locations;
+    use serde_yaml::Value as Y;
+    let name = path.display().to_string();
+    let text = read_text(path)?;
+    let doc: Y = serde_yaml::from_str(&text).map_err(|e| {
+        let line = e.location().map_or(1, |l| l.line());
+        vec![format!("{name}:{line}: not YAML: {e}")]
+    })?;
+    let locs = Locations::index(&text);
+    let line_of = |p: &str| locs.value_pos(p).map_or(1, |pos| pos.line);
+    let mut errors: Vec<String> = locs
+        .duplicates
+        .iter()
+        .map(|d| {
+            format!(
+                "{name}:{}: `{}` again (first on line {})",
+                d.second.line, d.key, d.first.line
+            )
+        })
+        .collect();
+    let Y::Mapping(top) = &doc else {
+        return Err(vec![format!(
+            "{name}:1: a YAML manifest is a mapping with `subjects:` (a list of {{SUBJECT: id, \
+             VAR: value, ...}}) and optional `defaults:`"
+        )]);
+    };
+    for k in top.keys() {
+        let k = k.as_str().unwrap_or("?");
+        if k != "subjects" && k != "defaults" {
+            errors.push(format!(
+                "{name}:{}: unknown key `{k}`: a manifest has `subjects` and `defaults`",
+                line_of(k)
+            ));
+        }
+    }
+    // (variable, value) pairs of a mapping at `at`, each checked.
+    let pairs = |m: &Y, at: &str, errors: &mut Vec<String>| -> Vec<(String, String)> {
+        let Y::Mapping(m) = m else {
+            errors.push(format!(
+                "{name}:{}: expected a mapping of VARIABLE: value",
+                line_of(at)
+            ));
+            return vec![];
+        };
+        let mut out = Vec::new();
+        for (k, v) in m {
+            let k = k.as_str().unwrap_or("?").to_string();
+            let here = crate::workflow::join_path(at, &k);
+            if !valid_var(&k) {
+                errors.push(format!(
+                    "{name}:{}: `{k}` is not a variable name (letters, digits, _)",
+                    line_of(&here)
+                ));
+                continue;
+            }
+            match yaml_scalar(v) {
+                Some(v) => out.push((k, v)),
+                None => errors.push(format!(
+                    "{name}:{}: `{k}`: a value must be text or a number, not a list or mapping",
+                    line_of(&here)
+                )),
+            }
+        }
+        out
+    };
+    let defaults = match top.get("defaults") {
+        None => vec![],
+        Some(d) => pairs(d, "defaults", &mut errors),
+    };
+    let mut rows = Vec::new();
+    match top.get("subjects") {
+        Some(Y::Sequence(items)) => {
+            for (n, item) in items.iter().enumerate() {
+                let at = format!("subjects.{n}");
+                let own = pairs(item, &at, &mut errors);
+                let mut vars: Vec<(String, String)> = defaults
+                    .iter()
+                    .filter(|(k, _)| !own.iter().any(|(o, _)| o == k))
+                    .cloned()
+                    .collect();
+                vars.extend(own);
+                rows.push(Row {
+                    line: line_of(&at),
+                    vars,
+                });
+            }
+        }
+        Some(_) => errors.push(format!(
+            "{name}:{}: `subjects` must be a list",
+            line_of("subjects")
+        )),
+        None => errors.push(format!(
+            "{name}:1: no `subjects:` list: write one item {{SUBJECT: id, VAR: value, ...}} \
+             per subject"
+        )),
+    }
+    let base = path.parent().unwrap_or(Path::new("."));
+    let subjects = subjects_of(&name, base, rows, &mut errors);
     if !errors.is_empty() {
         return Err(errors);
     }
@@ -380,6 +568,65 @@ mod tests {
         assert!(read_csv(&m).unwrap_err()[0].contains("no SUBJECT column"));
         let m = write(d.path(), "q.csv", "SUBJECT\n\"s1\n");
         assert!(read_csv(&m).unwrap_err()[0].contains("q.csv:2: a quoted field is never closed"));
+    }
+
+    #[test]
+    fn a_yaml_manifest_gives_the_subjects_the_csv_gives() {
+        let d = tempfile::tempdir().unwrap();
+        write(d.path(), "a.nii.gz", "");
+        let csv = write(
+            d.path(),
+            "s.csv",
+            "SUBJECT,IMAGE,MODEL,N\ns01,a.nii.gz,m.safetensors,1\ns02,/abs/b.nii.gz,own.safetensors,\n",
+        );
+        let yaml = write(
+            d.path(),
+            "s.yaml",
+            "# the same cohort\ndefaults: { MODEL: m.safetensors }\nsubjects:\n  - { SUBJECT: s01, IMAGE: a.nii.gz, N: 1 }\n  - SUBJECT: s02\n    IMAGE: /abs/b.nii.gz\n    MODEL: own.safetensors\n    N: null\n",
+        );
+        let (c, y) = (read(&csv).unwrap(), read(&yaml).unwrap());
+        assert_eq!(c.subjects.len(), 2);
+        for (a, b) in c.subjects.iter().zip(&y.subjects) {
+            assert_eq!((&a.id, &a.vars), (&b.id, &b.vars));
+        }
+        assert!(
+            y.subjects[0].origin.ends_with("s.yaml:4"),
+            "{}",
+            y.subjects[0].origin
+        );
+        assert!(
+            y.subjects[1].origin.ends_with("s.yaml:5"),
+            "{}",
+            y.subjects[1].origin
+        );
+    }
+
+    #[test]
+    fn yaml_problems_are_named_with_their_lines() {
+        let d = tempfile::tempdir().unwrap();
+        let m = write(
+            d.path(),
+            "s.yml",
+            "subjects:\n  - { SUBJECT: s01, IMAGE: a }\n  - { SUBJECT: s01, IMAGE: b }\n  - { IMAGE: c }\n  - { SUBJECT: s04, bad-name: 1, LIST: [1, 2] }\n  - just text\nextra: 1\n",
+        );
+        let e = read(&m).unwrap_err().join("\n");
+        for want in [
+            "s.yml:3: subject `s01` again (first on line 2)",
+            "s.yml:4: no SUBJECT",
+            "s.yml:5: `bad-name` is not a variable name",
+            "s.yml:5: `LIST`: a value must be text or a number",
+            "s.yml:6: expected a mapping",
+            "s.yml:7: unknown key `extra`",
+        ] {
+            assert!(e.contains(want), "{want} missing in:\n{e}");
+        }
+        let m = write(d.path(), "t.yaml", "subjects: [\n");
+        assert!(
+            read(&m).unwrap_err()[0].contains("t.yaml:"),
+            "parse errors have a line"
+        );
+        let m = write(d.path(), "u.yaml", "- SUBJECT: s1\n");
+        assert!(read(&m).unwrap_err()[0].contains("a mapping with `subjects:`"));
     }
 
     #[test]

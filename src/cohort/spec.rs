@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct CohortSpec {
     pub workflow: PathBuf,
-    /// A CSV manifest, or (exactly one of the two) a folder to scan.
+    /// A CSV or YAML manifest, or (exactly one of the two) a folder to scan.
     pub cohort: Option<PathBuf>,
     pub cohort_dir: Option<PathBuf>,
     pub set: BTreeMap<String, String>,
@@ -41,7 +41,7 @@ impl CohortSpec {
     /// The subjects, each problem a line.
     pub fn manifest(&self) -> Result<Manifest, Vec<String>> {
         match (&self.cohort, &self.cohort_dir) {
-            (Some(csv), _) => manifest::read_csv(csv),
+            (Some(file), _) => manifest::read(file),
             (None, Some(dir)) => manifest::scan_dir(dir).map_err(|e| vec![e]),
             (None, None) => Err(vec!["no --cohort or --cohort-dir given".into()]),
         }

@@ -7,4 +7,4 @@ mod prescan;
 mod substitute;
 
 pub use check::{load, load_str, DeviceSpec, InputEdge, LoadError, Plan, PlannedNode, Settings};
-pub use locate::Locations;
+pub use locate::{join as join_path, Locations};
