@@ -307,3 +307,89 @@ fn fail_fast_stops_at_the_first_failed_subject_and_a_folder_is_a_cohort() {
     let subjects = read(d.join("s/subjects.csv"));
     common::assert_has(&subjects, &[",a/ct.nii.gz,done,", ",b.nii.gz,done,"]);
 }
+
+#[test]
+fn a_folder_holding_two_dicom_series_gives_one_subject_per_series() {
+    let Some(data) = common::data_dir() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // The sample series twice in one folder, as two series (own SeriesInstanceUIDs, the
+    // second 100 HU brighter), the way a PACS export puts a study's series together.
+    let script = r#"
+import sys, pathlib, pydicom
+src, dst = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
+dst.mkdir(parents=True)
+for s, shift in ((1, 0), (2, 100)):
+    for n, f in enumerate(sorted(src.iterdir())):
+        ds = pydicom.dcmread(f)
+        ds.SeriesInstanceUID = f"1.2.826.0.1.3680043.10.1.{s}"
+        ds.SOPInstanceUID = f"1.2.826.0.1.3680043.10.1.{s}.{n + 1}"
+        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+        ds.decompress()
+        px = ds.pixel_array.astype("int32") + int(shift / float(ds.RescaleSlope))
+        ds.PixelData = px.astype(ds.pixel_array.dtype).tobytes()
+        ds.save_as(dst / f"s{s}_{n:03d}.dcm")
+"#;
+    let out = std::process::Command::new(common::python())
+        .args(["-c", script])
+        .arg(data.join("totalsegmentator/example_ct_dicom"))
+        .arg(d.join("scan/study"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let workflow = |select: &str| {
+        format!(
+            "version: 1\nname: series\nsettings: {{ cache: cache }}\nnodes:\n  ct: {{ kind: load_dicom, params: {{ path: \"${{IMAGE}}\"{select} }} }}\n  small: {{ kind: resample, inputs: {{ image: ct.image }}, params: {{ spacing: [9, 9, 9] }} }}\n  out: {{ kind: save_nifti, inputs: {{ image: small.image }}, params: {{ path: \"out/${{SUBJECT}}.nii.gz\" }} }}\n"
+        )
+    };
+    // Without a series choice every subject would load the same series: refused.
+    std::fs::write(d.join("w.yaml"), workflow("")).unwrap();
+    let (code, text) = run(d, &["--cohort-dir", "scan", "--results", "r"]);
+    assert_eq!(code, Some(2), "{text}");
+    common::assert_has(
+        &text,
+        &[
+            "study [series 1 of 2]) is one series of a folder holding several",
+            "series_uid: ${SERIES_UID}",
+        ],
+    );
+    std::fs::write(
+        d.join("w.yaml"),
+        workflow(", series_uid: \"${SERIES_UID}\""),
+    )
+    .unwrap();
+    let (code, text) = run(d, &["--cohort-dir", "scan", "--results", "r"]);
+    assert_eq!(code, Some(0), "{text}");
+    let st = statuses(&d.join("r"));
+    assert_eq!(st.len(), 2, "{text}");
+    let subjects = read(d.join("r/subjects.csv"));
+    common::assert_has(
+        &subjects,
+        &["study [series 1 of 2]", "study [series 2 of 2]"],
+    );
+    assert!(
+        !subjects.contains("1.2.826.0.1.3680043.10.1"),
+        "no UID in the table"
+    );
+    // Each subject loaded its own series: the second is 100 HU brighter.
+    let mean = |id: &str| {
+        let p = d.join(format!("out/{id}.nii.gz"));
+        match vistaflow::nodes::io::nifti::read(&p, false, &vistaflow::nodes::node::Ctx::cpu())
+            .unwrap()
+        {
+            vistaflow::nodes::value::Value::Image(v) => {
+                v.data().mean(tch::Kind::Double).double_value(&[])
+            }
+            _ => panic!("not an image"),
+        }
+    };
+    let means: Vec<f64> = st.iter().map(|(id, _, _)| mean(id)).collect();
+    let diff = (means[0] - means[1]).abs();
+    assert!((diff - 100.0).abs() < 1.0, "means {means:?}");
+}

@@ -413,13 +413,15 @@ fn hex(bytes: &[u8]) -> String {
 /// One subject per NIfTI/NRRD file and per folder holding DICOM files under `dir`
 /// (recursively), each with `IMAGE` = its absolute path and `SUBJECT` = `s` + 12 hex digits
 /// of sha256 of its path relative to `dir` (stable while the layout is, and free of the
-/// patient names folder names often carry).
+/// patient names folder names often carry). A folder whose files hold several series (by
+/// SeriesInstanceUID) gives one subject per series instead, with `SERIES_UID` set (for
+/// load_dicom's `series_uid: ${SERIES_UID}`) and the UID in the hashed path.
 pub fn scan_dir(dir: &Path) -> Result<Manifest, String> {
     let root = std::path::absolute(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     if !root.is_dir() {
         return Err(format!("--cohort-dir {}: not a folder", dir.display()));
     }
-    let mut found: Vec<(String, PathBuf)> = Vec::new();
+    let mut found: Vec<Found> = Vec::new();
     walk(&root, &root, &mut found, 0)?;
     if found.is_empty() {
         return Err(format!(
@@ -431,17 +433,22 @@ pub fn scan_dir(dir: &Path) -> Result<Manifest, String> {
     let mut listing = String::new();
     let subjects = found
         .into_iter()
-        .map(|(rel, path)| {
-            let id = format!("s{}", &hex(&Sha256::digest(rel.as_bytes()))[..12]);
-            listing.push_str(&format!("{id}\t{rel}\n"));
-            Subject {
-                vars: BTreeMap::from([
-                    ("SUBJECT".to_string(), id.clone()),
-                    ("IMAGE".to_string(), path.display().to_string()),
-                ]),
-                id,
-                origin: rel,
+        .map(|(rel, path, series)| {
+            let (hashed, origin) = match &series {
+                None => (rel.clone(), rel.clone()),
+                // Origins name the series by its place, never by its UID.
+                Some((uid, k, n)) => (format!("{rel}#{uid}"), format!("{rel} [series {k} of {n}]")),
+            };
+            let id = format!("s{}", &hex(&Sha256::digest(hashed.as_bytes()))[..12]);
+            listing.push_str(&format!("{id}\t{hashed}\n"));
+            let mut vars = BTreeMap::from([
+                ("SUBJECT".to_string(), id.clone()),
+                ("IMAGE".to_string(), path.display().to_string()),
+            ]);
+            if let Some((uid, _, _)) = series {
+                vars.insert(SERIES_UID.to_string(), uid);
             }
+            Subject { vars, id, origin }
         })
         .collect();
     Ok(Manifest {
@@ -453,17 +460,19 @@ pub fn scan_dir(dir: &Path) -> Result<Manifest, String> {
 
 const MAX_DEPTH: usize = 16;
 
-fn walk(
-    root: &Path,
-    dir: &Path,
-    found: &mut Vec<(String, PathBuf)>,
-    depth: usize,
-) -> Result<(), String> {
+/// The variable a folder scan sets to a series' UID when a folder holds several.
+pub const SERIES_UID: &str = "SERIES_UID";
+
+/// What a scan found: its path under the root, the path, and for one series of a folder
+/// holding several, (its UID, its place k of n in UID order).
+type Found = (String, PathBuf, Option<(String, usize, usize)>);
+
+fn walk(root: &Path, dir: &Path, found: &mut Vec<Found>, depth: usize) -> Result<(), String> {
     if depth > MAX_DEPTH {
         return Ok(());
     }
     let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let mut dicom_here = false;
+    let mut dicom_here = Vec::new();
     let mut subdirs = Vec::new();
     for e in entries.flatten() {
         let path = e.path();
@@ -474,13 +483,22 @@ fn walk(
         if path.is_dir() {
             subdirs.push(path);
         } else if name.ends_with(".nii") || name.ends_with(".nii.gz") || name.ends_with(".nrrd") {
-            found.push((relative(root, &path), path));
-        } else if !dicom_here && is_dicom(&path) {
-            dicom_here = true;
+            found.push((relative(root, &path), path, None));
+        } else if is_dicom(&path) {
+            dicom_here.push(path);
         }
     }
-    if dicom_here {
-        found.push((relative(root, dir), dir.to_path_buf()));
+    if !dicom_here.is_empty() {
+        let rel = relative(root, dir);
+        let uids = vistaflow_nodes::io::dicom::series_uids(&dicom_here);
+        if uids.len() > 1 {
+            let n = uids.len();
+            for (k, uid) in uids.into_iter().enumerate() {
+                found.push((rel.clone(), dir.to_path_buf(), Some((uid, k + 1, n))));
+            }
+        } else {
+            found.push((rel, dir.to_path_buf(), None));
+        }
     }
     for d in subdirs {
         walk(root, &d, found, depth + 1)?;

@@ -51,6 +51,7 @@ pub fn prepare(
         out.push((s.clone(), prepared));
     }
     errors.extend(shared_outputs(&out));
+    errors.extend(unselected_series(&out));
     if errors.is_empty() {
         Ok(out)
     } else {
@@ -72,6 +73,30 @@ fn missing_source(plan: &Plan) -> Option<String> {
                     p.display()
                 )
             })
+    })
+}
+
+/// A folder scan made one subject per series of a folder holding several, but no
+/// `load_dicom` of the workflow selects the subject's series: every such subject would load
+/// the same series.
+fn unselected_series(prepared: &[(Subject, Prepared)]) -> Option<String> {
+    let var = super::manifest::SERIES_UID;
+    prepared.iter().find_map(|(s, p)| {
+        let (Some(uid), Prepared::Ready(plan)) = (s.vars.get(var), p) else {
+            return None;
+        };
+        let selects = plan.nodes.iter().any(|n| {
+            n.kind() == "load_dicom"
+                && n.params.get("series_uid").and_then(|v| v.as_str()) == Some(uid)
+        });
+        (!selects).then(|| {
+            format!(
+                "subject `{}` ({}) is one series of a folder holding several, but no load_dicom \
+                 node selects it, so its subjects would all load the same series: add \
+                 `series_uid: ${{{var}}}` to the load_dicom node's params",
+                s.id, s.origin
+            )
+        })
     })
 }
 

@@ -65,3 +65,4 @@ mod series;
 
 pub use load::{META_MODALITY, META_RESAMPLED, META_SOURCE_FORMAT, META_UNITS};
 pub use node::LoadDicom;
+pub use scan::series_uids;

@@ -90,3 +90,19 @@ pub fn scan(root: &Path, ctx: &Ctx) -> Result<Scan, NodeError> {
     }
     Ok(scan)
 }
+
+/// The SeriesInstanceUIDs of the images among `files` (sorted, each once): what a folder scan
+/// needs to make one subject per series. Files that are not images, or whose series has no
+/// UID (anonymised data), give none.
+pub fn series_uids(files: &[PathBuf]) -> Vec<String> {
+    let mut uids: Vec<String> = files
+        .par_iter()
+        .filter_map(|p| match probe(p) {
+            Probe::Image(i) => i.series_key.strip_prefix("uid|").map(str::to_string),
+            _ => None,
+        })
+        .collect();
+    uids.sort();
+    uids.dedup();
+    uids
+}
