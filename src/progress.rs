@@ -8,19 +8,32 @@ use std::time::Duration;
 /// Owns the bars of one run.
 pub struct Display {
     multi: Option<MultiProgress>,
+    /// A cohort subject's line: the run's nodes show there instead of on lines of their own.
+    within: Option<NodeLine>,
 }
 
 impl Display {
-    /// Draws only when `enabled` and stderr is a terminal.
-    pub fn new(enabled: bool) -> Display {
-        let on = enabled && std::io::stderr().is_terminal();
+    /// Draws only when `enabled` and stderr is a terminal; on `within` when given.
+    pub fn new(enabled: bool, within: Option<NodeLine>) -> Display {
+        let on = enabled && within.is_none() && std::io::stderr().is_terminal();
         Display {
             multi: on.then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr())),
+            within,
         }
     }
 
     /// A line for a node that just started.
     pub fn start(&self, id: &str, kind: &str) -> NodeLine {
+        if let Some(w) = &self.within {
+            let label = format!("{id} ({kind})");
+            if let Some(b) = &w.bar {
+                b.set_message(label.clone());
+            }
+            return NodeLine {
+                bar: w.bar.clone(),
+                label: Some(label),
+            };
+        }
         let bar = self.multi.as_ref().map(|m| {
             let b = m.add(ProgressBar::new_spinner());
             b.set_style(
@@ -31,7 +44,7 @@ impl Display {
             b.enable_steady_tick(Duration::from_millis(120));
             b
         });
-        NodeLine { bar }
+        NodeLine { bar, label: None }
     }
 
     /// Prints a message above the bars (or plainly to stderr when there are none).
@@ -45,14 +58,21 @@ impl Display {
     }
 }
 
-/// The line of one running node.
+/// The line of one running node (or of a cohort subject, which its nodes write into).
+#[derive(Clone, Debug)]
 pub struct NodeLine {
     bar: Option<ProgressBar>,
+    /// Set for a node shown on its subject's line: the node's name, put before its progress.
+    label: Option<String>,
 }
 
 impl NodeLine {
     pub fn progress(&self, done: u64, total: u64, unit: &str) {
         let Some(b) = &self.bar else { return };
+        if let Some(label) = &self.label {
+            b.set_message(format!("{label} {done}/{total} {unit}"));
+            return;
+        }
         if b.length() != Some(total) {
             b.set_length(total);
             let tpl =
@@ -67,6 +87,10 @@ impl NodeLine {
     /// A line of text instead of a bar (e.g. what the node is waiting for).
     pub fn status(&self, text: &str) {
         let Some(b) = &self.bar else { return };
+        if let Some(label) = &self.label {
+            b.set_message(format!("{label}: {text}"));
+            return;
+        }
         if let Ok(style) = ProgressStyle::with_template("{prefix} {msg} {elapsed}") {
             b.set_style(style);
         }
@@ -75,7 +99,8 @@ impl NodeLine {
     }
 
     pub fn finish(&self) {
-        if let Some(b) = &self.bar {
+        // A node on its subject's line leaves the line to the subject.
+        if let (Some(b), None) = (&self.bar, &self.label) {
             b.finish_and_clear();
         }
     }
@@ -103,18 +128,18 @@ impl CohortDisplay {
         CohortDisplay { multi, bar }
     }
 
-    /// A line for a subject that just started.
+    /// A line for a subject that just started; its run's nodes show on it (`Display::new`).
     pub fn start(&self, subject: &str) -> NodeLine {
         let bar = self.multi.as_ref().map(|m| {
             let b = m.add(ProgressBar::new_spinner());
-            if let Ok(s) = ProgressStyle::with_template("  {spinner} {prefix} {elapsed}") {
+            if let Ok(s) = ProgressStyle::with_template("  {spinner} {prefix} {elapsed} {msg}") {
                 b.set_style(s);
             }
             b.set_prefix(subject.to_string());
             b.enable_steady_tick(Duration::from_millis(120));
             b
         });
-        NodeLine { bar }
+        NodeLine { bar, label: None }
     }
 
     /// One subject finished; `failed` so far goes into the bar's message.

@@ -167,6 +167,7 @@ pub(super) fn engine_for(
         device,
         keep_going: a.keep_going,
         progress: !a.quiet,
+        within: None,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -78,6 +78,7 @@ pub fn serve(a: ServeArgs) -> i32 {
         device,
         keep_going: false,
         progress: false,
+        within: None,
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -87,6 +87,10 @@ pub async fn run_subjects(
                 );
             }
             let line = display.start(&s.id);
+            let run_opts = RunOptions {
+                within: Some(line.clone()),
+                ..run_opts
+            };
             let r = match exec::run(&engine, plan.clone(), &run_opts, cancel.child_token()).await {
                 Err(e) => Record::not_run(&s.id, &s.origin, Status::Failed, e.to_string()),
                 Ok(report) => {

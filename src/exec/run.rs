@@ -28,6 +28,8 @@ pub struct RunOptions {
     pub keep_going: bool,
     /// Draw progress bars (only on a terminal).
     pub progress: bool,
+    /// Show the nodes on this line (a cohort subject's) instead of lines of their own.
+    pub within: Option<crate::progress::NodeLine>,
 }
 
 /// Why a run did not get to run its nodes, or stopped.
@@ -111,7 +113,7 @@ pub async fn run(
         devices: engine.devices.clone(),
         telemetry: engine.telemetry.clone(),
         run_span: run_span.clone(),
-        display: Display::new(opts.progress),
+        display: Display::new(opts.progress, opts.within.clone()),
         cancel: cancel.clone(),
         tokens: tokens.clone(),
         device_override: opts.device,
