@@ -11,28 +11,8 @@
 # Prints whole-process wall times (vistaflow's include libtorch's 0.4 s start and loading the
 # image from the cache). Usage: scripts/bench-refine.sh. THREADS (default 2).
 set -euo pipefail
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cd "$ROOT"
-DATA="${VISTAFLOW_DATA:-$ROOT/data}"
-PY="${VISTAFLOW_PYTHON:-$HOME/.cache/vistaflow/venv/bin/python}"
-THREADS="${THREADS:-2}"
-OUT="$ROOT/target/bench-refine"
-SMALL="$DATA/vista3d/small"
-rm -rf "$OUT"; mkdir -p "$OUT"
-export OMP_NUM_THREADS="$THREADS" RAYON_NUM_THREADS="$THREADS" PYTHONWARNINGS=ignore
-cargo build --release --locked --quiet --bin vistaflow
-BIN="$ROOT/target/release/vistaflow"
-A="[120, 100, 110]"; B="[126, 104, 112]"
-
-cat > "$OUT/prep.yaml" <<YAML
-version: 1
-settings: { cache: $OUT/cache }
-nodes:
-  ct:  { kind: load_nifti, params: { path: $DATA/totalsegmentator/example_ct.nii.gz } }
-  iso: { kind: resample, inputs: { image: ct.image }, params: { spacing: [1.5, 1.5, 1.5] } }
-  out: { kind: save_nifti, inputs: { image: iso.image }, params: { path: $OUT/ct_1p5.nii.gz } }
-YAML
-"$BIN" run "$OUT/prep.yaml" > /dev/null
+OUT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/target/bench-refine"
+source "$(dirname "${BASH_SOURCE[0]}")/lib/click-bench-setup.sh"
 
 click_workflow() { # FILE POINTS
   cat > "$1" <<YAML

@@ -3,7 +3,7 @@
 # (small configuration, data/vista3d/small weights, 128^3 patch, the real CT sample at 1.5 mm).
 #   serve:   the server's answer to a second click B near a first click A (6 voxels): from
 #            POST /api/click to the new label map fetched by the page (GET /api/labels.nii),
-#            polling /api/state every 20 ms as the page would. The process, libtorch, the
+#            waiting on /api/state?wait=1 as the page does. The process, libtorch, the
 #            image and A's encoder features stay loaded or cached.
 #   run:     the same clicks A+B as one `vistaflow run` (A's features in its cache: the best
 #            case of a workflow run per click), whole process.
@@ -11,28 +11,8 @@
 # The browser's part (NiiVue parsing the label map and drawing it with software WebGL) is not
 # here: tests/viewer_browser.rs prints its click-to-overlay time. Usage: scripts/bench-serve.sh
 set -euo pipefail
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cd "$ROOT"
-DATA="${VISTAFLOW_DATA:-$ROOT/data}"
-PY="${VISTAFLOW_PYTHON:-$HOME/.cache/vistaflow/venv/bin/python}"
-THREADS="${THREADS:-2}"
-OUT="$ROOT/target/bench-serve"
-SMALL="$DATA/vista3d/small"
-rm -rf "$OUT"; mkdir -p "$OUT"
-export OMP_NUM_THREADS="$THREADS" RAYON_NUM_THREADS="$THREADS" PYTHONWARNINGS=ignore
-cargo build --release --locked --quiet --bin vistaflow
-BIN="$ROOT/target/release/vistaflow"
-A="[120, 100, 110]"; B="[126, 104, 112]"
-
-cat > "$OUT/prep.yaml" <<YAML
-version: 1
-settings: { cache: $OUT/cache }
-nodes:
-  ct:  { kind: load_nifti, params: { path: $DATA/totalsegmentator/example_ct.nii.gz } }
-  iso: { kind: resample, inputs: { image: ct.image }, params: { spacing: [1.5, 1.5, 1.5] } }
-  out: { kind: save_nifti, inputs: { image: iso.image }, params: { path: $OUT/ct_1p5.nii.gz } }
-YAML
-"$BIN" run "$OUT/prep.yaml" > /dev/null
+OUT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/target/bench-serve"
+source "$(dirname "${BASH_SOURCE[0]}")/lib/click-bench-setup.sh"
 
 workflow() { # FILE CACHE [POINTS]
   cat > "$1" <<YAML
@@ -66,12 +46,12 @@ def call(path, body=None):
         return r.read()
 def ready(after):
     while True:
-        s = json.loads(call("/api/state"))
+        # As the page does: one request the server answers when it stops computing.
+        s = json.loads(call("/api/state?wait=1"))
         if s["status"] == "ready" and s["version"] > after:
             return s
         if s["status"] == "failed" or s["error"]:
             sys.exit(f"serve failed: {s['error']}")
-        time.sleep(0.02)
 def click(voxel, positive):
     before = json.loads(call("/api/state"))["version"]
     mm = (affine @ np.array(voxel + [1.0]))[:3].tolist()

@@ -148,9 +148,9 @@ async fn until(c: &Client, what: &str, script: &str, limit: Duration) -> Json {
     }
 }
 
-/// Clicks the canvas where RAS millimetres `mm` are shown in the axial slice (the page's
-/// NiiVue says where: the crosshair is put there first so that the slice shows it).
-async fn click_at_mm(c: &Client, mm: [f64; 3], shift: bool) {
+/// Puts the crosshair on RAS millimetres `mm` (so that the slices show it) and says where
+/// the axial slice draws it: CSS px from the canvas's centre.
+async fn crosshair_at(c: &Client, mm: [f64; 3]) -> (f64, f64) {
     let pos = c
         .execute(
             "const nv = window.vistaflow.nv; const f = nv.mm2frac(arguments[0]);
@@ -161,8 +161,32 @@ async fn click_at_mm(c: &Client, mm: [f64; 3], shift: bool) {
         )
         .await
         .unwrap();
-    let [dx, dy] = [pos[0].as_f64().unwrap(), pos[1].as_f64().unwrap()];
+    (pos[0].as_f64().unwrap(), pos[1].as_f64().unwrap())
+}
+
+/// Clicks the canvas where RAS millimetres `mm` are shown in the axial slice.
+async fn click_at_mm(c: &Client, mm: [f64; 3], shift: bool) {
+    let (dx, dy) = crosshair_at(c, mm).await;
     click_canvas(c, dx, dy, shift).await;
+}
+
+/// The screenshot's pixels as RGB rows, and its width.
+fn rgb(png_bytes: &[u8]) -> (Vec<[u8; 3]>, usize) {
+    let mut d = png::Decoder::new(std::io::Cursor::new(png_bytes))
+        .read_info()
+        .unwrap();
+    let mut buf = vec![0; d.output_buffer_size().unwrap()];
+    let info = d.next_frame(&mut buf).unwrap();
+    let step = match info.color_type {
+        png::ColorType::Rgba => 4,
+        png::ColorType::Rgb => 3,
+        other => panic!("screenshot colour type {other:?}"),
+    };
+    let px = buf[..info.buffer_size()]
+        .chunks(step)
+        .map(|p| [p[0], p[1], p[2]])
+        .collect();
+    (px, info.width as usize)
 }
 
 /// A left click on the canvas at (dx, dy) CSS px from its centre; with Shift held when
@@ -378,7 +402,10 @@ nodes:
             .await
             .unwrap();
         let target = TARGET;
-        click_at_mm(&c, target, false).await;
+        // The page as it is, then the click: the overlay must change on the screen too.
+        let (dx, dy) = crosshair_at(&c, target).await;
+        let before = c.screenshot().await.unwrap();
+        click_canvas(&c, dx, dy, false).await;
         until(
             &c,
             "the first click's overlay",
@@ -386,16 +413,36 @@ nodes:
             Duration::from_secs(120),
         )
         .await;
+        crosshair_at(&c, target).await; // the crosshair where it was for `before`
+        let after = c.screenshot().await.unwrap();
+        let rect = c
+            .execute("const r = document.getElementById('gl').getBoundingClientRect(); return [r.left, r.top, r.width, r.height];", vec![])
+            .await
+            .unwrap();
+        let r: Vec<f64> = rect.as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+        let ((a, width), (b, _)) = (rgb(&before), rgb(&after));
+        let (cx, cy) = (r[0] + r[2] / 2.0 + dx, r[1] + r[3] / 2.0 + dy);
+        // Pixels of the canvas that turned towards the liver's blue, away from the click's
+        // marker (a green square of 3 voxels, about 6 px here).
+        let bluer = (0..a.len())
+            .filter(|&i| {
+                let (x, y) = ((i % width) as f64, (i / width) as f64);
+                let inside = x >= r[0] && x < r[0] + r[2] && y >= r[1] && y < r[1] + r[3];
+                let marker = (x - cx).abs() < 10.0 && (y - cy).abs() < 10.0;
+                inside && !marker && b[i][2] as i32 - a[i][2] as i32 > 30
+            })
+            .count();
+        eprintln!("canvas pixels turned blue by the first click: {bluer}");
+        assert!(bluer > 200, "the overlay on the screen did not change ({bluer} px)");
         // The click is drawn as a marker: a square of 9 voxels in NiiVue's drawing layer.
         let marked = c
             .execute("return window.vistaflow.nv.drawBitmap.reduce((n, v) => n + (v === 2 ? 1 : 0), 0)", vec![])
             .await
             .unwrap();
         assert_eq!(marked, json!(9), "voxels of the positive click's marker");
-        let png = c.screenshot().await.unwrap();
-        std::fs::write(shots.join("viewer.png"), &png).unwrap();
+        std::fs::write(shots.join("viewer.png"), &after).unwrap();
         if let Some(p) = std::env::var_os("VISTAFLOW_SCREENSHOT") {
-            std::fs::write(p, &png).unwrap();
+            std::fs::write(p, &after).unwrap();
         }
 
         // A second click 2 voxels away, negative (Shift): its time from click to overlay,
@@ -411,8 +458,8 @@ nodes:
         .await;
         let second = c.execute("return window.vistaflow.state.clicks[1]", vec![]).await.unwrap();
         assert_eq!(second["positive"], false, "Shift+click is a negative click: {second}");
-        let latency = c.execute("return window.vistaflow.lastLatencyMs", vec![]).await.unwrap();
-        eprintln!("second click to overlay: {latency} ms");
+        let latency = c.execute("return window.vistaflow.lastTiming", vec![]).await.unwrap();
+        eprintln!("second click to overlay, ms after the click: {latency}");
         // Undo takes it back (the server owns the clicks).
         c.find(Locator::Id("undo")).await.unwrap().click().await.unwrap();
         until(

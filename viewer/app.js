@@ -17,6 +17,7 @@ const ui = {
   locationAt: 0,
   clickAt: 0, // when the last click was sent (ms), until its overlay is shown
   lastLatencyMs: null, // click to overlay shown
+  lastTiming: null, // of that: {answered, computed, drawn} ms after the click
   webgl: null,
   markedClicks: "", // the clicks drawn as markers (their JSON)
 };
@@ -86,12 +87,24 @@ async function loadLabels(version) {
       url: `/api/labels.nii?v=${version}`,
       name: "labels.nii",
     });
-    if (ui.nv.volumes.length > 1) ui.nv.removeVolume(ui.nv.volumes[1]);
-    ui.nv.addVolume(img);
-    applyLabels();
+    const lab = ui.nv.volumes[1];
+    if (lab && lab.img && lab.img.length === img.img.length && lab.img.constructor === img.img.constructor) {
+      // The same grid: only the voxels change, and only the overlay's layer is redrawn
+      // (replacing the volume would rebuild the CT's textures and its 3D render too).
+      lab.img = img.img;
+      lab.setColormapLabel(labelColormap());
+      lab.opacity = Number($("opacity").value);
+      ui.nv.refreshLayers(lab, 1);
+      ui.nv.drawScene();
+    } else {
+      if (lab) ui.nv.removeVolume(lab);
+      ui.nv.addVolume(img);
+      applyLabels();
+    }
     ui.version = version;
     if (ui.clickAt) {
       ui.lastLatencyMs = performance.now() - ui.clickAt;
+      ui.lastTiming = { ...ui.timing, drawn: ui.lastLatencyMs };
       ui.clickAt = 0;
     }
   } finally {
@@ -162,6 +175,8 @@ async function addClick(mm, positive) {
   ui.clickAt = performance.now();
   try {
     render(await api("POST", "/api/click", { ras_mm: [mm[0], mm[1], mm[2]], positive, class: cls }));
+    ui.timing = { answered: performance.now() - ui.clickAt };
+    schedule(0);
   } catch (e) {
     ui.clickAt = 0;
     showError(e.message);
@@ -172,6 +187,7 @@ async function post(path) {
   showError("");
   try {
     render(await api("POST", path));
+    schedule(0);
   } catch (e) {
     showError(e.message);
   }
@@ -193,6 +209,7 @@ async function save() {
 // ---- state ---------------------------------------------------------------------------
 
 function render(s) {
+  if (ui.state && s.changes < ui.state.changes) return; // an answer overtaken by a click
   ui.state = s;
   $("workflow").textContent = `${s.workflow} - clicks go to node \`${s.node}\``;
   const st = $("status");
@@ -273,10 +290,27 @@ async function fillClasses() {
   sel.value = "1";
 }
 
+let pollTimer = null;
+let polling = false;
+
+function isBusy() {
+  return !!(ui.state && (ui.state.status !== "ready" || ui.state.doing));
+}
+
+// The next look at the state after `delay` ms (replacing one already planned).
+function schedule(delay) {
+  clearTimeout(pollTimer);
+  pollTimer = setTimeout(poll, delay);
+}
+
 async function poll() {
-  let delay = 1000;
+  if (polling) return;
+  polling = true;
   try {
-    const s = await api("GET", "/api/state");
+    // While something computes, one request that the server answers when it is done (no
+    // polling competing with the network for the cores); otherwise a look each second.
+    const s = await api("GET", isBusy() ? "/api/state?wait=1" : "/api/state");
+    if (ui.clickAt && ui.timing && s.version !== ui.version) ui.timing.computed = performance.now() - ui.clickAt;
     render(s);
     if (s.status === "failed") {
       showError("the workflow's first run failed: " + (s.error || "see the terminal"));
@@ -285,11 +319,12 @@ async function poll() {
       if (s.version !== ui.version) await loadLabels(s.version);
       drawClicks(s.clicks);
     }
-    if (s.status !== "ready") delay = 150;
   } catch (e) {
     showError("the server does not answer: " + e.message);
+  } finally {
+    polling = false;
+    schedule(isBusy() ? 0 : 1000);
   }
-  setTimeout(poll, delay);
 }
 
 async function main() {

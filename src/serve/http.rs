@@ -6,7 +6,7 @@ use super::assets;
 use super::clicks::clickable_classes;
 use super::session::Session;
 use axum::body::Body;
-use axum::extract::{Path, Request, State};
+use axum::extract::{Path, Query, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -150,8 +150,22 @@ async fn asset(Path(name): Path<String>) -> Response {
     }
 }
 
-async fn state(State(app): State<Arc<App>>) -> Response {
-    Json(app.session.state()).into_response()
+#[derive(Deserialize)]
+struct StateQuery {
+    /// `wait=1`: answer once nothing is computing (at most 25 s), instead of at once.
+    wait: Option<u8>,
+}
+
+async fn state(State(app): State<Arc<App>>, Query(q): Query<StateQuery>) -> Response {
+    let s = match q.wait {
+        Some(1) => {
+            app.session
+                .wait_idle(std::time::Duration::from_secs(25))
+                .await
+        }
+        _ => app.session.state(),
+    };
+    Json(s).into_response()
 }
 
 async fn classes() -> Response {

@@ -117,6 +117,8 @@ pub struct State {
     pub saved: Vec<String>,
     /// Seconds the last computation took (click to labels.nii written).
     pub last_seconds: f64,
+    /// Bumped by every change of the clicks: the page drops an answer older than one it has.
+    pub changes: u64,
 }
 
 struct Inner {
@@ -140,6 +142,8 @@ pub struct Session {
     pub dir: PathBuf,
     inner: Mutex<Inner>,
     wake: tokio::sync::Notify,
+    /// Told whenever the session stops computing (a page waiting in `wait_idle`).
+    idle: tokio::sync::Notify,
     /// One engine run at a time (clicks and saves).
     running: tokio::sync::Mutex<()>,
     image: Mutex<Option<Volume>>,
@@ -168,6 +172,7 @@ impl Session {
             legend: vec![],
             saved: vec![],
             last_seconds: 0.0,
+            changes: 0,
         };
         Session {
             wf,
@@ -183,6 +188,7 @@ impl Session {
                 shown: vec![],
             }),
             wake: tokio::sync::Notify::new(),
+            idle: tokio::sync::Notify::new(),
             running: tokio::sync::Mutex::new(()),
             image: Mutex::new(None),
             body: Mutex::new(None),
@@ -200,7 +206,31 @@ impl Session {
         s.seconds = g.since.map_or(0.0, |t| t.elapsed().as_secs_f64());
         s.can_undo = !g.undo.is_empty();
         s.can_redo = !g.redo.is_empty();
+        s.changes = g.generation;
         s
+    }
+
+    fn busy(s: &State) -> bool {
+        s.status == "starting" || s.status == "computing" || !s.doing.is_empty()
+    }
+
+    /// The state once nothing is computing, or after `limit`: the page asks this after a
+    /// click instead of polling, so the answer comes the moment the label map is ready and
+    /// no request competes with the network for the cores meanwhile.
+    pub async fn wait_idle(&self, limit: std::time::Duration) -> State {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let notified = self.idle.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let s = self.state();
+            if !Self::busy(&s) {
+                return s;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return self.state();
+            }
+        }
     }
 
     pub fn image_path(&self) -> PathBuf {
@@ -293,6 +323,7 @@ impl Session {
         g.state.status = "ready";
         g.state.doing.clear();
         g.since = None;
+        self.idle.notify_waiters();
         Ok(())
     }
 
@@ -303,6 +334,7 @@ impl Session {
         g.state.error = Some(why);
         g.state.doing.clear();
         g.since = None;
+        self.idle.notify_waiters();
     }
 
     fn set_doing(&self, what: &str) {
@@ -402,6 +434,7 @@ impl Session {
                 g.state.status = "ready";
                 g.state.doing.clear();
                 g.since = None;
+                self.idle.notify_waiters();
                 drop(g);
                 self.write_clicks_csv();
                 break;
@@ -461,6 +494,7 @@ impl Session {
         let mut g = self.lock();
         g.state.doing.clear();
         g.since = None;
+        self.idle.notify_waiters();
         match result {
             Ok(_) => {
                 g.state.saved = written.clone();
