@@ -49,11 +49,16 @@ impl Display {
 
     /// Prints a message above the bars (or plainly to stderr when there are none).
     pub fn println(&self, msg: &str) {
-        match &self.multi {
-            Some(m) => {
+        match (
+            &self.multi,
+            self.within.as_ref().and_then(|w| w.bar.as_ref()),
+        ) {
+            (Some(m), _) => {
                 let _ = m.println(msg);
             }
-            None => eprintln!("{msg}"),
+            // Above the cohort's bars, which a plain print would tear.
+            (None, Some(b)) => b.println(msg),
+            (None, None) => eprintln!("{msg}"),
         }
     }
 }

@@ -307,14 +307,17 @@ impl Session {
                 }
             }
         };
-        std::fs::create_dir_all(&self.dir).map_err(|e| format!("{}: {e}", self.dir.display()))?;
-        viewer::write_nifti(&self.image_path(), &Value::Image(image.clone()))
-            .map_err(|e| e.to_string())?;
+        let body = tokio::task::block_in_place(|| {
+            std::fs::create_dir_all(&self.dir)
+                .map_err(|e| format!("{}: {e}", self.dir.display()))?;
+            viewer::write_nifti(&self.image_path(), &Value::Image(image.clone()))
+                .map_err(|e| e.to_string())?;
+            Body::of(&image)
+        })?;
         let shown = match &prior {
             Some(l) => l.clone(),
             None => empty_labels(&image)?,
         };
-        let body = Body::of(&image)?;
         *self.body.lock().unwrap_or_else(|e| e.into_inner()) = Some(body);
         *self.image.lock().unwrap_or_else(|e| e.into_inner()) = Some(image);
         *self.prior.lock().unwrap_or_else(|e| e.into_inner()) = prior;
@@ -345,9 +348,12 @@ impl Session {
 
     /// Writes `labels` for the page and bumps the version.
     fn show(&self, labels: &LabelMap, seconds: f64) -> Result<(), String> {
-        viewer::write_nifti(&self.labels_path(), &Value::Labels(labels.clone()))
-            .map_err(|e| e.to_string())?;
-        let legend = viewer::legend(labels)?;
+        // Blocking work (a file of up to tens of MB): the runtime moves the HTTP side away.
+        let legend = tokio::task::block_in_place(|| {
+            viewer::write_nifti(&self.labels_path(), &Value::Labels(labels.clone()))
+                .map_err(|e| e.to_string())?;
+            viewer::legend(labels)
+        })?;
         let mut g = self.lock();
         g.state.version += 1;
         g.state.legend = legend;
