@@ -394,6 +394,15 @@ nodes:
         .await;
         assert!(error.as_str().unwrap().contains("outside the body"), "{error}");
 
+        // The class list: a new (zero-shot) structure first, then VISTA3D's classes.
+        let options = c
+            .execute("return [...document.getElementById('class').options].map(o => o.textContent)", vec![])
+            .await
+            .unwrap();
+        let options: Vec<String> = serde_json::from_value(options).unwrap();
+        assert_eq!(options[0], "new structure (zero-shot, 133)", "{options:?}");
+        assert!(options.iter().any(|o| o == "liver (1)"), "{options:?}");
+        assert!(!options.iter().any(|o| o.starts_with("kidney (")), "kidney is clicked by its parts");
         // Where the automatic result misses part of the liver: voxel [52, 120, 6] of the 3 mm
         // grid (its centre in RAS mm). The demo model is weak: of 15 random such liver voxels
         // a positive click made 4 of them liver, this one among them (the full-size VISTA3D

@@ -20,6 +20,8 @@ const ui = {
   lastTiming: null, // of that: {answered, computed, drawn} ms after the click
   webgl: null,
   markedClicks: "", // the clicks drawn as markers (their JSON)
+  classes: null, // VISTA3D's classes a click can take (from the server)
+  classesKey: null, // the zero-shot ids the class list was built with
 };
 window.vistaflow = ui;
 
@@ -231,6 +233,7 @@ function render(s) {
     }),
   );
   renderLegend(s.legend);
+  if (ui.classes) fillClasses();
   if (s.saved.length) $("saved").textContent = "saved: " + s.saved.join(", ");
 }
 
@@ -271,8 +274,10 @@ function renderLegend(legend) {
   );
 }
 
-async function fillClasses() {
-  const classes = await api("GET", "/api/classes");
+// The class list: each zero-shot structure already made (ids above 132, from the legend and
+// the clicks), one new one (the next free id), then VISTA3D's classes. Rebuilt when those
+// change, keeping the choice.
+function fillClasses() {
   const sel = $("class");
   const opt = (value, text) => {
     const o = document.createElement("option");
@@ -280,14 +285,22 @@ async function fillClasses() {
     o.textContent = text;
     return o;
   };
-  const newId = () => {
-    const used = new Set(((ui.state && ui.state.legend) || []).map((c) => c.id));
-    let id = 133;
-    while (used.has(id)) id++;
-    return id;
-  };
-  sel.replaceChildren(opt(newId(), "new structure (zero-shot)"), ...classes.map((c) => opt(c.id, `${c.name} (${c.id})`)));
-  sel.value = "1";
+  const made = new Set([
+    ...((ui.state && ui.state.legend) || []).map((c) => c.id),
+    ...((ui.state && ui.state.clicks) || []).map((c) => c.class),
+  ].filter((id) => id > 132));
+  let next = 133;
+  while (made.has(next)) next++;
+  const key = JSON.stringify([...made].sort());
+  if (key === ui.classesKey) return;
+  ui.classesKey = key;
+  const chosen = sel.value;
+  sel.replaceChildren(
+    ...[...made].sort((a, b) => a - b).map((id) => opt(id, `new structure ${id}`)),
+    opt(next, `new structure (zero-shot, ${next})`),
+    ...ui.classes.map((c) => opt(c.id, `${c.name} (${c.id})`)),
+  );
+  sel.value = chosen && [...sel.options].some((o) => o.value === chosen) ? chosen : "1";
 }
 
 let pollTimer = null;
@@ -353,7 +366,8 @@ async function main() {
   $("redo").onclick = () => post("/api/redo");
   $("clear").onclick = () => post("/api/clear");
   $("save").onclick = save;
-  await fillClasses();
+  ui.classes = await api("GET", "/api/classes");
+  fillClasses();
   poll();
 }
 

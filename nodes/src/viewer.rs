@@ -33,6 +33,12 @@ pub fn legend(labels: &LabelMap) -> Result<Vec<LegendEntry>, String> {
     let counts =
         Vec::<i64>::try_from(&flat.bincount::<tch::Tensor>(None, 0)).map_err(|e| e.to_string())?;
     let ml_per_voxel = labels.volume.geometry().spacing().iter().product::<f64>() / 1000.0;
+    let last_known = crate::vista3d::classes::table()
+        .classes
+        .keys()
+        .copied()
+        .max()
+        .unwrap_or(132);
     Ok(counts
         .iter()
         .enumerate()
@@ -42,11 +48,13 @@ pub fn legend(labels: &LabelMap) -> Result<Vec<LegendEntry>, String> {
             let id = id as u32;
             LegendEntry {
                 id,
-                name: labels
-                    .classes
-                    .get(&id)
-                    .cloned()
-                    .unwrap_or_else(|| format!("class {id}")),
+                name: labels.classes.get(&id).cloned().unwrap_or_else(|| {
+                    if id > last_known {
+                        format!("new structure {id}") // a zero-shot id, as the page names it
+                    } else {
+                        format!("class {id}")
+                    }
+                }),
                 rgb: class_colour(id),
                 voxels: n,
                 ml: n as f64 * ml_per_voxel,
@@ -124,6 +132,7 @@ mod tests {
         let data = Tensor::zeros([2, 3, 4], (Kind::Uint8, tch::Device::Cpu));
         let _ = data.get(0).get(1).get(2).fill_(5);
         let _ = data.get(1).fill_(1);
+        let _ = data.get(0).get(2).get(3).fill_(133);
         let geometry = Geometry::axis_aligned([2.0, 2.0, 3.0], [10.0, 20.0, 30.0]);
         let classes = BTreeMap::from([(1, "spleen".to_string()), (5, "liver".to_string())]);
         LabelMap::new(Volume::new(data, geometry).unwrap(), classes).unwrap()
@@ -132,7 +141,7 @@ mod tests {
     #[test]
     fn legend_counts_each_present_class_with_its_volume() {
         let l = legend(&labels()).unwrap();
-        assert_eq!(l.len(), 2);
+        assert_eq!(l.len(), 3);
         assert_eq!(
             (l[0].id, l[0].name.as_str(), l[0].voxels),
             (1, "spleen", 12)
@@ -140,6 +149,7 @@ mod tests {
         assert!((l[0].ml - 12.0 * 0.012).abs() < 1e-12);
         assert_eq!((l[1].id, l[1].voxels), (5, 1));
         assert_eq!(l[1].rgb, class_colour(5));
+        assert_eq!((l[2].id, l[2].name.as_str()), (133, "new structure 133"));
     }
 
     #[test]
