@@ -31,6 +31,18 @@ impl Drop for Killed {
     }
 }
 
+/// Chromium's processes, found by their own profile folder, killed on drop: a failing test
+/// must not leave a browser behind (killing chromedriver does not stop it).
+struct BrowserProfile(PathBuf);
+impl Drop for BrowserProfile {
+    fn drop(&mut self) {
+        let _ = Command::new("pkill")
+            .arg("-f")
+            .arg(format!("--user-data-dir={}", self.0.display()))
+            .status();
+    }
+}
+
 fn tool(name: &str) -> Option<PathBuf> {
     ["/usr/bin", "/usr/local/bin", "/bin"]
         .iter()
@@ -333,6 +345,7 @@ nodes:
             .spawn()
             .unwrap(),
     );
+    let profile = BrowserProfile(t.join("chromium-profile"));
     let shots = root.join("target/viewer-test");
     std::fs::create_dir_all(&shots).unwrap();
     common::runtime().block_on(async {
@@ -343,7 +356,8 @@ nodes:
                 "binary": chromium,
                 "args": ["--headless=new", "--no-sandbox", "--use-angle=swiftshader",
                          "--enable-unsafe-swiftshader", "--window-size=1400,900",
-                         "--force-device-scale-factor=1"],
+                         "--force-device-scale-factor=1",
+                         format!("--user-data-dir={}", profile.0.display())],
             }),
         );
         let started = Instant::now();
