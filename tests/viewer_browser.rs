@@ -96,25 +96,7 @@ fn read_image(path: &Path) -> Volume {
 }
 
 fn inverse(m: [[f64; 4]; 4]) -> [[f64; 4]; 4] {
-    // Affine inverse: [R t]^-1 = [R^-1, -R^-1 t].
-    let r = |i: usize, j: usize| m[i][j];
-    let det = r(0, 0) * (r(1, 1) * r(2, 2) - r(1, 2) * r(2, 1))
-        - r(0, 1) * (r(1, 0) * r(2, 2) - r(1, 2) * r(2, 0))
-        + r(0, 2) * (r(1, 0) * r(2, 1) - r(1, 1) * r(2, 0));
-    let c = |i: usize, j: usize| {
-        let (a, b) = ((i + 1) % 3, (i + 2) % 3);
-        let (x, y) = ((j + 1) % 3, (j + 2) % 3);
-        (r(x, a) * r(y, b) - r(x, b) * r(y, a)) / det
-    };
-    let mut out = [[0.0; 4]; 4];
-    for i in 0..3 {
-        for j in 0..3 {
-            out[i][j] = c(i, j);
-        }
-        out[i][3] = -(0..3).map(|j| out[i][j] * m[j][3]).sum::<f64>();
-    }
-    out[3][3] = 1.0;
-    out
+    vistaflow::nodes::spatial::grid::inverse(&m).expect("an invertible affine")
 }
 
 fn apply(m: &[[f64; 4]; 4], v: [f64; 3]) -> [f64; 3] {

@@ -33,12 +33,8 @@ pub fn legend(labels: &LabelMap) -> Result<Vec<LegendEntry>, String> {
     let counts =
         Vec::<i64>::try_from(&flat.bincount::<tch::Tensor>(None, 0)).map_err(|e| e.to_string())?;
     let ml_per_voxel = labels.volume.geometry().spacing().iter().product::<f64>() / 1000.0;
-    let last_known = crate::vista3d::classes::table()
-        .classes
-        .keys()
-        .copied()
-        .max()
-        .unwrap_or(132);
+    // Above it an id is a zero-shot structure (the refine node's rule).
+    let last_known = crate::vista3d::classes::table().last_supported;
     Ok(counts
         .iter()
         .enumerate()

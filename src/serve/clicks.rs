@@ -17,11 +17,6 @@ pub struct Click {
     pub class_name: String,
 }
 
-/// Ids above this are new (zero-shot) structures.
-fn last_known() -> u32 {
-    table().classes.keys().copied().max().unwrap_or(132)
-}
-
 impl Click {
     /// The click at RAS mm `ras` on `image`, or why it cannot be one (outside the image or
     /// the body, a class VISTA3D does not take a click for).
@@ -78,7 +73,8 @@ fn class_name(class: u32) -> Result<String, String> {
     if class == 0 {
         return Err("choose a class for the click (background is not one)".into());
     }
-    if class > last_known() {
+    // Above it: a new (zero-shot) structure, as the refine node decides.
+    if class > t.last_supported {
         return Ok(format!("new structure {class}"));
     }
     let name = t

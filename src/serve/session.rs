@@ -146,9 +146,16 @@ pub struct Session {
     idle: tokio::sync::Notify,
     /// One engine run at a time (clicks and saves).
     running: tokio::sync::Mutex<()>,
-    image: Mutex<Option<Volume>>,
-    body: Mutex<Option<Body>>,
-    prior: Mutex<Option<LabelMap>>,
+    /// Set by the first run.
+    view: Mutex<Option<View>>,
+}
+
+/// What the first run gives: the refine node's image, its body contour (for the clicks) and
+/// the label map without clicks (the prior, or background).
+struct View {
+    image: Volume,
+    body: Body,
+    unclicked: LabelMap,
 }
 
 fn failed_run(r: &RunReport) -> Option<String> {
@@ -190,14 +197,16 @@ impl Session {
             wake: tokio::sync::Notify::new(),
             idle: tokio::sync::Notify::new(),
             running: tokio::sync::Mutex::new(()),
-            image: Mutex::new(None),
-            body: Mutex::new(None),
-            prior: Mutex::new(None),
+            view: Mutex::new(None),
         }
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn view_lock(&self) -> MutexGuard<'_, Option<View>> {
+        self.view.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     pub fn state(&self) -> State {
@@ -314,14 +323,16 @@ impl Session {
                 .map_err(|e| e.to_string())?;
             Body::of(&image)
         })?;
-        let shown = match &prior {
-            Some(l) => l.clone(),
+        let unclicked = match prior {
+            Some(l) => l,
             None => empty_labels(&image)?,
         };
-        *self.body.lock().unwrap_or_else(|e| e.into_inner()) = Some(body);
-        *self.image.lock().unwrap_or_else(|e| e.into_inner()) = Some(image);
-        *self.prior.lock().unwrap_or_else(|e| e.into_inner()) = prior;
-        self.show(&shown, 0.0)?;
+        self.show(&unclicked, 0.0)?;
+        *self.view_lock() = Some(View {
+            image,
+            body,
+            unclicked,
+        });
         let mut g = self.lock();
         g.state.status = "ready";
         g.state.doing.clear();
@@ -363,11 +374,9 @@ impl Session {
 
     /// Places a click from the page (RAS mm) on the image's grid, or says why it cannot be.
     pub fn place(&self, ras: [f64; 3], positive: bool, class: u32) -> Result<Click, String> {
-        let image = self.image.lock().unwrap_or_else(|e| e.into_inner());
-        let body = self.body.lock().unwrap_or_else(|e| e.into_inner());
-        match (image.as_ref(), body.as_ref()) {
-            (Some(image), Some(body)) => Click::place(image, body, ras, positive, class),
-            _ => Err("the image is still loading".into()),
+        match self.view_lock().as_ref() {
+            Some(v) => Click::place(&v.image, &v.body, ras, positive, class),
+            None => Err("the image is still loading".into()),
         }
     }
 
@@ -452,12 +461,9 @@ impl Session {
     async fn compute(&self, clicks: &[Click]) -> Result<(), String> {
         let started = Instant::now();
         if clicks.is_empty() {
-            let image = self.image.lock().unwrap_or_else(|e| e.into_inner()).clone();
-            let prior = self.prior.lock().unwrap_or_else(|e| e.into_inner()).clone();
-            let labels = match (prior, image) {
-                (Some(p), _) => p,
-                (None, Some(img)) => empty_labels(&img)?,
-                (None, None) => return Err("the image is still loading".into()),
+            let labels = match self.view_lock().as_ref() {
+                Some(v) => v.unclicked.clone(),
+                None => return Err("the image is still loading".into()),
             };
             return self.show(&labels, started.elapsed().as_secs_f64());
         }
