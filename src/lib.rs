@@ -7,6 +7,7 @@ pub mod cohort;
 pub mod diag;
 pub mod exec;
 pub mod hash;
+pub mod heap;
 pub mod progress;
 pub mod serve;
 pub mod telemetry;

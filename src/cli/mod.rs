@@ -170,6 +170,7 @@ fn parse_var(s: &str) -> Result<(String, String), String> {
 
 /// Runs the command line; returns the process exit code.
 pub fn main() -> i32 {
+    crate::heap::keep_freed_memory();
     quiet_caught_panics();
     let cli = Cli::parse();
     match cli.command {

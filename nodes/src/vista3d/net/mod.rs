@@ -74,12 +74,13 @@ impl Vista3d {
         labels: &Tensor,
         class_ids: Option<&Tensor>,
     ) -> Tensor {
+        let s = image.size();
         let features = self.point_features(image);
-        self.point_logits_from(&features, coords, labels, class_ids)
+        self.point_logits_from(&features, [s[2], s[3], s[4]], coords, labels, class_ids)
     }
 
-    /// The image encoder's point-branch output for one patch: what clicks in that patch
-    /// share (and what `vista3d_refine` keeps between runs).
+    /// What clicks in one patch share (and what `vista3d_refine` keeps between runs): the
+    /// image encoder's point branch, downsampled by the point head to half resolution.
     pub fn point_features(&self, image: &Tensor) -> Tensor {
         let (dec, _) = self.image_encoder.forward(
             image,
@@ -88,17 +89,20 @@ impl Vista3d {
                 class: false,
             },
         );
-        dec.expect("point branch asked for")
+        self.point_head
+            .downsample(&dec.expect("point branch asked for"))
     }
 
-    /// The point head on features from [`Vista3d::point_features`].
+    /// The point head on features from [`Vista3d::point_features`] of a patch of `size`.
     pub fn point_logits_from(
         &self,
         features: &Tensor,
+        size: [i64; 3],
         coords: &Tensor,
         labels: &Tensor,
         class_ids: Option<&Tensor>,
     ) -> Tensor {
-        self.point_head.forward(features, coords, labels, class_ids)
+        self.point_head
+            .forward_low(features, size, coords, labels, class_ids)
     }
 }

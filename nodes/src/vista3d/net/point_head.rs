@@ -157,11 +157,30 @@ impl PointHead {
         labels: &Tensor,
         class_ids: Option<&Tensor>,
     ) -> Tensor {
+        let s = decoded.size();
+        let low = self.downsample(decoded);
+        self.forward_low(&low, [s[2], s[3], s[4]], coords, labels, class_ids)
+    }
+
+    /// `feat_downsample`: the half-resolution image tokens [1, C, H/2, W/2, D/2] of the point
+    /// decoder's output. It does not depend on the clicks, so clicks in one patch share it.
+    pub fn downsample(&self, decoded: &Tensor) -> Tensor {
         let low = self.fd_conv0.forward(decoded);
         let low = self.fd_norm1.forward(&low).gelu("none");
-        let low = self.fd_norm4.forward(&self.fd_conv3.forward(&low));
-        let s = decoded.size();
-        let points = self.point_tokens(coords, labels, [s[2], s[3], s[4]]);
+        self.fd_norm4.forward(&self.fd_conv3.forward(&low))
+    }
+
+    /// [`PointHead::forward`] from [`PointHead::downsample`]'s tokens `low` of a patch of
+    /// `size` voxels.
+    pub fn forward_low(
+        &self,
+        low: &Tensor,
+        size: [i64; 3],
+        coords: &Tensor,
+        labels: &Tensor,
+        class_ids: Option<&Tensor>,
+    ) -> Tensor {
+        let points = self.point_tokens(coords, labels, size);
         let b = points.size()[0];
         let c = points.size()[2];
 
@@ -189,16 +208,14 @@ impl PointHead {
             let pos_src = pos.expand([n, ls[1], ls[2], ls[3], ls[4]], false);
             let (hs, keys) = self.transformer.forward(&src, &pos_src, &tok);
             let hyper = self.hyper_mlp.forward(&hs.narrow(1, 0, 1)); // [n,1,C]
+                                                                     // The image tokens [n, hwd, C] are already channels-last: the upscaling runs so.
             let src = keys
-                .transpose(1, 2)
-                .reshape([n, ls[1], ls[2], ls[3], ls[4]]);
+                .reshape([n, ls[2], ls[3], ls[4], ls[1]])
+                .permute([0, 4, 1, 2, 3]);
             let up = self.up_deconv.forward(&src);
-            let up = self
-                .up_conv
-                .forward(&self.up_norm.forward(&up).gelu("none"));
-            let us = up.size();
-            let m = hyper.matmul(&up.reshape([n, us[1], -1]));
-            masks.push(m.reshape([n, 1, us[2], us[3], us[4]]));
+            let up = self.up_norm.forward_channels_last(&up).gelu("none");
+            // MONAI: hyper @ up_conv(up), the same sum in another order.
+            masks.push(self.up_conv.forward_dotted(&up, &hyper.squeeze_dim(1)));
             start += n;
         }
         Tensor::cat(&masks, 0)

@@ -124,7 +124,7 @@ pub fn infer(
                     let features =
                         source.features(lo, patch, || win(&image).unsqueeze(0).unsqueeze(0))?;
                     let logits = tch::no_grad(|| {
-                        net.point_logits_from(&features, &coords, &labels, Some(&class_t))
+                        net.point_logits_from(&features, patch, &coords, &labels, Some(&class_t))
                     });
                     let logits = logits
                         .f_view(patch)?

@@ -75,7 +75,7 @@ pub fn segment(
         &net,
         keep.then_some(ctx),
         format!(
-            "point features v1 {} patch {:?}",
+            "point features v2 {} patch {:?}",
             opts.network, opts.window.patch
         ),
         opts.window.reuse_windows,
