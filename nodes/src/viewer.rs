@@ -25,7 +25,8 @@ pub fn legend(labels: &LabelMap) -> Result<Vec<LegendEntry>, String> {
     if t.numel() == 0 {
         return Ok(vec![]);
     }
-    let flat = t.flatten(0, -1).to_kind(tch::Kind::Int64);
+    // bincount takes any integer kind: no int64 copy of the whole map (8x its size).
+    let flat = t.flatten(0, -1);
     let min = flat.min().int64_value(&[]);
     if min < 0 {
         return Err(format!("the label map holds a negative class id ({min})"));

@@ -14,11 +14,11 @@ pub struct Prepared {
     /// when no voxel is above 0 HU (nothing to segment).
     pub image: Option<Tensor>,
     input: Volume,
-    crop: CropBox,
+    pub(crate) crop: CropBox,
     /// Geometry of the cropped volume after orientation to RAS.
-    oriented: Geometry,
+    pub(crate) oriented: Geometry,
     /// Orientation of the cropped input, to orient results back.
-    original: Orientation,
+    pub(crate) original: Orientation,
 }
 
 /// Checks the input and prepares it; warnings go to `ctx`. `spacing_mm`: what the model was

@@ -60,7 +60,14 @@ impl Conv3d {
         let xs = x.size();
         let mut grouped = vec![1, b * cin];
         grouped.extend_from_slice(&xs[2..]);
-        let out = x.reshape(grouped.as_slice()).conv3d(
+        // One item as it is: reshaping even to its own shape can leave a batch stride that
+        // libtorch no longer takes for channels-last, and it copies (3x slower here).
+        let x = if b == 1 {
+            x.shallow_clone()
+        } else {
+            x.reshape(grouped.as_slice())
+        };
+        let out = x.conv3d(
             &folded,
             bias.as_ref(),
             [self.stride; 3],

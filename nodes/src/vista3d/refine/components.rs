@@ -56,18 +56,18 @@ pub fn keep_merge(
 /// MONAI's `keep_components_with_positive_points` for one object: positive regions of
 /// `logits` (NaN: never computed) not connected to a positive click are set to the mean of
 /// the logits outside the kept components. Nothing changes without a positive click.
+///
+/// The kept components are those of the clicks, so they are filled from the clicks
+/// (26-connected) instead of labelling every component: the work follows the object, not
+/// the window (a 128^3 window took 55 ms to label).
 pub fn keep_positive(logits: &mut [f32], shape: [usize; 3], positives: &[[i64; 3]]) {
     if positives.is_empty() {
         return;
     }
-    let pos: Vec<bool> = logits.iter().map(|&v| v > 0.0).collect();
-    let f = label(&pos, shape);
-    let mut ids: Vec<u32> = positives.iter().map(|&p| f[at(shape, p)]).collect();
-    ids.retain(|&i| i > 0);
-    let kept = |i: usize| f[i] > 0 && ids.contains(&f[i]);
+    let kept = fill_from(logits, shape, positives);
     let (mut sum, mut n) = (0f64, 0u64);
     for (i, &v) in logits.iter().enumerate() {
-        if !kept(i) && !v.is_nan() {
+        if !kept[i] && !v.is_nan() {
             sum += v as f64;
             n += 1;
         }
@@ -78,16 +78,119 @@ pub fn keep_positive(logits: &mut [f32], shape: [usize; 3], positives: &[[i64; 3
     } else {
         (sum / n as f64) as f32
     };
-    for i in 0..logits.len() {
-        if pos[i] && !kept(i) {
-            logits[i] = fill;
+    for (v, k) in logits.iter_mut().zip(kept) {
+        if *v > 0.0 && !k {
+            *v = fill;
         }
     }
+}
+
+/// The voxels with logits > 0 26-connected to a click that is itself on one.
+fn fill_from(logits: &[f32], shape: [usize; 3], seeds: &[[i64; 3]]) -> Vec<bool> {
+    let [nx, ny, nz] = shape;
+    let mut kept = vec![false; logits.len()];
+    let mut stack: Vec<usize> = Vec::new();
+    for &p in seeds {
+        if (0..3).all(|a| p[a] >= 0 && p[a] < shape[a] as i64) {
+            let i = at(shape, p);
+            if logits[i] > 0.0 && !kept[i] {
+                kept[i] = true;
+                stack.push(i);
+            }
+        }
+    }
+    let mut offsets = Vec::with_capacity(26);
+    for dx in -1isize..=1 {
+        for dy in -1isize..=1 {
+            for dz in -1isize..=1 {
+                if (dx, dy, dz) != (0, 0, 0) {
+                    offsets.push((dx, dy, dz, (dx * ny as isize + dy) * nz as isize + dz));
+                }
+            }
+        }
+    }
+    while let Some(i) = stack.pop() {
+        let (x, y, z) = (i / (ny * nz), i / nz % ny, i % nz);
+        // Away from the faces every neighbour exists: no bounds to check.
+        let interior = x > 0 && y > 0 && z > 0 && x + 1 < nx && y + 1 < ny && z + 1 < nz;
+        for &(dx, dy, dz, o) in &offsets {
+            if !interior {
+                let q = [x as isize + dx, y as isize + dy, z as isize + dz];
+                if (0..3).any(|a| q[a] < 0 || q[a] >= shape[a] as isize) {
+                    continue;
+                }
+            }
+            let j = (i as isize + o) as usize;
+            if !kept[j] && logits[j] > 0.0 {
+                kept[j] = true;
+                stack.push(j);
+            }
+        }
+    }
+    kept
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The labelling rule MONAI states: keep the components a positive click is on.
+    fn kept_by_labels(logits: &[f32], shape: [usize; 3], positives: &[[i64; 3]]) -> Vec<bool> {
+        let pos: Vec<bool> = logits.iter().map(|&v| v > 0.0).collect();
+        let f = label(&pos, shape);
+        let ids: Vec<u32> = positives
+            .iter()
+            .map(|&p| f[at(shape, p)])
+            .filter(|&i| i > 0)
+            .collect();
+        f.iter().map(|&i| i > 0 && ids.contains(&i)).collect()
+    }
+
+    #[test]
+    fn filling_from_the_clicks_keeps_what_labelling_keeps() {
+        // Random blobs (with NaN voxels) in a 12x10x9 box, clicks on and off them.
+        let shape = [12, 10, 9];
+        let mut state = 7u64;
+        let mut next = || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 33) as f32 / (1u64 << 31) as f32
+        };
+        for _ in 0..20 {
+            let logits: Vec<f32> = (0..12 * 10 * 9)
+                .map(|_| match next() {
+                    r if r < 0.05 => f32::NAN,
+                    // About 10 % positive: many components, near 26-percolation.
+                    r => r - 0.85,
+                })
+                .collect();
+            let positive: Vec<usize> = (0..logits.len()).filter(|&i| logits[i] > 0.0).collect();
+            let voxel = |i: usize| [(i / 90) as i64, (i / 9 % 10) as i64, (i % 9) as i64];
+            // Two clicks on positive voxels, one anywhere.
+            let mut clicks: Vec<[i64; 3]> = (0..2)
+                .map(|_| voxel(positive[(next() * positive.len() as f32) as usize]))
+                .collect();
+            clicks.push(voxel((next() * logits.len() as f32) as usize));
+            let want = kept_by_labels(&logits, shape, &clicks);
+            assert_eq!(fill_from(&logits, shape, &clicks), want);
+            let kept = want.iter().filter(|&&k| k).count();
+            assert!(
+                kept > 0 && kept < positive.len(),
+                "{kept} of {}",
+                positive.len()
+            );
+            let mut got = logits.clone();
+            keep_positive(&mut got, shape, &clicks);
+            for i in 0..got.len() {
+                if logits[i] > 0.0 && !want[i] {
+                    assert!(got[i] <= 0.0 || got[i].is_nan(), "voxel {i} kept");
+                } else {
+                    assert!(got[i] == logits[i] || got[i].is_nan() && logits[i].is_nan());
+                }
+            }
+        }
+    }
 
     #[test]
     fn labels_follow_raster_order_and_corners_connect() {

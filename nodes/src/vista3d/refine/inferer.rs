@@ -36,6 +36,16 @@ fn window_start(p: i64, roi: i64, s: i64) -> i64 {
     }
 }
 
+/// What [`infer`] gives: the stitched logits and the box its windows cover.
+pub struct Inferred {
+    /// [X, Y, Z] float32 on the CPU.
+    pub logits: Tensor,
+    /// The union box of the windows, per axis of `logits`: `start` inclusive, `end`
+    /// exclusive. Outside it the logits are the previous mask's, or NaN.
+    pub start: [i64; 3],
+    pub end: [i64; 3],
+}
+
 /// One object to segment: its clicks, its class and optionally its previous mask's logits.
 pub struct Object<'a> {
     pub clicks: &'a [NetClick],
@@ -57,7 +67,7 @@ pub fn infer(
     object: Object,
     patch: [i64; 3],
     progress: &mut dyn FnMut(u64, u64) -> Result<(), NodeError>,
-) -> Result<Tensor, NodeError> {
+) -> Result<Inferred, NodeError> {
     let Object {
         clicks,
         class,
@@ -90,9 +100,14 @@ pub fn infer(
     // Point-head logits by window start: two clicks served by one window (a reused window)
     // see the same clicks in it, so the head's output is the same; computed once.
     let mut heads: Vec<([i64; 3], Tensor)> = Vec::new();
+    let (mut start, mut end) = (padded, [0; 3]);
     for (w, c) in clicks.iter().enumerate() {
         let centred: [i64; 3] = std::array::from_fn(|a| window_start(c.at[a], patch[a], padded[a]));
         let lo = source.place(c.at, patch, centred);
+        for a in 0..3 {
+            start[a] = start[a].min(lo[a]);
+            end[a] = end[a].max(lo[a] + patch[a]);
+        }
         let win = |t: &Tensor| {
             t.narrow(0, lo[0], patch[0])
                 .narrow(1, lo[1], patch[1])
@@ -154,11 +169,15 @@ pub fn infer(
         None => Tensor::full(padded, f64::NAN, (Kind::Float, Device::Cpu)),
     };
     let out = sum.where_self(&covered, &fill);
-    Ok(out
+    let logits = out
         .narrow(0, pad[0].0, size[0])
         .narrow(1, pad[1].0, size[1])
         .narrow(2, pad[2].0, size[2])
-        .contiguous())
+        .contiguous();
+    // In the unpadded image (no click, no window: an empty box).
+    let start: [i64; 3] = std::array::from_fn(|a| (start[a] - pad[a].0).clamp(0, size[a]));
+    let end: [i64; 3] = std::array::from_fn(|a| (end[a] - pad[a].0).clamp(start[a], size[a]));
+    Ok(Inferred { logits, start, end })
 }
 
 fn bools(t: &Tensor) -> Result<Vec<bool>, NodeError> {

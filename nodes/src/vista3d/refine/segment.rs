@@ -6,11 +6,11 @@ use super::features::FeatureSource;
 use super::inferer::{self, NetClick};
 use super::{components, WindowParams, PRIOR_LOGIT};
 use crate::node::{Ctx, NodeError};
-use crate::spatial::{crop, foreground_box, reorient, CropBox, Grid, Orientation};
+use crate::spatial::{reorient, CropBox, Grid, Orientation};
 use crate::value::{Geometry, LabelMap, Volume};
 use crate::vista3d::classes::table;
 use crate::vista3d::models::{self, Network};
-use crate::vista3d::preprocess;
+use crate::vista3d::preprocess::{self, Prepared};
 use std::path::PathBuf;
 use tch::{Device, Kind, Tensor};
 
@@ -65,7 +65,7 @@ pub fn segment(
                 .into(),
         ));
     };
-    let grid = NetGrid::new(&img, prior)?;
+    let grid = NetGrid::new(&img, prior, &prepared)?;
     let net_clicks = grid.clicks(&img, clicks, &voxels)?;
 
     ctx.check_cancelled()?;
@@ -80,7 +80,8 @@ pub fn segment(
         ),
         opts.window.reuse_windows,
     );
-    let mut net_labels = grid.labels.shallow_clone();
+    // Changed in place, box by box; `grid.labels` is not read again.
+    let net_labels = grid.labels.shallow_clone();
     let total = net_clicks.len() as u64;
     let mut done = 0u64;
     for &cls in &classes {
@@ -101,7 +102,7 @@ pub fn segment(
             class: cls,
             prev: prev.as_ref(),
         };
-        let mut logits = inferer::infer(
+        let inferred = inferer::infer(
             &net,
             &mut source,
             net_image,
@@ -110,12 +111,25 @@ pub fn segment(
             &mut progress,
         )?;
         done += these.len() as u64;
+        let logits = inferred.logits;
         if prior.is_none() {
-            logits = keep_positive(&logits, &these)?;
+            keep_positive(&logits, inferred.start, inferred.end, &these)?;
         }
-        let mask = logits.gt(0.0); // NaN (never computed) is not > 0
-        let cleared = net_labels.where_scalarother(&net_labels.ne(cls as i64), 0);
-        net_labels = Tensor::full_like(&net_labels, cls as i64).where_self(&mask, &cleared);
+        // Only the windows' box can change: outside it the logits are the prior's (which
+        // give the labels already there) or NaN (never > 0), with no `cls` voxels to clear.
+        let boxed = |t: &Tensor| {
+            (0..3).fold(t.shallow_clone(), |v, a| {
+                v.narrow(
+                    a as i64,
+                    inferred.start[a],
+                    inferred.end[a] - inferred.start[a],
+                )
+            })
+        };
+        let mask = boxed(&logits).gt(0.0); // NaN (never computed) is not > 0
+        let mut dst = boxed(&net_labels);
+        let cleared = dst.where_scalarother(&dst.ne(cls as i64), 0);
+        dst.copy_(&Tensor::full_like(&cleared, cls as i64).where_self(&mask, &cleared));
     }
     grid.back_to_input(&img, prior, net_labels, &classes)
 }
@@ -169,10 +183,12 @@ struct NetGrid {
 }
 
 impl NetGrid {
-    fn new(img: &Volume, prior: Option<&LabelMap>) -> Result<NetGrid, NodeError> {
-        let pre = &table().preprocess;
-        let bounds = foreground_box(img, 0.0, pre.crop_foreground_margin)?
-            .ok_or_else(|| invalid("no voxel is above 0 HU".into()))?;
+    /// Through the crop and orientation `prepared` gave the image.
+    fn new(
+        img: &Volume,
+        prior: Option<&LabelMap>,
+        prepared: &Prepared,
+    ) -> Result<NetGrid, NodeError> {
         let base = match prior {
             Some(l) => l.volume.clone(),
             None => Volume::new(
@@ -181,20 +197,16 @@ impl NetGrid {
             )
             .map_err(invalid)?,
         };
-        let cropped = crop(&base, &bounds)?;
-        let back_to = Orientation::of(&cropped.geometry().affine_lps);
-        let ras = reorient(&cropped, Orientation::parse("RAS")?)?;
-        let labels = ras
-            .data()
-            .permute([2, 1, 0])
+        let labels = prepared
+            .forward(&base)?
             .to_kind(Kind::Int64)
             .to_device(Device::Cpu)
             .contiguous();
         Ok(NetGrid {
-            bounds,
+            bounds: prepared.crop,
             base,
-            back_to,
-            ras_geom: *ras.geometry(),
+            back_to: prepared.original,
+            ras_geom: prepared.oriented,
             labels,
         })
     }
@@ -260,19 +272,29 @@ impl NetGrid {
     }
 }
 
-/// `keep_components_with_positive_points` on a whole [X, Y, Z] logit volume.
-fn keep_positive(logits: &Tensor, clicks: &[NetClick]) -> Result<Tensor, NodeError> {
-    let size = logits.size();
-    let shape: [usize; 3] = std::array::from_fn(|a| size[a] as usize);
-    let mut v =
-        Vec::<f32>::try_from(logits.reshape([-1])).map_err(|e| NodeError::Torch(e.to_string()))?;
+/// `keep_components_with_positive_points` on an [X, Y, Z] logit volume, in place. Only the
+/// box `start..end` the windows cover holds logits (NaN outside), so only it is looked at.
+fn keep_positive(
+    logits: &Tensor,
+    start: [i64; 3],
+    end: [i64; 3],
+    clicks: &[NetClick],
+) -> Result<(), NodeError> {
+    let mut view = logits.shallow_clone();
+    for a in 0..3 {
+        view = view.narrow(a as i64, start[a], end[a] - start[a]);
+    }
+    let shape: [usize; 3] = std::array::from_fn(|a| (end[a] - start[a]) as usize);
+    let mut v = Vec::<f32>::try_from(view.contiguous().reshape([-1]))
+        .map_err(|e| NodeError::Torch(e.to_string()))?;
     let pos: Vec<[i64; 3]> = clicks
         .iter()
-        .filter(|c| c.positive())
-        .map(|c| c.at)
+        .filter(|c| c.positive() && (0..3).all(|a| (start[a]..end[a]).contains(&c.at[a])))
+        .map(|c| std::array::from_fn(|a| c.at[a] - start[a]))
         .collect();
     components::keep_positive(&mut v, shape, &pos);
-    Ok(Tensor::from_slice(&v).view(size.as_slice()))
+    view.copy_(&Tensor::from_slice(&v).view([shape[0] as i64, shape[1] as i64, shape[2] as i64]));
+    Ok(())
 }
 
 /// The prior must lie on the image's grid.
