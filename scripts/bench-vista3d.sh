@@ -9,6 +9,9 @@
 #   c) peak memory of "everything" with the small configuration on a synthetic CT, 256x256x300
 #      for both, then 512x512x600 for vistaflow (MONAI's [117, H, W, D] float32 map alone would
 #      be 73.6 GB there, three times this machine's memory; its figure is computed, not run)
+# vistaflow keeps freed memory in one heap (src/heap.rs); VISTAFLOW_MALLOC=default gives it
+# glibc's policy, and GLIBC_TUNABLES=glibc.malloc.arena_max=1:glibc.malloc.mmap_max=0:\
+# glibc.malloc.trim_threshold=2147483647 gives MONAI's Python the same one as ours.
 # Usage: scripts/bench-vista3d.sh [a|b|c ...] (default: all). THREADS (default 2).
 # Needs scripts/setup-libtorch.sh, scripts/setup-python.sh and scripts/fetch-data.sh.
 # (a) downloads nothing but writes 870 MB of random full-size weights to target/bench-vista3d.
