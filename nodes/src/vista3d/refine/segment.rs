@@ -197,11 +197,11 @@ impl NetGrid {
             )
             .map_err(invalid)?,
         };
-        let labels = prepared
-            .forward(&base)?
-            .to_kind(Kind::Int64)
-            .to_device(Device::Cpu)
-            .contiguous();
+        // A contiguous tensor of its own, in one pass: `segment` changes it in place, and
+        // an int64 prior could otherwise come through as a view of the input's data.
+        let net = prepared.forward(&base)?;
+        let mut labels = Tensor::empty(net.size(), (Kind::Int64, Device::Cpu));
+        labels.copy_(&net);
         Ok(NetGrid {
             bounds: prepared.crop,
             base,
