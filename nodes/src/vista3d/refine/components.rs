@@ -59,7 +59,7 @@ pub fn keep_merge(
 ///
 /// The kept components are those of the clicks, so they are filled from the clicks
 /// (26-connected) instead of labelling every component: the work follows the object, not
-/// the window (a 128^3 window took 55 ms to label).
+/// the window.
 pub fn keep_positive(logits: &mut [f32], shape: [usize; 3], positives: &[[i64; 3]]) {
     if positives.is_empty() {
         return;
@@ -85,45 +85,50 @@ pub fn keep_positive(logits: &mut [f32], shape: [usize; 3], positives: &[[i64; 3
     }
 }
 
-/// The voxels with logits > 0 26-connected to a click that is itself on one.
+/// The voxels with logits > 0 26-connected to a click that is itself on one. A scanline
+/// fill: each run along the last axis is filled at once, and the 8 rows beside it are scanned
+/// over its span plus one voxel each side for runs to fill next. On a compact organ the runs
+/// are long; on the demo model's speckled output (runs of a few voxels) it costs what
+/// visiting every voxel's 26 neighbours does (65 ms for 0.9 M voxels).
 fn fill_from(logits: &[f32], shape: [usize; 3], seeds: &[[i64; 3]]) -> Vec<bool> {
     let [nx, ny, nz] = shape;
+    let row = |x: usize, y: usize| (x * ny + y) * nz;
     let mut kept = vec![false; logits.len()];
-    let mut stack: Vec<usize> = Vec::new();
-    for &p in seeds {
-        if (0..3).all(|a| p[a] >= 0 && p[a] < shape[a] as i64) {
-            let i = at(shape, p);
-            if logits[i] > 0.0 && !kept[i] {
-                kept[i] = true;
-                stack.push(i);
-            }
+    let mut stack: Vec<(usize, usize, usize)> = seeds
+        .iter()
+        .filter(|p| (0..3).all(|a| p[a] >= 0 && p[a] < shape[a] as i64))
+        .map(|p| (p[0] as usize, p[1] as usize, p[2] as usize))
+        .collect();
+    let open = |kept: &[bool], i: usize| !kept[i] && logits[i] > 0.0;
+    while let Some((x, y, z)) = stack.pop() {
+        let r = row(x, y);
+        if !open(&kept, r + z) {
+            continue;
         }
-    }
-    let mut offsets = Vec::with_capacity(26);
-    for dx in -1isize..=1 {
-        for dy in -1isize..=1 {
-            for dz in -1isize..=1 {
-                if (dx, dy, dz) != (0, 0, 0) {
-                    offsets.push((dx, dy, dz, (dx * ny as isize + dy) * nz as isize + dz));
-                }
-            }
+        let (mut lo, mut hi) = (z, z);
+        while lo > 0 && open(&kept, r + lo - 1) {
+            lo -= 1;
         }
-    }
-    while let Some(i) = stack.pop() {
-        let (x, y, z) = (i / (ny * nz), i / nz % ny, i % nz);
-        // Away from the faces every neighbour exists: no bounds to check.
-        let interior = x > 0 && y > 0 && z > 0 && x + 1 < nx && y + 1 < ny && z + 1 < nz;
-        for &(dx, dy, dz, o) in &offsets {
-            if !interior {
-                let q = [x as isize + dx, y as isize + dy, z as isize + dz];
-                if (0..3).any(|a| q[a] < 0 || q[a] >= shape[a] as isize) {
-                    continue;
+        while hi + 1 < nz && open(&kept, r + hi + 1) {
+            hi += 1;
+        }
+        kept[r + lo..=r + hi].fill(true);
+        let (from, to) = (lo.saturating_sub(1), (hi + 1).min(nz - 1));
+        for qx in x.saturating_sub(1)..=(x + 1).min(nx - 1) {
+            for qy in y.saturating_sub(1)..=(y + 1).min(ny - 1) {
+                if (qx, qy) == (x, y) {
+                    continue; // the run is already as long as its row allows
                 }
-            }
-            let j = (i as isize + o) as usize;
-            if !kept[j] && logits[j] > 0.0 {
-                kept[j] = true;
-                stack.push(j);
+                let q = row(qx, qy);
+                // One seed per run of open voxels in the span.
+                let mut inside = false;
+                for qz in from..=to {
+                    let o = open(&kept, q + qz);
+                    if o && !inside {
+                        stack.push((qx, qy, qz));
+                    }
+                    inside = o;
+                }
             }
         }
     }

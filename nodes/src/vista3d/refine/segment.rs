@@ -11,6 +11,7 @@ use crate::value::{Geometry, LabelMap, Volume};
 use crate::vista3d::classes::table;
 use crate::vista3d::models::{self, Network};
 use crate::vista3d::preprocess::{self, Prepared};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use tch::{Device, Kind, Tensor};
 
@@ -65,7 +66,7 @@ pub fn segment(
                 .into(),
         ));
     };
-    let grid = NetGrid::new(&img, prior, &prepared)?;
+    let grid = NetGrid::new(&img, prior, &prepared, &classes)?;
     let net_clicks = grid.clicks(&img, clicks, &voxels)?;
 
     ctx.check_cancelled()?;
@@ -131,7 +132,7 @@ pub fn segment(
         let cleared = dst.where_scalarother(&dst.ne(cls as i64), 0);
         dst.copy_(&Tensor::full_like(&cleared, cls as i64).where_self(&mask, &cleared));
     }
-    grid.back_to_input(&img, prior, net_labels, &classes)
+    grid.back_to_input(&img, net_labels)
 }
 
 /// The clicked classes in order of first appearance; a zero-shot class needs a positive
@@ -178,8 +179,21 @@ struct NetGrid {
     /// The cropped box's own orientation, to orient results back.
     back_to: Orientation,
     ras_geom: Geometry,
-    /// [X, Y, Z] int64 on the CPU.
+    /// The output's classes: the prior's and the clicked ones.
+    classes: BTreeMap<u32, String>,
+    /// [X, Y, Z] on the CPU, in the output's kind (the prior's, wider when an id needs it).
     labels: Tensor,
+}
+
+/// The prior's kind, or a wider one when `max_id` does not fit it.
+fn label_kind(prior: Kind, max_id: u32) -> Kind {
+    match prior {
+        Kind::Uint8 if max_id <= 255 => Kind::Uint8,
+        Kind::Int8 if max_id <= 127 => Kind::Int8,
+        Kind::Uint8 | Kind::Int8 | Kind::Int16 if max_id <= 32767 => Kind::Int16,
+        Kind::Int64 => Kind::Int64,
+        _ => Kind::Int,
+    }
 }
 
 impl NetGrid {
@@ -188,7 +202,12 @@ impl NetGrid {
         img: &Volume,
         prior: Option<&LabelMap>,
         prepared: &Prepared,
+        clicked: &[u32],
     ) -> Result<NetGrid, NodeError> {
+        let mut classes = prior.map(|l| l.classes.clone()).unwrap_or_default();
+        for (id, name) in table().class_table(clicked) {
+            classes.insert(id, name);
+        }
         let base = match prior {
             Some(l) => l.volume.clone(),
             None => Volume::new(
@@ -200,13 +219,16 @@ impl NetGrid {
         // A contiguous tensor of its own, in one pass: `segment` changes it in place, and
         // an int64 prior could otherwise come through as a view of the input's data.
         let net = prepared.forward(&base)?;
-        let mut labels = Tensor::empty(net.size(), (Kind::Int64, Device::Cpu));
+        let max_id = classes.keys().copied().max().unwrap_or(0);
+        let kind = label_kind(base.kind(), max_id);
+        let mut labels = Tensor::empty(net.size(), (kind, Device::Cpu));
         labels.copy_(&net);
         Ok(NetGrid {
             bounds: prepared.crop,
             base,
             back_to: prepared.original,
             ras_geom: prepared.oriented,
+            classes,
             labels,
         })
     }
@@ -240,23 +262,8 @@ impl NetGrid {
     }
 
     /// The network's labels back on the input's grid; outside the box the prior stays.
-    fn back_to_input(
-        &self,
-        img: &Volume,
-        prior: Option<&LabelMap>,
-        net_labels: Tensor,
-        new_ids: &[u32],
-    ) -> Result<LabelMap, NodeError> {
-        let mut table_out = prior.map(|l| l.classes.clone()).unwrap_or_default();
-        for (id, name) in table().class_table(new_ids) {
-            table_out.insert(id, name);
-        }
-        let max_id = table_out.keys().copied().max().unwrap_or(0);
-        let kind = match (self.base.kind(), max_id) {
-            (Kind::Uint8, m) if m <= 255 => Kind::Uint8,
-            (Kind::Uint8 | Kind::Int8, _) => Kind::Int16,
-            (k, _) => k,
-        };
+    fn back_to_input(&self, img: &Volume, net_labels: Tensor) -> Result<LabelMap, NodeError> {
+        let kind = self.labels.kind();
         let v = Volume::new(net_labels.permute([2, 1, 0]), self.ras_geom).map_err(invalid)?;
         let back = reorient(&v, self.back_to)?;
         let full = self.base.data().to_device(Device::Cpu).to_kind(kind).copy();
@@ -265,10 +272,10 @@ impl NetGrid {
         for a in 0..3 {
             dst = dst.narrow(2 - a as i64, b.start[a], b.end[a] - b.start[a]);
         }
-        dst.copy_(&back.data().to_kind(kind));
+        dst.copy_(back.data());
         let mut out_vol = Volume::new(full, *img.geometry()).map_err(invalid)?;
         out_vol.meta = self.base.meta.clone();
-        LabelMap::new(out_vol, table_out).map_err(invalid)
+        LabelMap::new(out_vol, self.classes.clone()).map_err(invalid)
     }
 }
 
@@ -310,4 +317,22 @@ fn check_grid(labels: &Volume, img: &Volume) -> Result<(), NodeError> {
         )));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_label_kind_widens_only_when_an_id_does_not_fit() {
+        assert_eq!(label_kind(Kind::Uint8, 255), Kind::Uint8);
+        assert_eq!(label_kind(Kind::Uint8, 256), Kind::Int16);
+        // A signed byte holds ids up to 127: a zero-shot id (133) needs int16.
+        assert_eq!(label_kind(Kind::Int8, 127), Kind::Int8);
+        assert_eq!(label_kind(Kind::Int8, 133), Kind::Int16);
+        assert_eq!(label_kind(Kind::Int16, 32767), Kind::Int16);
+        assert_eq!(label_kind(Kind::Int16, 40000), Kind::Int);
+        assert_eq!(label_kind(Kind::Int, 7), Kind::Int);
+        assert_eq!(label_kind(Kind::Int64, 7), Kind::Int64);
+    }
 }
