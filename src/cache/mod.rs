@@ -40,6 +40,7 @@ mod format;
 mod fsutil;
 pub mod lock;
 mod maint;
+mod recent;
 mod sealed;
 mod store;
 

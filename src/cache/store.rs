@@ -4,6 +4,7 @@ use super::digests::FileDigests;
 use super::format::{self, Sidecar, FORMAT};
 use super::fsutil::{sync_dir, touch, write_atomic, EntryLock};
 use super::lock::RootLock;
+use super::recent::Recent;
 use super::sealed;
 use super::CacheError;
 use crate::hash::Digest;
@@ -11,7 +12,7 @@ use std::fs::{self, File};
 use std::io::{self, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::{RwLock, RwLockReadGuard};
+use std::sync::{OnceLock, RwLock, RwLockReadGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use vistaflow_nodes::{Encoded, PortType, Value};
 
@@ -56,6 +57,8 @@ pub struct Store {
     /// a writer of this same process (the flock cannot tell our own threads apart).
     pub(crate) local: RwLock<()>,
     digests: FileDigests,
+    /// Values kept in memory, when [`Store::keep_recent`] asked for it.
+    recent: OnceLock<Recent>,
 }
 
 impl Store {
@@ -85,7 +88,14 @@ impl Store {
             lock,
             local: RwLock::new(()),
             digests: FileDigests::new(root.join("file-digests")),
+            recent: OnceLock::new(),
         })
+    }
+
+    /// From now on keeps up to `limit` bytes of the values read and written in memory, so
+    /// that reading one again skips its file (see [`Recent`]). Later calls change nothing.
+    pub fn keep_recent(&self, limit: u64) {
+        let _ = self.recent.set(Recent::new(limit));
     }
 
     pub fn root(&self) -> &Path {
@@ -153,6 +163,14 @@ impl Store {
     /// writers of one id are serialised by a per-entry lock file; the second finds the entry
     /// committed and returns 0.
     pub fn put(&self, id: &Digest, info: &EntryInfo, value: &Value) -> Result<u64, CacheError> {
+        let written = self.put_file(id, info, value)?;
+        if let Some(r) = self.recent.get() {
+            r.put(id, value);
+        }
+        Ok(written)
+    }
+
+    fn put_file(&self, id: &Digest, info: &EntryInfo, value: &Value) -> Result<u64, CacheError> {
         let _g = self.shared();
         if self.contains(id) {
             return Ok(0);
@@ -217,7 +235,23 @@ impl Store {
     /// [`Lookup::Corrupt`]; the next `get` is a [`Lookup::Miss`]. A hit refreshes the
     /// sidecar's mtime, which `gc` uses as "last used". Errors are only for I/O failures the
     /// user must see (e.g. permission denied).
+    ///
+    /// With [`Store::keep_recent`], a value kept in memory comes from there.
     pub fn get(&self, id: &Digest, ty: PortType) -> Result<Lookup, CacheError> {
+        let Some(r) = self.recent.get() else {
+            return self.get_file(id, ty);
+        };
+        if let Some(v) = r.get(id, ty) {
+            return Ok(Lookup::Hit(v));
+        }
+        let got = self.get_file(id, ty)?;
+        if let Lookup::Hit(v) = &got {
+            r.put(id, v);
+        }
+        Ok(got)
+    }
+
+    fn get_file(&self, id: &Digest, ty: PortType) -> Result<Lookup, CacheError> {
         let _g = self.shared();
         let sc_path = self.sidecar_path(id);
         let (sidecar, sc_ino) = match read_sidecar(&sc_path) {

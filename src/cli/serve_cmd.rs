@@ -9,6 +9,9 @@ use clap::Args;
 use std::sync::Arc;
 use vistaflow_nodes::Registry;
 
+/// What the server keeps of the cache in memory (see `cache::Store::keep_recent`).
+const RECENT_BYTES: u64 = 1 << 30;
+
 #[derive(Args)]
 pub struct ServeArgs {
     #[command(flatten)]
@@ -55,7 +58,11 @@ pub fn serve(a: ServeArgs) -> i32 {
         }
     };
     let store = match crate::cache::Store::open(&cache) {
-        Ok(s) => Arc::new(s),
+        Ok(s) => {
+            // Every click reads the same image and writes a label map the server reads back.
+            s.keep_recent(RECENT_BYTES);
+            Arc::new(s)
+        }
         Err(e) => {
             eprintln!("error: cache {}: {e}", cache.display());
             return EXIT_FAILED;
