@@ -155,13 +155,8 @@ mod tests {
     fn filling_from_the_clicks_keeps_what_labelling_keeps() {
         // Random blobs (with NaN voxels) in a 12x10x9 box, clicks on and off them.
         let shape = [12, 10, 9];
-        let mut state = 7u64;
-        let mut next = || {
-            state = state
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (state >> 33) as f32 / (1u64 << 31) as f32
-        };
+        let mut rng = crate::splitmix::SplitMix64(7);
+        let mut next = || (rng.next_u64() >> 40) as f32 / (1u64 << 24) as f32;
         for _ in 0..20 {
             let logits: Vec<f32> = (0..12 * 10 * 9)
                 .map(|_| match next() {
