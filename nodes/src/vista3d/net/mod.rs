@@ -74,14 +74,12 @@ impl Vista3d {
         labels: &Tensor,
         class_ids: Option<&Tensor>,
     ) -> Tensor {
-        let s = image.size();
-        let features = self.point_features(image);
-        self.point_logits_from(&features, [s[2], s[3], s[4]], coords, labels, class_ids)
+        self.point_head
+            .forward(&self.point_decoded(image), coords, labels, class_ids)
     }
 
-    /// What clicks in one patch share (and what `vista3d_refine` keeps between runs): the
-    /// image encoder's point branch, downsampled by the point head to half resolution.
-    pub fn point_features(&self, image: &Tensor) -> Tensor {
+    /// The image encoder's point branch for one patch.
+    fn point_decoded(&self, image: &Tensor) -> Tensor {
         let (dec, _) = self.image_encoder.forward(
             image,
             Branches {
@@ -89,8 +87,13 @@ impl Vista3d {
                 class: false,
             },
         );
-        self.point_head
-            .downsample(&dec.expect("point branch asked for"))
+        dec.expect("point branch asked for")
+    }
+
+    /// What clicks in one patch share (and what `vista3d_refine` keeps between runs): the
+    /// image encoder's point branch, downsampled by the point head to half resolution.
+    pub fn point_features(&self, image: &Tensor) -> Tensor {
+        self.point_head.downsample(&self.point_decoded(image))
     }
 
     /// The point head on features from [`Vista3d::point_features`] of a patch of `size`.

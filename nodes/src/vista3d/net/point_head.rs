@@ -207,8 +207,9 @@ impl PointHead {
             let src = low.expand([n, ls[1], ls[2], ls[3], ls[4]], false);
             let pos_src = pos.expand([n, ls[1], ls[2], ls[3], ls[4]], false);
             let (hs, keys) = self.transformer.forward(&src, &pos_src, &tok);
-            let hyper = self.hyper_mlp.forward(&hs.narrow(1, 0, 1)); // [n,1,C]
-                                                                     // The image tokens [n, hwd, C] are already channels-last: the upscaling runs so.
+            let hyper = self.hyper_mlp.forward(&hs.narrow(1, 0, 1)); // [n, 1, C]
+
+            // The image tokens [n, hwd, C] are already channels-last: the upscaling runs so.
             let src = keys
                 .reshape([n, ls[2], ls[3], ls[4], ls[1]])
                 .permute([0, 4, 1, 2, 3]);
