@@ -1,6 +1,6 @@
 //! `ClassMappingClassify`: a class id's embedding dotted with per-voxel features.
 
-use super::layers::{embedding, Conv3d, InstanceNorm, Linear};
+use super::layers::{embedding, is_channels_last, Conv3d, InstanceNorm, Linear};
 use super::Config;
 use tch::{nn, Kind, Tensor};
 
@@ -76,8 +76,17 @@ impl ClassHead {
     /// Logits [N, B, ...] = embeddings [N, C] . features [B, C, ...] (any spatial rank).
     pub fn logits(emb: &Tensor, features: &Tensor) -> Tensor {
         let s = features.size();
+        let emb = emb.to_kind(features.kind());
+        if is_channels_last(features) {
+            // [B,V,C] . [C,N] with no copy of the features; the logits come out channels-last.
+            let f = features.permute([0, 2, 3, 4, 1]).reshape([s[0], -1, s[1]]);
+            let out = f.matmul(&emb.transpose(0, 1)); // [B,V,N]
+            return out
+                .reshape([s[0], s[2], s[3], s[4], -1])
+                .permute([4, 0, 1, 2, 3]);
+        }
         let f = features.reshape([s[0], s[1], -1]); // [B,C,V]
-        let out = emb.to_kind(f.kind()).matmul(&f); // [B,N,V]
+        let out = emb.matmul(&f); // [B,N,V]
         let mut shape = vec![s[0], -1];
         shape.extend_from_slice(&s[2..]);
         out.reshape(shape.as_slice()).transpose(0, 1)

@@ -214,7 +214,7 @@ impl PointHead {
                 .reshape([n, ls[2], ls[3], ls[4], ls[1]])
                 .permute([0, 4, 1, 2, 3]);
             let up = self.up_deconv.forward(&src);
-            let up = self.up_norm.forward_channels_last(&up).gelu("none");
+            let up = self.up_norm.forward(&up).gelu("none");
             // MONAI: hyper @ up_conv(up), the same sum in another order.
             masks.push(self.up_conv.forward_dotted(&up, &hyper.squeeze_dim(1)));
             start += n;
