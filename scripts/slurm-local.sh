@@ -1,19 +1,23 @@
 #!/usr/bin/env bash
-# A real single-node Slurm cluster in a folder, for tests and CI (Debian's slurm-wlm and
-# munge: scripts/fetch-data.sh installs them):
-#   scripts/slurm-local.sh start DIR    munged, slurmctld and slurmd on localhost, configured
-#                                       in DIR; prints `export SLURM_CONF=DIR/slurm.conf`
-#   scripts/slurm-local.sh stop DIR     stops them (by their pid files)
-# The node has this machine's cores and memory, one partition `debug` (default); no cgroups
-# (proctrack/linuxproc, task/none), no accounting. Daemons run in the foreground as
-# background jobs of this script; their logs are DIR/*.log.
+# A real Slurm cluster in a folder, for tests and CI (Debian's slurm-wlm and munge:
+# scripts/fetch-data.sh installs them):
+#   scripts/slurm-local.sh start DIR [NODES]   munged, slurmctld and NODES slurmd (1 or 2),
+#                                  configured in DIR; prints `export SLURM_CONF=DIR/slurm.conf`
+#   scripts/slurm-local.sh stop DIR            stops them (by their pid files)
+# One node: `localhost`, with this machine's cores and memory. Two nodes: `n1` on this host
+# and `n2` in a network namespace of its own (its own address on a veth pair, as a second
+# machine on the network; needs root and `ip`), each with half the cores and memory; the
+# file system is shared, as a cluster's shared file system would be. One partition `debug`
+# (default); no cgroups (proctrack/linuxproc, task/none), no accounting. Daemons run in the
+# foreground as background jobs of this script; their logs are DIR/*.log.
 set -euo pipefail
-cmd="${1:-}"; DIR="${2:-}"
-[ -n "$cmd" ] && [ -n "$DIR" ] || { echo "usage: $0 start|stop DIR" >&2; exit 2; }
+cmd="${1:-}"; DIR="${2:-}"; NODES="${3:-1}"
+[ -n "$cmd" ] && [ -n "$DIR" ] || { echo "usage: $0 start|stop DIR [NODES]" >&2; exit 2; }
+case "$NODES" in 1|2) ;; *) echo "slurm-local: NODES is 1 or 2, not $NODES" >&2; exit 2;; esac
 mkdir -p "$DIR"; DIR="$(cd "$DIR" && pwd)"
 
 stop() {
-  for d in slurmd slurmctld munged; do
+  for d in slurmd slurmd-n2 slurmctld munged; do
     if [ -f "$DIR/$d.pid" ]; then
       kill "$(cat "$DIR/$d.pid")" 2>/dev/null || true
       for _ in $(seq 50); do kill -0 "$(cat "$DIR/$d.pid")" 2>/dev/null || break; sleep 0.1; done
@@ -21,6 +25,13 @@ stop() {
       rm -f "$DIR/$d.pid"
     fi
   done
+  # The second node's namespace and link (their names are in DIR/netns).
+  if [ -f "$DIR/netns" ]; then
+    read -r ns link < "$DIR/netns"
+    ip link del "$link" 2>/dev/null || true
+    ip netns del "$ns" 2>/dev/null || true
+    rm -f "$DIR/netns"
+  fi
 }
 
 if [ "$cmd" = stop ]; then stop; exit 0; fi
@@ -31,7 +42,7 @@ for t in munged slurmctld slurmd sbatch; do
 done
 PATH="$PATH:/usr/sbin"
 stop
-mkdir -p "$DIR/munge" "$DIR/state" "$DIR/spool"
+mkdir -p "$DIR/munge" "$DIR/state" "$DIR/spool-localhost" "$DIR/spool-n1" "$DIR/spool-n2"
 chmod 700 "$DIR/munge"
 if [ ! -f "$DIR/munge/munge.key" ]; then
   head -c 1024 /dev/urandom > "$DIR/munge/munge.key"
@@ -48,9 +59,33 @@ for _ in $(seq 50); do [ -S "$SOCKET" ] && break; sleep 0.1; done
 CPUS="$(nproc)"
 MEM_MB="$(( $(awk '/MemTotal/ {print $2}' /proc/meminfo) / 1024 - 1024 ))"
 PORT_BASE="${SLURM_LOCAL_PORT:-$(( 20000 + RANDOM % 20000 ))}"
+CTL=localhost
+NODE_LINES="NodeName=localhost CPUs=$CPUS RealMemory=$MEM_MB State=UNKNOWN"
+NODE_LIST=localhost
+if [ "$NODES" = 2 ]; then
+  # n2 gets a network namespace and a veth pair: its own address, reached over the link.
+  [ "$(id -u)" = 0 ] && command -v ip >/dev/null || {
+    echo "slurm-local: two nodes need root and ip (iproute2) for a network namespace" >&2; stop; exit 1; }
+  NS="vf$PORT_BASE"; HOST_IF="vf${PORT_BASE}a"; NODE_IF="vf${PORT_BASE}b"
+  NET="10.213.$((PORT_BASE % 250))"
+  echo "$NS $HOST_IF" > "$DIR/netns"
+  ip netns add "$NS"
+  ip link add "$HOST_IF" type veth peer name "$NODE_IF"
+  ip link set "$NODE_IF" netns "$NS"
+  ip addr add "$NET.1/24" dev "$HOST_IF"
+  ip link set "$HOST_IF" up
+  ip netns exec "$NS" ip addr add "$NET.2/24" dev "$NODE_IF"
+  ip netns exec "$NS" ip link set "$NODE_IF" up
+  ip netns exec "$NS" ip link set lo up
+  CTL="localhost($NET.1)"
+  HALF_CPUS=$(( CPUS / 2 > 0 ? CPUS / 2 : 1 )); HALF_MEM=$(( MEM_MB / 2 ))
+  NODE_LINES="NodeName=n1 NodeAddr=$NET.1 CPUs=$HALF_CPUS RealMemory=$HALF_MEM State=UNKNOWN
+NodeName=n2 NodeAddr=$NET.2 CPUs=$HALF_CPUS RealMemory=$HALF_MEM State=UNKNOWN"
+  NODE_LIST=n1,n2
+fi
 cat > "$DIR/slurm.conf" <<CONF
 ClusterName=vistaflow-local
-SlurmctldHost=localhost
+SlurmctldHost=$CTL
 SlurmctldPort=$PORT_BASE
 SlurmdPort=$((PORT_BASE + 1))
 AuthType=auth/munge
@@ -59,11 +94,11 @@ CredType=cred/munge
 SlurmUser=$(id -un)
 SlurmdUser=root
 StateSaveLocation=$DIR/state
-SlurmdSpoolDir=$DIR/spool
+SlurmdSpoolDir=$DIR/spool-%n
 SlurmctldPidFile=$DIR/slurmctld.daemon.pid
-SlurmdPidFile=$DIR/slurmd.daemon.pid
+SlurmdPidFile=$DIR/slurmd-%n.daemon.pid
 SlurmctldLogFile=$DIR/slurmctld.log
-SlurmdLogFile=$DIR/slurmd.log
+SlurmdLogFile=$DIR/slurmd-%n.log
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
 JobAcctGatherType=jobacct_gather/none
@@ -76,22 +111,31 @@ SelectTypeParameters=CR_Core
 ReturnToService=2
 MpiDefault=none
 SwitchType=switch/none
-NodeName=localhost CPUs=$CPUS RealMemory=$MEM_MB State=UNKNOWN
-PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP
+$NODE_LINES
+PartitionName=debug Nodes=$NODE_LIST Default=YES MaxTime=INFINITE State=UP
 CONF
 export SLURM_CONF="$DIR/slurm.conf"
 slurmctld -D -i -f "$SLURM_CONF" >/dev/null 2>&1 &
 echo $! > "$DIR/slurmctld.pid"
-slurmd -D -f "$SLURM_CONF" -N localhost >/dev/null 2>&1 &
-echo $! > "$DIR/slurmd.pid"
+if [ "$NODES" = 2 ]; then
+  slurmd -D -f "$SLURM_CONF" -N n1 >/dev/null 2>&1 &
+  echo $! > "$DIR/slurmd.pid"
+  # nsenter, not `ip netns exec`: that one mounts a sysfs of its own, without the cgroup
+  # tree slurmd looks for.
+  nsenter --net="/run/netns/$NS" slurmd -D -f "$SLURM_CONF" -N n2 >/dev/null 2>&1 &
+  echo $! > "$DIR/slurmd-n2.pid"
+else
+  slurmd -D -f "$SLURM_CONF" -N localhost >/dev/null 2>&1 &
+  echo $! > "$DIR/slurmd.pid"
+fi
 for _ in $(seq 150); do
-  state="$(sinfo -h -N -o '%T' 2>/dev/null | head -1 || true)"
-  [ "$state" = idle ] && break
+  states="$(sinfo -h -N -o '%T' 2>/dev/null | sort -u | tr '\n' ' ' || true)"
+  [ "$states" = "idle " ] && [ "$(sinfo -h -N -o '%N' 2>/dev/null | wc -l)" = "$NODES" ] && break
   sleep 0.2
 done
-if [ "$state" != idle ]; then
-  echo "slurm-local: the node did not come up (state: ${state:-none}); logs in $DIR" >&2
-  tail -5 "$DIR/slurmctld.log" "$DIR/slurmd.log" >&2 || true
+if [ "$states" != "idle " ]; then
+  echo "slurm-local: the nodes did not come up (states: ${states:-none}); logs in $DIR" >&2
+  tail -n 5 "$DIR"/slurmctld.log "$DIR"/slurmd-*.log >&2 || true
   stop; exit 1
 fi
 echo "export SLURM_CONF=$SLURM_CONF"

@@ -1,8 +1,9 @@
-//! A cohort through real Slurm: scripts/slurm-local.sh starts munged, slurmctld and slurmd on
-//! localhost in a temp folder; `vistaflow cohort submit --slurm` sends a job array of 3 tasks
-//! over 15 subjects (3 of them bad) and a gather job; the gathered tables must equal a
-//! single-process `--cohort` run's byte for byte; `cohort resume` then resubmits only the
-//! subjects that are not done.
+//! A cohort through real Slurm: scripts/slurm-local.sh starts munged, slurmctld and two
+//! slurmd in a temp folder, node n1 on this host and n2 in a network namespace of its own (one
+//! node where that cannot be: not root); `vistaflow cohort submit --slurm` sends a job array
+//! of 3 tasks over 15 subjects (3 of them bad) and a gather job; the tasks run on both nodes;
+//! the gathered tables must equal a single-process `--cohort` run's byte for byte; `cohort
+//! resume` then resubmits only the subjects that are not done.
 
 mod common;
 
@@ -14,6 +15,7 @@ use std::time::{Duration, Instant};
 struct Cluster {
     dir: PathBuf,
     conf: PathBuf,
+    nodes: usize,
 }
 
 impl Cluster {
@@ -31,10 +33,24 @@ impl Cluster {
             eprintln!("skipped: slurm-wlm/munge not installed (scripts/fetch-data.sh)");
             return None;
         }
+        // Two nodes need root (a network namespace for the second one).
+        let root = Command::new("id")
+            .arg("-u")
+            .output()
+            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+        assert!(
+            root || std::env::var_os("CI").is_none(),
+            "CI: the two-node Slurm test needs root"
+        );
+        let nodes = if root { 2 } else { 1 };
+        if !root {
+            eprintln!("one Slurm node only: a second one needs root (a network namespace)");
+        }
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/slurm-local.sh");
         let out = Command::new(&script)
             .arg("start")
             .arg(dir)
+            .arg(nodes.to_string())
             .output()
             .unwrap();
         assert!(
@@ -45,6 +61,7 @@ impl Cluster {
         Some(Cluster {
             dir: dir.to_path_buf(),
             conf: dir.join("slurm.conf"),
+            nodes,
         })
     }
 
@@ -147,6 +164,25 @@ fn a_slurm_array_gathers_what_one_process_computes_and_resume_runs_only_what_is_
     assert_eq!(tasks.len(), 3, "{tasks:?}");
     for t in &tasks {
         common::assert_has(&read(logs.join(t)), &["5 subject(s):", "5 subjects,"]);
+    }
+    // Each node has one core, so tasks 0 and 1 start at once on n1 and n2; every record
+    // says where it ran.
+    let hosts: std::collections::BTreeSet<String> = (1..=12)
+        .map(|i| {
+            let r: serde_json::Value =
+                serde_json::from_str(&read(res.join(format!("subjects/s{i:02}.json")))).unwrap();
+            r["host"]
+                .as_str()
+                .expect("a host in the record")
+                .to_string()
+        })
+        .collect();
+    if cluster.nodes == 2 {
+        assert_eq!(
+            hosts.into_iter().collect::<Vec<_>>(),
+            ["n1", "n2"],
+            "the array's tasks did not run on both nodes"
+        );
     }
 
     // The same cohort in one process, in a cache of its own: the same bytes.

@@ -46,6 +46,9 @@ pub struct Record {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cause: Option<String>,
     pub seconds: f64,
+    /// Where it ran: Slurm's node name in an array task, else this machine's host name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
     pub ran: usize,
     pub cached: usize,
     pub nodes: Vec<NodeLine>,
@@ -62,6 +65,7 @@ impl Record {
             status,
             cause: Some(cause),
             seconds: 0.0,
+            host: host(),
             ran: 0,
             cached: 0,
             nodes: vec![],
@@ -88,6 +92,7 @@ impl Record {
             status,
             cause,
             seconds: r.duration.as_secs_f64(),
+            host: host(),
             ran: r.ran().len(),
             cached: r.cached().len(),
             nodes: r
@@ -103,6 +108,15 @@ impl Record {
             tables,
         }
     }
+}
+
+/// `SLURMD_NODENAME` (what slurmd sets for a job's tasks), else the kernel's host name.
+fn host() -> Option<String> {
+    std::env::var("SLURMD_NODENAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
 }
 
 pub fn path_of(results: &Path, subject: &str) -> PathBuf {

@@ -70,22 +70,25 @@ pub async fn run_subjects(
             failed.clone(),
         );
         let (run_opts, fail_fast) = (opts.run.clone(), opts.fail_fast);
+        // Slots are taken here, in manifest order (`--jobs 1` runs the subjects in order and
+        // `--fail-fast` stops at the first that fails); a stopped cohort starts no more.
+        let slot = tokio::select! {
+            biased;
+            _ = cancel.cancelled() => None,
+            p = slots.acquire_owned() => Some(p.expect("never closed")),
+        };
+        let Some(slot) = slot.filter(|_| !cancel.is_cancelled()) else {
+            let r = Record::not_run(
+                &s.id,
+                &s.origin,
+                Status::Cancelled,
+                "not started: the cohort was stopped".into(),
+            );
+            handles.push(tokio::spawn(async move { r }));
+            continue;
+        };
         handles.push(tokio::spawn(async move {
-            let _slot = tokio::select! {
-                p = slots.acquire_owned() => p.expect("never closed"),
-                _ = cancel.cancelled() => {
-                    return Record::not_run(&s.id, &s.origin, Status::Cancelled,
-                        "not started: the cohort was stopped".into());
-                }
-            };
-            if cancel.is_cancelled() {
-                return Record::not_run(
-                    &s.id,
-                    &s.origin,
-                    Status::Cancelled,
-                    "not started: the cohort was stopped".into(),
-                );
-            }
+            let _slot = slot;
             let line = display.start(&s.id);
             let run_opts = RunOptions {
                 within: Some(line.clone()),

@@ -182,10 +182,11 @@ impl InstanceNorm {
         let rows = x.permute(to.as_slice()).reshape([b, -1, c]); // a view when channels-last
         let mut centred = &rows - rows.mean_dim(1, true, Kind::Float);
         let var = centred.square().mean_dim(1, true, Kind::Float);
-        let mut scale = (var + 1e-5).rsqrt();
-        if let Some(w) = &self.weight {
-            scale = scale * w;
-        }
+        let inv_std = (var + 1e-5).rsqrt();
+        let scale = match &self.weight {
+            Some(w) => inv_std * w,
+            None => inv_std,
+        };
         // In place unless autograd needs the centred values (training).
         let mut y = if centred.requires_grad() || scale.requires_grad() {
             centred * scale
@@ -275,4 +276,176 @@ impl LayerNorm {
 /// `nn.Embedding(n, dim)`: only its table is used here.
 pub fn embedding(p: nn::Path, n: i64, dim: i64) -> Tensor {
     var(&p, "weight", &[n, dim])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    impl InstanceNorm {
+        fn shallow(&self) -> Self {
+            InstanceNorm {
+                weight: self.weight.as_ref().map(Tensor::shallow_clone),
+                bias: self.bias.as_ref().map(Tensor::shallow_clone),
+            }
+        }
+        fn params(&self) -> Vec<Tensor> {
+            [&self.weight, &self.bias]
+                .into_iter()
+                .flatten()
+                .map(Tensor::shallow_clone)
+                .collect()
+        }
+    }
+
+    fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
+        (a - b).abs().max().double_value(&[])
+    }
+
+    /// Values with a large mean against their spread: a one-pass variance in float32 would
+    /// be off by far more than the tolerance.
+    fn input(c: i64) -> Tensor {
+        tch::manual_seed(7);
+        Tensor::randn([2, c, 9, 8, 7], (Kind::Float, Device::Cpu)) * 3.0 + 40.0
+    }
+
+    #[test]
+    fn channels_last_norm_equals_libtorchs_in_values_and_gradients() {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let norm = InstanceNorm::affine(vs.root() / "n", 5);
+        tch::no_grad(|| {
+            let _ = norm
+                .weight
+                .as_ref()
+                .unwrap()
+                .shallow_clone()
+                .uniform_(0.5, 1.5);
+            let _ = norm
+                .bias
+                .as_ref()
+                .unwrap()
+                .shallow_clone()
+                .uniform_(-1.0, 1.0);
+        });
+        let x = input(5);
+        let cl = to_channels_last(&x);
+        assert!(is_channels_last(&cl) && !is_channels_last(&x));
+        assert!(max_diff(&cl, &x) == 0.0);
+
+        // Inference (in place) and autograd (out of place) give libtorch's values, channels-last.
+        let reference = norm.forward(&x);
+        let fast = tch::no_grad(|| norm.forward(&cl));
+        assert!(is_channels_last(&fast));
+        assert!(
+            max_diff(&fast, &reference) < 1e-5,
+            "{}",
+            max_diff(&fast, &reference)
+        );
+        for plain in [false, true] {
+            let n = if plain {
+                InstanceNorm::plain()
+            } else {
+                norm.shallow()
+            };
+            let xr = x.copy().set_requires_grad(true);
+            let xc = to_channels_last(&x).set_requires_grad(true);
+            let probe = Tensor::randn([2, 5, 9, 8, 7], (Kind::Float, Device::Cpu));
+            (n.forward(&xr) * &probe).sum(Kind::Float).backward();
+            let grads_ref: Vec<Tensor> = n.params().iter().map(|p| p.grad().copy()).collect();
+            for p in n.params() {
+                let _ = p.grad().zero_();
+            }
+            let out = n.forward(&xc);
+            assert!(is_channels_last(&out));
+            (out * &probe).sum(Kind::Float).backward();
+            let relative =
+                |a: &Tensor, b: &Tensor| max_diff(a, b) / b.abs().max().double_value(&[]);
+            let d = relative(&xc.grad(), &xr.grad());
+            assert!(d < 1e-4, "input gradient differs by {d} (relative)");
+            for (g, p) in grads_ref.iter().zip(n.params()) {
+                let d = relative(&p.grad(), g);
+                assert!(d < 1e-5, "parameter gradient differs by {d} (relative)");
+            }
+            for p in n.params() {
+                let _ = p.grad().zero_();
+            }
+        }
+    }
+
+    #[test]
+    fn onednn_convolution_equals_libtorchs_and_keeps_channels_last() {
+        let vs = nn::VarStore::new(Device::Cpu);
+        tch::manual_seed(3);
+        let conv = Conv3d::new(vs.root() / "c", 4, 6, 3, 1, true);
+        let init = Conv3d::new(vs.root() / "i", 1, 4, 3, 1, false);
+        let down = Conv3d::new(vs.root() / "d", 4, 6, 3, 2, false);
+        tch::no_grad(|| {
+            for v in vs.trainable_variables() {
+                let _ = v.shallow_clone().uniform_(-0.3, 0.3);
+            }
+        });
+        let x = input(4) / 40.0;
+        for c in [&conv, &down] {
+            let reference = x.conv3d(
+                &c.weight,
+                c.bias.as_ref(),
+                [c.stride; 3],
+                [c.padding; 3],
+                [1; 3],
+                1,
+            );
+            let out = c.forward(&to_channels_last(&x));
+            assert!(is_channels_last(&out));
+            assert!(max_diff(&out, &reference) < 1e-5);
+        }
+        // conv_init's 1-channel input, which libtorch would send to its im2col path.
+        let one = x.narrow(1, 0, 1).contiguous();
+        let reference = one.conv3d(&init.weight, None::<&Tensor>, [1; 3], [1; 3], [1; 3], 1);
+        assert!(max_diff(&init.forward(&one), &reference) < 1e-5);
+        // Gradients flow through oneDNN's convolution as through libtorch's.
+        let xr = to_channels_last(&x).set_requires_grad(true);
+        conv.forward(&xr).square().sum(Kind::Float).backward();
+        let gw = conv.weight.grad().copy();
+        let _ = conv.weight.grad().zero_();
+        let xc = x.copy().set_requires_grad(true);
+        xc.conv3d(&conv.weight, conv.bias.as_ref(), [1; 3], [1; 3], [1; 3], 1)
+            .square()
+            .sum(Kind::Float)
+            .backward();
+        let relative = |a: &Tensor, b: &Tensor| max_diff(a, b) / b.abs().max().double_value(&[]);
+        let (dx, dw) = (
+            relative(&xr.grad(), &xc.grad()),
+            relative(&gw, &conv.weight.grad()),
+        );
+        assert!(
+            dx < 1e-5 && dw < 1e-5,
+            "gradients differ: input {dx}, weights {dw}"
+        );
+    }
+
+    #[test]
+    fn deconvolution_of_a_channels_last_input_stays_channels_last() {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let up = Deconv3d::new(vs.root() / "u", 4, 3, true);
+        tch::no_grad(|| {
+            for v in vs.trainable_variables() {
+                let _ = v.shallow_clone().uniform_(-0.3, 0.3);
+            }
+        });
+        // Small inputs take libtorch's own path, which returns channels-first.
+        let x = to_channels_last(&input(4).narrow(2, 0, 3));
+        let y = up.forward(&x);
+        assert!(is_channels_last(&y));
+        assert_eq!(y.size(), [2, 3, 6, 16, 14]);
+        let reference = x.contiguous().conv_transpose3d(
+            &up.weight,
+            up.bias.as_ref(),
+            [2; 3],
+            [1; 3],
+            [1; 3],
+            1,
+            [1; 3],
+        );
+        assert!(max_diff(&y, &reference) < 1e-5);
+    }
 }
