@@ -164,6 +164,7 @@ apt_tool dciodvfy dicom3tools "the DICOM SEG and RT-STRUCT export tests need it"
 apt_tool plastimatch plastimatch "the RT-STRUCT tests need it (an independent reader)"
 apt_tool munged munge "the Slurm cohort test needs it (Slurm's authentication)"
 apt_tool slurmctld slurm-wlm "the Slurm cohort test needs it (scripts/slurm-local.sh starts it)"
+apt_tool ip iproute2 "the two-node Slurm test needs it (the second node's network namespace)"
 apt_tool chromium chromium "the viewer's browser test needs it (headless, software WebGL)"
 apt_tool chromedriver chromium-driver "the viewer's browser test drives chromium through it"
 
