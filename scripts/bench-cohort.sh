@@ -48,40 +48,31 @@ t0="$(now)"
 "$BIN" run "$WF" -q --no-trace --cohort "$MANIFEST" --results "$TMP/results1" --jobs 1
 jobs1="$(secs "$t0" "$(now)")"
 
-# The same cohort through a real single-node Slurm (scripts/slurm-local.sh), 3 array tasks
-# at most 1 at a time (this machine's cores are the one process's too), from submit until the
-# gather job has written the tables.
+# The same cohort through a real Slurm (scripts/slurm-local.sh), from submit until the gather
+# job has written the tables. slurm_cohort NAME NODES ARRAY_MAX sets SECS.
+slurm_cohort() {
+  local name="$1" nodes="$2" max="$3" t0 wf
+  "$ROOT/scripts/slurm-local.sh" start "$TMP/$name" "$nodes" >/dev/null
+  trap '"$ROOT/scripts/slurm-local.sh" stop "$TMP/'"$name"'"; rm -rf "$TMP"' EXIT
+  export SLURM_CONF="$TMP/$name/slurm.conf"
+  wf="$(workflow "$name")"
+  t0="$(now)"
+  "$BIN" cohort submit "$wf" --slurm --cohort "$MANIFEST" --results "$TMP/results-$name" \
+    --tasks 3 --array-max "$max" >/dev/null
+  until "$BIN" cohort status "$TMP/results-$name" | grep -q "submission 0: .*(finished), gather .*(finished)"; do
+    sleep 0.2
+  done
+  SECS="$(secs "$t0" "$(now)")"
+  cmp "$TMP/results/metrics_long.csv" "$TMP/results-$name/metrics_long.csv"
+  "$ROOT/scripts/slurm-local.sh" stop "$TMP/$name"
+}
 slurm=skipped
 slurm2=skipped
 if command -v slurmctld >/dev/null 2>&1 || [ -x /usr/sbin/slurmctld ]; then
-  "$ROOT/scripts/slurm-local.sh" start "$TMP/slurm" >/dev/null
-  trap '"$ROOT/scripts/slurm-local.sh" stop "$TMP/slurm"; rm -rf "$TMP"' EXIT
-  export SLURM_CONF="$TMP/slurm/slurm.conf"
-  WF="$(workflow slurm)"
-  t0="$(now)"
-  "$BIN" cohort submit "$WF" --slurm --cohort "$MANIFEST" --results "$TMP/results-slurm" \
-    --tasks 3 --array-max 1 >/dev/null
-  until "$BIN" cohort status "$TMP/results-slurm" | grep -q "submission 0: .*(finished), gather .*(finished)"; do
-    sleep 0.2
-  done
-  slurm="$(secs "$t0" "$(now)")"
-  cmp "$TMP/results/metrics_long.csv" "$TMP/results-slurm/metrics_long.csv"
-  "$ROOT/scripts/slurm-local.sh" stop "$TMP/slurm"
-  # Two nodes of one core each (n2 in a network namespace; root only), 3 tasks, 2 at a time.
-  if [ "$(id -u)" = 0 ]; then
-    "$ROOT/scripts/slurm-local.sh" start "$TMP/slurm2" 2 >/dev/null
-    trap '"$ROOT/scripts/slurm-local.sh" stop "$TMP/slurm2"; rm -rf "$TMP"' EXIT
-    export SLURM_CONF="$TMP/slurm2/slurm.conf"
-    WF="$(workflow slurm2)"
-    t0="$(now)"
-    "$BIN" cohort submit "$WF" --slurm --cohort "$MANIFEST" --results "$TMP/results-slurm2" \
-      --tasks 3 --array-max 2 >/dev/null
-    until "$BIN" cohort status "$TMP/results-slurm2" | grep -q "submission 0: .*(finished), gather .*(finished)"; do
-      sleep 0.2
-    done
-    slurm2="$(secs "$t0" "$(now)")"
-    cmp "$TMP/results/metrics_long.csv" "$TMP/results-slurm2/metrics_long.csv"
-  fi
+  # One node, 3 array tasks at most 1 at a time (this machine's cores are the one process's
+  # too); then two nodes of one core each (n2 in a network namespace; root only), 2 at a time.
+  slurm_cohort slurm 1 1; slurm="$SECS"
+  if [ "$(id -u)" = 0 ]; then slurm_cohort slurm2 2 2; slurm2="$SECS"; fi
 fi
 
 cmp "$TMP/results/metrics_long.csv" "$TMP/results1/metrics_long.csv"
