@@ -149,9 +149,10 @@ fn a_slurm_array_gathers_what_one_process_computes_and_resume_runs_only_what_is_
         &status,
         &[
             "15 subjects: 12 done, 3 failed, 0 pending",
-            "bad-missing: invalid:",
-            "bad-corrupt: failed:",
-            "bad-labels: failed:",
+            "bad-missing: invalid on ",
+            "bad-corrupt: failed on ",
+            "bad-labels: failed on ",
+            "ran on: ",
         ],
     );
     // Three array tasks each ran their shard (5 subjects each, round robin).
@@ -178,6 +179,30 @@ fn a_slurm_array_gathers_what_one_process_computes_and_resume_runs_only_what_is_
         })
         .collect();
     if cluster.nodes == 2 {
+        // `cohort status` counts them per node
+        // ("ran on: n1: 7 done, 1 not done; n2: 5 done, 2 not done").
+        let ran_on = status.lines().find(|l| l.contains("ran on:")).unwrap();
+        let per_node: Vec<(String, usize, usize)> = ran_on
+            .split_once("ran on: ")
+            .unwrap()
+            .1
+            .split("; ")
+            .map(|p| {
+                let w: Vec<&str> = p.split([' ', ',', ':']).filter(|w| !w.is_empty()).collect();
+                (
+                    w[0].to_string(),
+                    w[1].parse().unwrap(),
+                    w[3].parse().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            per_node.iter().map(|p| p.0.as_str()).collect::<Vec<_>>(),
+            ["n1", "n2"],
+            "{ran_on}"
+        );
+        assert_eq!(per_node.iter().map(|p| p.1).sum::<usize>(), 12, "{ran_on}");
+        assert_eq!(per_node.iter().map(|p| p.2).sum::<usize>(), 3, "{ran_on}");
         assert_eq!(
             hosts.into_iter().collect::<Vec<_>>(),
             ["n1", "n2"],

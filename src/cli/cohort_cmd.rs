@@ -491,8 +491,13 @@ fn gather_cmd(results: &Path) -> Result<i32, i32> {
     Ok(0)
 }
 
-/// Done subject ids, and the others with why (`pending` when they have no record).
-type Progress = (Vec<String>, Vec<(String, String)>);
+/// Done subject ids, the others with why (`pending` when they have no record), and per host
+/// where subjects ran, how many were done and how many not.
+type Progress = (
+    Vec<String>,
+    Vec<(String, String)>,
+    std::collections::BTreeMap<String, (usize, usize)>,
+);
 
 /// The subjects of the submission's cohort, per their records.
 fn progress(state: &SlurmState) -> Result<Progress, i32> {
@@ -502,14 +507,30 @@ fn progress(state: &SlurmState) -> Result<Progress, i32> {
         .map_err(|e| print_problems(&e, "the cohort's subjects"))?;
     let mut done = Vec::new();
     let mut missing = Vec::new();
+    let mut hosts = std::collections::BTreeMap::<String, (usize, usize)>::new();
     for s in &manifest.subjects {
-        match record::read(&state.spec.results, &s.id) {
+        let record = record::read(&state.spec.results, &s.id);
+        if let Ok(Some(r)) = &record {
+            let tally = hosts
+                .entry(r.host.clone().unwrap_or_else(|| "unknown host".into()))
+                .or_default();
+            if r.status == Status::Done {
+                tally.0 += 1;
+            } else {
+                tally.1 += 1;
+            }
+        }
+        match record {
             Ok(Some(r)) if r.status == Status::Done => done.push(s.id.clone()),
             Ok(Some(r)) => missing.push((
                 s.id.clone(),
                 format!(
-                    "{}: {}",
+                    "{}{}: {}",
                     format!("{:?}", r.status).to_lowercase(),
+                    r.host
+                        .as_deref()
+                        .map(|h| format!(" on {h}"))
+                        .unwrap_or_default(),
                     r.cause
                         .as_deref()
                         .unwrap_or("")
@@ -522,7 +543,7 @@ fn progress(state: &SlurmState) -> Result<Progress, i32> {
             Err(e) => missing.push((s.id.clone(), format!("unreadable record: {e}"))),
         }
     }
-    Ok((done, missing))
+    Ok((done, missing, hosts))
 }
 
 fn status(results: &Path) -> Result<i32, i32> {
@@ -530,7 +551,7 @@ fn status(results: &Path) -> Result<i32, i32> {
         eprintln!("error: {e}");
         EXIT_INVALID
     })?;
-    let (done, missing) = progress(&state)?;
+    let (done, missing, hosts) = progress(&state)?;
     let pending = missing.iter().filter(|m| m.1 == "pending").count();
     outln!(
         "{}: {} subjects: {} done, {} failed, {pending} pending",
@@ -541,6 +562,14 @@ fn status(results: &Path) -> Result<i32, i32> {
     );
     for (id, why) in &missing {
         outln!("  {id}: {why}");
+    }
+    // Where they ran: failures piling up on one node point at the node.
+    if !hosts.is_empty() {
+        let per_host: Vec<String> = hosts
+            .iter()
+            .map(|(h, (d, f))| format!("{h}: {d} done, {f} not done"))
+            .collect();
+        outln!("  ran on: {}", per_host.join("; "));
     }
     let jobs: Vec<&str> = state
         .submissions
@@ -567,7 +596,7 @@ fn resume(results: &Path, tasks: Option<usize>) -> Result<i32, i32> {
         eprintln!("error: {e}");
         EXIT_INVALID
     })?;
-    let (_, missing) = progress(&state)?;
+    let (_, missing, _) = progress(&state)?;
     if missing.is_empty() {
         outln!("every subject is done; nothing to resubmit");
         return Ok(0);
