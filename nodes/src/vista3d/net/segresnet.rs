@@ -1,9 +1,9 @@
 //! The image encoder: MONAI's `SegResNetDS2` (a SegResNet encoder and two identical
 //! decoders, `up_layers` feeding the point head and `up_layers_auto` the class head).
 
-use super::layers::{to_channels_last, Conv3d, Deconv3d, InstanceNorm};
+use super::layers::{on_onednn, to_channels_last, Conv3d, Deconv3d, InstanceNorm};
 use super::Config;
-use tch::{nn, Device, Kind, Tensor};
+use tch::{nn, Tensor};
 
 /// Pre-activation residual block: `x + conv2(relu(IN2(conv1(relu(IN1(x))))))`.
 #[derive(Debug)]
@@ -72,9 +72,9 @@ impl Encoder {
     /// Skips from the finest level to the deepest.
     fn forward(&self, x: &Tensor) -> Vec<Tensor> {
         let mut x = self.conv_init.forward(x);
-        // On the CPU in fp32, channels-last from here on: every convolution, norm and
-        // addition keeps it. (GPUs keep the layout they were measured with.)
-        if x.device() == Device::Cpu && x.kind() == Kind::Float {
+        // On oneDNN's path, channels-last from here on: every convolution, norm and addition
+        // keeps it.
+        if on_onednn(&x) {
             x = to_channels_last(&x);
         }
         let mut outs = Vec::with_capacity(self.layers.len());
