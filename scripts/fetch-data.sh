@@ -165,6 +165,7 @@ apt_tool plastimatch plastimatch "the RT-STRUCT tests need it (an independent re
 apt_tool munged munge "the Slurm cohort test needs it (Slurm's authentication)"
 apt_tool slurmctld slurm-wlm "the Slurm cohort test needs it (scripts/slurm-local.sh starts it)"
 apt_tool ip iproute2 "the two-node Slurm test needs it (the second node's network namespace)"
+apt_tool glusterd glusterfs-server "the cache-between-hosts test needs it (scripts/gluster-local.sh: a real network file system)"
 apt_tool chromium chromium "the viewer's browser test needs it (headless, software WebGL)"
 apt_tool chromedriver chromium-driver "the viewer's browser test drives chromium through it"
 

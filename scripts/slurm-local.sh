@@ -15,6 +15,7 @@ cmd="${1:-}"; DIR="${2:-}"; NODES="${3:-1}"
 [ -n "$cmd" ] && [ -n "$DIR" ] || { echo "usage: $0 start|stop DIR [NODES]" >&2; exit 2; }
 case "$NODES" in 1|2) ;; *) echo "slurm-local: NODES is 1 or 2, not $NODES" >&2; exit 2;; esac
 mkdir -p "$DIR"; DIR="$(cd "$DIR" && pwd)"
+. "$(dirname "${BASH_SOURCE[0]}")/lib/netns.sh"
 
 stop() {
   for d in slurmd slurmd-n2 slurmctld munged; do
@@ -25,13 +26,7 @@ stop() {
       rm -f "$DIR/$d.pid"
     fi
   done
-  # The second node's namespace and link (their names are in DIR/netns).
-  if [ -f "$DIR/netns" ]; then
-    read -r ns link < "$DIR/netns"
-    ip link del "$link" 2>/dev/null || true
-    ip netns del "$ns" 2>/dev/null || true
-    rm -f "$DIR/netns"
-  fi
+  netns_down "$DIR"
 }
 
 if [ "$cmd" = stop ]; then stop; exit 0; fi
@@ -64,23 +59,11 @@ NODE_LINES="NodeName=localhost CPUs=$CPUS RealMemory=$MEM_MB State=UNKNOWN"
 NODE_LIST=localhost
 if [ "$NODES" = 2 ]; then
   # n2 gets a network namespace and a veth pair: its own address, reached over the link.
-  [ "$(id -u)" = 0 ] && command -v ip >/dev/null || {
-    echo "slurm-local: two nodes need root and ip (iproute2) for a network namespace" >&2; stop; exit 1; }
-  NS="vf$PORT_BASE"; HOST_IF="vf${PORT_BASE}a"; NODE_IF="vf${PORT_BASE}b"
-  NET="10.213.$((PORT_BASE % 250))"
-  echo "$NS $HOST_IF" > "$DIR/netns"
-  ip netns add "$NS"
-  ip link add "$HOST_IF" type veth peer name "$NODE_IF"
-  ip link set "$NODE_IF" netns "$NS"
-  ip addr add "$NET.1/24" dev "$HOST_IF"
-  ip link set "$HOST_IF" up
-  ip netns exec "$NS" ip addr add "$NET.2/24" dev "$NODE_IF"
-  ip netns exec "$NS" ip link set "$NODE_IF" up
-  ip netns exec "$NS" ip link set lo up
-  CTL="localhost($NET.1)"
+  netns_up "$DIR" "$PORT_BASE" || { stop; exit 1; }
+  CTL="localhost($NETNS_HOST_ADDR)"
   HALF_CPUS=$(( CPUS / 2 > 0 ? CPUS / 2 : 1 )); HALF_MEM=$(( MEM_MB / 2 ))
-  NODE_LINES="NodeName=n1 NodeAddr=$NET.1 CPUs=$HALF_CPUS RealMemory=$HALF_MEM State=UNKNOWN
-NodeName=n2 NodeAddr=$NET.2 CPUs=$HALF_CPUS RealMemory=$HALF_MEM State=UNKNOWN"
+  NODE_LINES="NodeName=n1 NodeAddr=$NETNS_HOST_ADDR CPUs=$HALF_CPUS RealMemory=$HALF_MEM State=UNKNOWN
+NodeName=n2 NodeAddr=$NETNS_PEER_ADDR CPUs=$HALF_CPUS RealMemory=$HALF_MEM State=UNKNOWN"
   NODE_LIST=n1,n2
 fi
 cat > "$DIR/slurm.conf" <<CONF
@@ -120,9 +103,7 @@ echo $! > "$DIR/slurmctld.pid"
 if [ "$NODES" = 2 ]; then
   slurmd -D -f "$SLURM_CONF" -N n1 >/dev/null 2>&1 &
   echo $! > "$DIR/slurmd.pid"
-  # nsenter, not `ip netns exec`: that one mounts a sysfs of its own, without the cgroup
-  # tree slurmd looks for.
-  nsenter --net="/run/netns/$NS" slurmd -D -f "$SLURM_CONF" -N n2 >/dev/null 2>&1 &
+  nsenter --net="/run/netns/$NETNS_NS" slurmd -D -f "$SLURM_CONF" -N n2 >/dev/null 2>&1 &
   echo $! > "$DIR/slurmd-n2.pid"
 else
   slurmd -D -f "$SLURM_CONF" -N localhost >/dev/null 2>&1 &

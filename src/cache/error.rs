@@ -25,7 +25,7 @@ pub enum CacheError {
     )]
     Busy {
         root: PathBuf,
-        /// "pid 1234, pid 5678" or "pid unknown".
+        /// "pid 1234, pid 5678", or "pid unknown: ..." when no holder is on this host.
         holders: String,
         /// What could not be done ("cannot collect garbage while it runs").
         what: &'static str,

@@ -57,6 +57,10 @@ pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
+/// How long a lock file may go on answering ESTALE before that is an error (see
+/// [`EntryLock::acquire`]); a network file system's name cache lives seconds at most.
+const STALE_FOR_AT_MOST: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// An exclusive lock on one entry's lock file, held while the entry is written or removed.
 /// The lock file is unlinked on drop (before unlocking).
 pub(crate) struct EntryLock {
@@ -87,19 +91,53 @@ impl EntryLock {
         path: &Path,
         lock: impl Fn(&File) -> io::Result<()>,
     ) -> io::Result<Option<EntryLock>> {
+        // On a network file system the file we opened may be unlinked by its holder on
+        // another host before we lock or stat it: the server then answers ESTALE where a
+        // local file system would let us lock the orphan. Both mean "gone, try again", but
+        // the client keeps resolving the path to the dead file until its name cache expires
+        // (about a second for GlusterFS and NFS): so pause between tries, and report a
+        // handle that stays stale longer (a broken mount).
+        let mut stale_since = None;
+        let mut retry = |e: io::Error| {
+            if e.raw_os_error() != Some(libc::ESTALE) {
+                return Err(e);
+            }
+            let since = *stale_since.get_or_insert_with(std::time::Instant::now);
+            if since.elapsed() > STALE_FOR_AT_MOST {
+                return Err(e);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            Ok(())
+        };
         loop {
-            let file = OpenOptions::new()
+            let file = match OpenOptions::new()
                 .read(true)
                 .write(true)
                 .create(true)
                 .truncate(false)
-                .open(path)?;
+                .open(path)
+            {
+                Ok(f) => f,
+                Err(e) => {
+                    retry(e)?;
+                    continue;
+                }
+            };
             match lock(&file) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
-                Err(e) => return Err(e),
+                Err(e) => {
+                    retry(e)?;
+                    continue;
+                }
             }
-            let held = file.metadata()?;
+            let held = match file.metadata() {
+                Ok(m) => m,
+                Err(e) => {
+                    retry(e)?;
+                    continue;
+                }
+            };
             match fs::metadata(path) {
                 Ok(now) if now.dev() == held.dev() && now.ino() == held.ino() => {
                     return Ok(Some(EntryLock {
@@ -109,7 +147,7 @@ impl EntryLock {
                 }
                 Ok(_) => continue,
                 Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(e),
+                Err(e) => retry(e)?,
             }
         }
     }

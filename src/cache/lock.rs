@@ -96,14 +96,16 @@ impl RootLock {
     }
 
     /// "pid 12, pid 34" for the other processes holding a lock on the lock file, from
-    /// `/proc/locks` (Linux); "pid unknown" elsewhere.
+    /// `/proc/locks` (Linux). A holder on another host of a network file system is in no
+    /// table here: then [`UNSEEN_HOLDER`].
     fn holders(&self) -> String {
-        let ino = match self.file.metadata() {
-            Ok(m) => m.ino(),
-            Err(_) => return "pid unknown".into(),
+        let (dev, ino) = match self.file.metadata() {
+            Ok(m) => (m.dev(), m.ino()),
+            Err(_) => return UNSEEN_HOLDER.into(),
         };
         let me = std::process::id();
         let mut pids = holders_of(
+            dev,
             ino,
             &std::fs::read_to_string("/proc/locks").unwrap_or_default(),
         );
@@ -119,14 +121,20 @@ impl RootLock {
                 .collect::<Vec<_>>()
                 .join(", "),
             (true, true) => format!("another handle in this process, pid {me}"),
-            (true, false) => "pid unknown".into(),
+            (true, false) => UNSEEN_HOLDER.into(),
         }
     }
 }
 
-/// Pids holding (not waiting for) a flock on inode `ino`, parsed from `/proc/locks` text:
-/// `1: FLOCK  ADVISORY  READ  1234 fd:01:5678 0 EOF`.
-fn holders_of(ino: u64, proc_locks: &str) -> Vec<u32> {
+/// What [`RootLock::holders`] says when no process here holds the lock.
+const UNSEEN_HOLDER: &str =
+    "pid unknown: a process on another host sharing this file system, or one not visible here";
+
+/// Pids holding (not waiting for) a flock on file `dev`/`ino`, parsed from `/proc/locks`
+/// text: `1: FLOCK  ADVISORY  READ  1234 fd:01:5678 0 EOF` (major:minor in hex, inode).
+/// The device matters: two mounts of one network file system give a file the same inode.
+fn holders_of(dev: u64, ino: u64, proc_locks: &str) -> Vec<u32> {
+    let want = format!("{:02x}:{:02x}:{ino}", libc::major(dev), libc::minor(dev));
     let mut pids: Vec<u32> = proc_locks
         .lines()
         .filter(|l| !l.contains("->"))
@@ -135,8 +143,7 @@ fn holders_of(ino: u64, proc_locks: &str) -> Vec<u32> {
             if f.len() < 6 || f[1] != "FLOCK" {
                 return None;
             }
-            let file_ino: u64 = f[5].rsplit(':').next()?.parse().ok()?;
-            (file_ino == ino).then(|| f[4].parse().ok()).flatten()
+            (f[5] == want).then(|| f[4].parse().ok()).flatten()
         })
         .collect();
     pids.sort_unstable();
@@ -154,8 +161,15 @@ mod tests {
                     1: -> FLOCK  ADVISORY  WRITE 99 fd:01:5678 0 EOF\n\
                     2: POSIX  ADVISORY  WRITE 77 fd:01:5678 0 EOF\n\
                     3: FLOCK  ADVISORY  READ  4321 fd:01:5678 0 EOF\n\
-                    4: FLOCK  ADVISORY  READ  1 fd:01:9 0 EOF\n";
-        assert_eq!(holders_of(5678, text), vec![1234, 4321]);
+                    4: FLOCK  ADVISORY  READ  1 fd:01:9 0 EOF\n\
+                    5: FLOCK  ADVISORY  READ  55 00:28:5678 0 EOF\n";
+        assert_eq!(
+            holders_of(libc::makedev(0xfd, 1), 5678, text),
+            vec![1234, 4321]
+        );
+        // The same inode on another device (a second mount of a network file system).
+        assert_eq!(holders_of(libc::makedev(0, 0x28), 5678, text), vec![55]);
+        assert!(holders_of(libc::makedev(0, 0x29), 5678, text).is_empty());
     }
 
     #[test]

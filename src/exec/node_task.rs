@@ -267,6 +267,12 @@ async fn claim(sh: &Arc<Shared>, i: usize, line: &Arc<NodeLine>) -> Result<Claim
         if !waited {
             waited = true;
             line.status("waiting for another process computing this node");
+            // Also a line in the log: a job stalled on another host's lock says so.
+            sh.display.println(&format!(
+                "node `{}`: another process sharing the cache (here or on another host) is \
+                 computing it; waiting to take its outputs from the cache",
+                sh.plan.nodes[i].id
+            ));
         }
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_millis(100)) => {}
