@@ -10,6 +10,9 @@
 # file system is shared, as a cluster's shared file system would be. One partition `debug`
 # (default); no cgroups (proctrack/linuxproc, task/none), no accounting. Daemons run in the
 # foreground as background jobs of this script; their logs are DIR/*.log.
+# SLURM_LOCAL_N2_MOUNT=SRC:DST (two nodes): n2 also gets a mount namespace of its own, where
+# SRC is mounted on DST, so the two nodes reach one path through different clients of a
+# network file system (scripts/gluster-local.sh's host2 on its host1).
 set -euo pipefail
 cmd="${1:-}"; DIR="${2:-}"; NODES="${3:-1}"
 [ -n "$cmd" ] && [ -n "$DIR" ] || { echo "usage: $0 start|stop DIR [NODES]" >&2; exit 2; }
@@ -103,7 +106,14 @@ echo $! > "$DIR/slurmctld.pid"
 if [ "$NODES" = 2 ]; then
   slurmd -D -f "$SLURM_CONF" -N n1 >/dev/null 2>&1 &
   echo $! > "$DIR/slurmd.pid"
-  nsenter --net="/run/netns/$NETNS_NS" slurmd -D -f "$SLURM_CONF" -N n2 >/dev/null 2>&1 &
+  if [ -n "${SLURM_LOCAL_N2_MOUNT:-}" ]; then
+    # unshare and sh exec in turn: the pid recorded is slurmd's.
+    nsenter --net="/run/netns/$NETNS_NS" unshare --mount --propagation private \
+      sh -c 'mount --bind "$1" "$2" && exec slurmd -D -f "$3" -N n2' sh \
+      "${SLURM_LOCAL_N2_MOUNT%%:*}" "${SLURM_LOCAL_N2_MOUNT#*:}" "$SLURM_CONF" >/dev/null 2>&1 &
+  else
+    nsenter --net="/run/netns/$NETNS_NS" slurmd -D -f "$SLURM_CONF" -N n2 >/dev/null 2>&1 &
+  fi
   echo $! > "$DIR/slurmd-n2.pid"
 else
   slurmd -D -f "$SLURM_CONF" -N localhost >/dev/null 2>&1 &

@@ -8,75 +8,18 @@
 
 mod common;
 
+use common::gluster::Gluster;
 use common::{span_attr, text, trace_spans, vistaflow};
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
-use std::time::Duration;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use vistaflow::cache::Store;
 use vistaflow::exec::{self, CachePolicy};
 use vistaflow::workflow;
-
-/// The volume and its two mounts, stopped on drop.
-struct Gluster {
-    dir: PathBuf,
-}
-
-impl Gluster {
-    fn start(dir: &Path) -> Option<Gluster> {
-        let root = Command::new("id")
-            .arg("-u")
-            .output()
-            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
-        let have = Path::new("/usr/sbin/glusterd").exists();
-        let fuse = Path::new("/dev/fuse").exists();
-        if !(root && have && fuse) {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "CI: the network file system test needs root ({root}), /dev/fuse ({fuse}) and \
-                 glusterfs-server ({have}; scripts/fetch-data.sh installs it)"
-            );
-            eprintln!(
-                "skipped: needs root, /dev/fuse and glusterfs-server (scripts/fetch-data.sh)"
-            );
-            return None;
-        }
-        let out = Command::new(Self::script())
-            .arg("start")
-            .arg(dir)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "gluster-local.sh start: {}",
-            text(&out)
-        );
-        Some(Gluster {
-            dir: dir.to_path_buf(),
-        })
-    }
-
-    fn script() -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/gluster-local.sh")
-    }
-
-    fn host(&self, n: u8) -> PathBuf {
-        self.dir.join(format!("host{n}"))
-    }
-}
-
-impl Drop for Gluster {
-    fn drop(&mut self) {
-        let _ = Command::new(Self::script())
-            .arg("stop")
-            .arg(&self.dir)
-            .output();
-    }
-}
 
 /// A running `vistaflow`, its stderr read line by line as it comes.
 struct Log {

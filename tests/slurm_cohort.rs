@@ -3,10 +3,14 @@
 //! node where that cannot be: not root); `vistaflow cohort submit --slurm` sends a job array
 //! of 3 tasks over 15 subjects (3 of them bad) and a gather job; the tasks run on both nodes;
 //! the gathered tables must equal a single-process `--cohort` run's byte for byte; `cohort
-//! resume` then resubmits only the subjects that are not done.
+//! resume` then resubmits only the subjects that are not done. As root, the cohort, its
+//! results and its cache are on a real network file system (scripts/gluster-local.sh): n1
+//! reaches them through one GlusterFS client and n2 through another, mounted at the same
+//! path in n2's own mount namespace, so the cache is shared between hosts as on a cluster.
 
 mod common;
 
+use common::gluster::Gluster;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -19,7 +23,8 @@ struct Cluster {
 }
 
 impl Cluster {
-    fn start(dir: &Path) -> Option<Cluster> {
+    /// `n2_mount`: (SRC, DST) mounted for n2 only (SLURM_LOCAL_N2_MOUNT).
+    fn start(dir: &Path, n2_mount: Option<(&Path, &Path)>) -> Option<Cluster> {
         let have = |t: &str| {
             ["/usr/sbin", "/usr/bin", "/sbin", "/bin"]
                 .iter()
@@ -47,12 +52,15 @@ impl Cluster {
             eprintln!("one Slurm node only: a second one needs root (a network namespace)");
         }
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/slurm-local.sh");
-        let out = Command::new(&script)
-            .arg("start")
-            .arg(dir)
-            .arg(nodes.to_string())
-            .output()
-            .unwrap();
+        let mut cmd = Command::new(&script);
+        cmd.arg("start").arg(dir).arg(nodes.to_string());
+        if let Some((src, dst)) = n2_mount {
+            cmd.env(
+                "SLURM_LOCAL_N2_MOUNT",
+                format!("{}:{}", src.display(), dst.display()),
+            );
+        }
+        let out = cmd.output().unwrap();
         assert!(
             out.status.success(),
             "slurm-local.sh start: {}",
@@ -108,6 +116,19 @@ impl Drop for Cluster {
     }
 }
 
+/// major:minor of the file system mounted last at `at`, from a mountinfo file.
+fn mount_device(mountinfo: &str, at: &Path) -> String {
+    let at = at.to_str().unwrap();
+    read(PathBuf::from(mountinfo))
+        .lines()
+        .rfind(|l| l.split(' ').nth(4) == Some(at))
+        .unwrap_or_else(|| panic!("nothing mounted at {at} in {mountinfo}"))
+        .split(' ')
+        .nth(2)
+        .unwrap()
+        .to_string()
+}
+
 fn read(p: PathBuf) -> String {
     std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
@@ -115,14 +136,35 @@ fn read(p: PathBuf) -> String {
 #[test]
 fn a_slurm_array_gathers_what_one_process_computes_and_resume_runs_only_what_is_missing() {
     let tmp = tempfile::tempdir().unwrap();
-    let work = tmp.path().join("work");
+    if common::data_dir().is_none() {
+        return;
+    }
+    // Declared before the cluster, so stopped after it (n2's slurmd holds a mount of it).
+    let gluster = Gluster::start(&tmp.path().join("gluster"));
+    let shared = gluster
+        .as_ref()
+        .map_or(tmp.path().to_path_buf(), |g| g.host(1));
+    let work = shared.join("work");
     std::fs::create_dir(&work).unwrap();
     if common::make_cohort(&work).is_none() {
         return;
     }
-    let Some(cluster) = Cluster::start(&tmp.path().join("slurm")) else {
+    let host2 = gluster.as_ref().map(|g| g.host(2));
+    let n2_mount = host2.as_deref().map(|h2| (h2, shared.as_path()));
+    let Some(cluster) = Cluster::start(&tmp.path().join("slurm"), n2_mount) else {
         return;
     };
+    if let Some(h2) = &host2 {
+        // n2 sees the shared folder through the second client: another device there.
+        let pid = read(cluster.dir.join("slurmd-n2.pid"));
+        let n2 = mount_device(&format!("/proc/{}/mountinfo", pid.trim()), &shared);
+        let n1 = mount_device("/proc/self/mountinfo", &shared);
+        let client2 = mount_device("/proc/self/mountinfo", h2);
+        assert!(
+            n2 == client2 && n2 != n1,
+            "n1 {n1}, n2 {n2}, host2 {client2}"
+        );
+    }
 
     let (code, text) = cluster.vistaflow(
         &[

@@ -5,6 +5,8 @@
     reason = "each test binary uses a part of the shared helpers"
 )]
 
+pub mod gluster;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
