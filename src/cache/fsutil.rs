@@ -75,21 +75,27 @@ impl EntryLock {
     /// unlinked file; it checks that `path` still names the inode it locked and retries
     /// otherwise (the usual lock-then-verify dance).
     pub(crate) fn acquire(path: &Path) -> io::Result<EntryLock> {
-        Self::lock_with(path, |f| f.lock()).map(|l| l.expect("a blocking lock is always taken"))
+        Self::lock_with(path, |f| f.lock(), STALE_FOR_AT_MOST)
+            .map(|l| l.expect("a blocking lock is always taken"))
     }
 
     /// As [`EntryLock::acquire`], but `None` at once when another handle holds the lock.
     pub(crate) fn try_acquire(path: &Path) -> io::Result<Option<EntryLock>> {
-        Self::lock_with(path, |f| match f.try_lock() {
-            Ok(()) => Ok(()),
-            Err(fs::TryLockError::WouldBlock) => Err(io::ErrorKind::WouldBlock.into()),
-            Err(fs::TryLockError::Error(e)) => Err(e),
-        })
+        Self::lock_with(
+            path,
+            |f| match f.try_lock() {
+                Ok(()) => Ok(()),
+                Err(fs::TryLockError::WouldBlock) => Err(io::ErrorKind::WouldBlock.into()),
+                Err(fs::TryLockError::Error(e)) => Err(e),
+            },
+            STALE_FOR_AT_MOST,
+        )
     }
 
     fn lock_with(
         path: &Path,
         lock: impl Fn(&File) -> io::Result<()>,
+        stale_for_at_most: std::time::Duration,
     ) -> io::Result<Option<EntryLock>> {
         // On a network file system the file we opened may be unlinked by its holder on
         // another host before we lock or stat it: the server then answers ESTALE where a
@@ -103,7 +109,7 @@ impl EntryLock {
                 return Err(e);
             }
             let since = *stale_since.get_or_insert_with(std::time::Instant::now);
-            if since.elapsed() > STALE_FOR_AT_MOST {
+            if since.elapsed() > stale_for_at_most {
                 return Err(e);
             }
             std::thread::sleep(std::time::Duration::from_millis(20));
@@ -224,6 +230,44 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names.len(), 1, "temp file left behind: {names:?}");
+    }
+
+    /// A lock that answers ESTALE `n` times (a network file system whose holder on another
+    /// host unlinked the file), then locks.
+    fn stale_then_lock(n: u32) -> impl Fn(&File) -> io::Result<()> {
+        let left = std::sync::atomic::AtomicU32::new(n);
+        move |f: &File| {
+            if left
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |l| l.checked_sub(1))
+                .is_ok()
+            {
+                return Err(io::Error::from_raw_os_error(libc::ESTALE));
+            }
+            f.lock()
+        }
+    }
+
+    #[test]
+    fn entry_lock_retries_a_stale_handle_for_a_while_then_reports_it() {
+        use std::time::{Duration, Instant};
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x.lock");
+        let held = EntryLock::lock_with(&p, stale_then_lock(3), Duration::from_secs(5)).unwrap();
+        assert!(held.is_some());
+        drop(held);
+        // Stale for longer than allowed: the error, not a hang.
+        let start = Instant::now();
+        let err = EntryLock::lock_with(&p, stale_then_lock(u32::MAX), Duration::from_millis(100))
+            .err()
+            .expect("a handle stale for good is an error");
+        assert_eq!(err.raw_os_error(), Some(libc::ESTALE));
+        assert!(start.elapsed() >= Duration::from_millis(100));
+        // Any other error at once.
+        let denied = |_: &File| Err(io::Error::from_raw_os_error(libc::EACCES));
+        let err = EntryLock::lock_with(&p, denied, Duration::from_secs(5))
+            .err()
+            .unwrap();
+        assert_eq!(err.raw_os_error(), Some(libc::EACCES));
     }
 
     #[test]

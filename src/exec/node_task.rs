@@ -269,8 +269,9 @@ async fn claim(sh: &Arc<Shared>, i: usize, line: &Arc<NodeLine>) -> Result<Claim
             line.status("waiting for another process computing this node");
             // Also a line in the log: a job stalled on another host's lock says so.
             sh.display.println(&format!(
-                "node `{}`: another process sharing the cache (here or on another host) is \
-                 computing it; waiting to take its outputs from the cache",
+                "node `{}`: another run sharing the cache (a subject of this cohort, another \
+                 process or another host) is computing it; waiting to take its outputs from the \
+                 cache",
                 sh.plan.nodes[i].id
             ));
         }
