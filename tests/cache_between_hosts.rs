@@ -76,13 +76,7 @@ impl Log {
 /// A 100 MB volume (long enough to load that both runs ask for it at once) and a workflow
 /// `hostN.yaml` per host whose cache is that host's mount of the shared folder.
 fn workflows(work: &Path, g: &Gluster) {
-    let script = "import sys,numpy as np,nibabel as nib\nrng=np.random.default_rng(0)\na=rng.integers(-1000,1000,size=(512,512,200),dtype=np.int16)\nnib.save(nib.Nifti1Image(a,np.diag([0.8,0.8,1.5,1.0])),sys.argv[1])\n";
-    let o = Command::new(common::python())
-        .args(["-c", script])
-        .arg(work.join("big.nii"))
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    common::write_big_nifti(&work.join("big.nii"));
     for n in [1, 2] {
         std::fs::write(
             work.join(format!("host{n}.yaml")),

@@ -221,13 +221,7 @@ fn spans_reach_an_otlp_http_endpoint() {
 /// A large volume so that load + save take seconds (time to interrupt).
 fn big_volume(dir: &Path) -> PathBuf {
     let p = dir.join("big.nii");
-    let script = "import sys,numpy as np,nibabel as nib\nrng=np.random.default_rng(0)\na=rng.integers(-1000,1000,size=(512,512,200),dtype=np.int16)\nnib.save(nib.Nifti1Image(a,np.diag([0.8,0.8,1.5,1.0])),sys.argv[1])\n";
-    let o = Command::new(common::python())
-        .args(["-c", script])
-        .arg(&p)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    common::write_big_nifti(&p);
     std::fs::write(
         dir.join("big.yaml"),
         "version: 1\nnodes:\n  ct: { kind: load_nifti, params: { path: big.nii } }\n  out: { kind: save_nifti, inputs: { image: ct.image }, params: { path: out/big.nii.gz } }\n",

@@ -39,10 +39,7 @@ impl Cluster {
             return None;
         }
         // Two nodes need root (a network namespace for the second one).
-        let root = Command::new("id")
-            .arg("-u")
-            .output()
-            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+        let root = common::is_root();
         assert!(
             root || std::env::var_os("CI").is_none(),
             "CI: the two-node Slurm test needs root"

@@ -13,10 +13,7 @@ impl Gluster {
     /// Starts it in `dir`; `None` (with a message) where it cannot run: not root, no
     /// `/dev/fuse` or no glusterfs-server. Under CI those are failures.
     pub fn start(dir: &Path) -> Option<Gluster> {
-        let root = Command::new("id")
-            .arg("-u")
-            .output()
-            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+        let root = super::is_root();
         let have = Path::new("/usr/sbin/glusterd").exists();
         let fuse = Path::new("/dev/fuse").exists();
         if !(root && have && fuse) {

@@ -240,6 +240,24 @@ pub fn assert_has(out: &str, parts: &[&str]) {
     }
 }
 
+/// True when the tests run as root (network namespaces, mounts).
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Writes a 100 MB NIfTI of seeded random int16 (512x512x200) to `path` with nibabel: big
+/// enough that loading it takes a while, for tests of concurrent runs.
+pub fn write_big_nifti(path: &Path) {
+    let script = "import sys,numpy as np,nibabel as nib\nrng=np.random.default_rng(0)\na=rng.integers(-1000,1000,size=(512,512,200),dtype=np.int16)\nnib.save(nib.Nifti1Image(a,np.diag([0.8,0.8,1.5,1.0])),sys.argv[1])\n";
+    let o = std::process::Command::new(python())
+        .args(["-c", script])
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
 /// Runs the `vistaflow` binary in `cwd`.
 pub fn vistaflow(args: &[&str], cwd: &Path) -> std::process::Output {
     std::process::Command::new(env!("CARGO_BIN_EXE_vistaflow"))
