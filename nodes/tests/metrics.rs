@@ -242,3 +242,72 @@ fn quality_control_without_a_reference() {
     }
     eprintln!("{fragmented} classes flagged fragmented");
 }
+
+/// A [2, 2, 4] label map of 1 mm voxels, one row of 4 per (k, j), with `classes`.
+fn small_map(ids: [[i64; 4]; 4], classes: &[(u32, &str)]) -> Value {
+    use vistaflow_nodes::value::{Geometry, LabelMap, Volume};
+    let flat: Vec<i64> = ids.iter().flatten().copied().collect();
+    let t = tch::Tensor::from_slice(&flat)
+        .to_kind(tch::Kind::Int16)
+        .view([2, 2, 4]);
+    let v = Volume::new(t, Geometry::axis_aligned([1.0; 3], [0.0; 3])).unwrap();
+    let table = classes.iter().map(|&(i, n)| (i, n.to_string())).collect();
+    Value::Labels(LabelMap::new(v, table).unwrap())
+}
+
+#[test]
+fn by_name_a_class_of_one_map_only_gets_a_row_of_its_own() {
+    // The prediction has a PTV the reference lacks (an RT-STRUCT's planning structure, or
+    // VISTA3D's `everything` against a few reference organs); the reference has an aorta
+    // the prediction lacks. Ids differ: liver is 1 in one and 5 in the other.
+    let pred = small_map(
+        [[1, 1, 1, 0], [1, 1, 0, 0], [3, 3, 2, 2], [3, 3, 2, 0]],
+        &[(1, "liver"), (2, "spleen"), (3, "PTV")],
+    );
+    let reference = small_map(
+        [[5, 5, 0, 0], [5, 5, 5, 0], [0, 0, 1, 1], [0, 1, 0, 6]],
+        &[(5, "liver"), (1, "spleen"), (6, "aorta")],
+    );
+    let inputs = || {
+        Inputs::from([
+            ("prediction".to_string(), pred.clone()),
+            ("reference".to_string(), reference.clone()),
+        ])
+    };
+    let t = run(
+        inputs(),
+        json!({ "match": "name", "metrics": ["dice", "iou", "hd"] }),
+    )
+    .unwrap();
+    let row = |name: &str| {
+        t.rows
+            .iter()
+            .find(|r| r[1] == Cell::Text(name.into()))
+            .unwrap_or_else(|| panic!("no row for {name}: {:?}", t.rows))
+    };
+    let col = |name: &str| t.columns.iter().position(|c| c == name).unwrap();
+    let num = |r: &[Cell], c: &str| r[col(c)].as_f64().unwrap();
+    // liver: 5 predicted, 5 reference, 4 shared -> 8/10; spleen: 3 and 3, 2 shared.
+    assert_eq!(num(row("liver"), "dice"), 0.8);
+    assert!((num(row("spleen"), "dice") - 2.0 / 3.0).abs() < 1e-12);
+    assert_eq!(num(row("spleen"), "iou"), 0.5);
+    // Only in the prediction: 4 voxels against an empty reference (dice nan, as MONAI).
+    let ptv = row("PTV");
+    assert!(num(ptv, "dice").is_nan(), "{ptv:?}");
+    assert_eq!(num(ptv, "voxels_prediction"), 4.0);
+    assert_eq!(num(ptv, "voxels_reference"), 0.0);
+    assert_eq!(num(ptv, "hd"), f64::INFINITY); // as MONAI 1.6 (golden `empty_reference`)
+                                               // Only in the reference: nothing predicted (dice 0).
+    let aorta = row("aorta");
+    assert_eq!(num(aorta, "dice"), 0.0);
+    assert_eq!(num(aorta, "voxels_reference"), 1.0);
+    assert_eq!(num(aorta, "hd"), f64::INFINITY);
+    assert!(num(row("liver"), "hd").is_finite());
+    // Named in `classes`, the same.
+    let t = run(
+        inputs(),
+        json!({ "match": "name", "classes": ["PTV", "liver"], "metrics": ["dice"] }),
+    )
+    .unwrap();
+    assert_eq!(t.rows.len(), 2);
+}

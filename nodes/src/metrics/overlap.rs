@@ -90,8 +90,12 @@ pub fn intersections(pred: &LabelGrid, reference: &LabelGrid, pairs: &[(i32, i32
     // ref id -> index of its pair, and that pair's prediction id.
     let n = pairs.iter().map(|&(_, r)| r).max().unwrap_or(0).max(0) as usize + 1;
     let mut lut: Vec<Option<(usize, i32)>> = vec![None; n];
+    // A class absent from the reference (-1: `match: name` with a name only the prediction
+    // has) shares no voxel with it.
     for (idx, &(p, r)) in pairs.iter().enumerate() {
-        lut[r as usize] = Some((idx, p));
+        if r >= 0 {
+            lut[r as usize] = Some((idx, p));
+        }
     }
     pred.ids
         .par_chunks(1 << 16)
