@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Seeds for the fuzz targets whose inputs vistaflow itself writes (weights, cache): made from
-# the real files under data/ and a real run, so anyone can regenerate fuzz/corpus/{weights,cache}.
+# Seeds for the fuzz targets whose inputs vistaflow itself writes or needs made to match
+# (weights, cache, rtstruct, seg): made from the real files under data/ and real runs, so anyone
+# can regenerate fuzz/corpus/{weights,cache,rtstruct,seg} and fuzz/fixtures.
 #   fuzz/make-seeds.sh            (needs data/ from scripts/fetch-data.sh and a release build)
 # weights: safetensors + "\n--card--\n" + model card; cache: 1 flag byte (odd: the target makes
 # the checksum match) + sidecar + "\n--data--\n" + data file.
@@ -59,4 +60,24 @@ for sc in "$tmp"/cache/objects/*/*.json; do
   name="$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["node"]+"-"+d["port"])' "$sc")"
   { printf '\x01'; cat "$sc"; printf '\n--data--\n'; cat "$data"; } > "$C/$name.bin"
 done
-ls -la "$W" "$C"
+
+# rtstruct, seg: the fixture CT series (fuzz/fixtures/series, which the targets load) and what
+# is made on it: vistaflow's RT-STRUCT (with a PTV margin structure) and binary SEG, and
+# highdicom's fractional SEG.
+R="fuzz/corpus/rtstruct"; S="fuzz/corpus/seg"
+mkdir -p "$R" "$S"
+rm -rf fuzz/fixtures/series
+"$PY" fuzz/make-fixture-series.py fuzz/fixtures/series "$tmp/fixture"
+cat > "$tmp/x.yaml" <<YAML
+version: 1
+name: fuzz-seeds-rt
+settings: { cache: cache }
+nodes:
+  ct: {kind: load_dicom, params: {path: $ROOT/fuzz/fixtures/series}}
+  lab: {kind: load_nifti, params: {path: $tmp/fixture/labels.nii.gz, labels: true, class_names: {"1": liver, "2": left kidney}}}
+  rt: {kind: export, inputs: {labels: lab.labels, image: ct.image}, params: {format: rtstruct, path: $ROOT/$R/organs-ptv.dcm, structures: [{name: PTV, from: liver, margin_mm: 3}]}}
+  seg: {kind: export, inputs: {labels: lab.labels, image: ct.image}, params: {format: dicom_seg, path: $ROOT/$S/organs-binary.dcm}}
+YAML
+"$BIN" run -q --no-trace "$tmp/x.yaml" >/dev/null
+"$PY" scripts/oracles/highdicom_seg.py fuzz/fixtures/series "$tmp/fixture/fractional.json" "$S/organs-fractional.dcm"
+ls -la "$W" "$C" "$R" "$S"

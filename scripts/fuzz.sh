@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Coverage-guided fuzzing (cargo-fuzz / libFuzzer on the stable toolchain via RUSTC_BOOTSTRAP)
 # of the loaders that take outside bytes: nifti, nrrd, dicom, workflow (YAML + --set), points,
-# weights (safetensors + model card) and cache (entry sidecar + data file, sink records).
+# weights (safetensors + model card), cache (entry sidecar + data file, sink records), rtstruct
+# and seg (RT Structure Sets and DICOM SEGs onto the CT series in fuzz/fixtures).
 #
 #   scripts/fuzz.sh SECONDS [TARGET...]     each target for SECONDS (default: all targets)
 #   FUZZ_SEED=N                             libFuzzer's seed (default 0: a new one each run)
@@ -16,7 +17,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 SECONDS_EACH="${1:-60}"; shift || true
-TARGETS=("$@"); [ ${#TARGETS[@]} -gt 0 ] || TARGETS=(nifti nrrd dicom workflow points weights cache)
+TARGETS=("$@"); [ ${#TARGETS[@]} -gt 0 ] || TARGETS=(nifti nrrd dicom workflow points weights cache rtstruct seg)
 DATA="${VISTAFLOW_DATA:-$ROOT/data}"
 export RUSTC_BOOTSTRAP=1
 if ! cargo fuzz --version >/dev/null 2>&1; then
@@ -43,7 +44,8 @@ seed() { # TARGET: real files from data/ into the working corpus
         done
       done ;;
     workflow) cp -n workflows/*.yaml "$dir"/ ;;
-    points|weights|cache) ;; # committed seeds only: fuzz/corpus/<target> (fuzz/make-seeds.sh)
+    rtstruct) cp -n "$DATA/pydicom/test_files/rtstruct.dcm" "$dir"/ 2>/dev/null || true ;; # another scan's
+    points|weights|cache|seg) ;; # committed seeds only: fuzz/corpus/<target> (fuzz/make-seeds.sh)
   esac
 }
 

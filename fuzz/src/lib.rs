@@ -52,3 +52,25 @@ pub fn split_at_marker<'a>(data: &'a [u8], marker: &[u8]) -> (&'a [u8], Option<&
         None => (data, None),
     }
 }
+
+/// The CT series of `fuzz/fixtures/series` (6 slices of 20x24, made by
+/// fuzz/make-fixture-series.py) as load_dicom gives it, loaded once: the image that the
+/// rtstruct and seg targets place their structure sets and segmentations on. The seeds in
+/// fuzz/corpus/{rtstruct,seg} reference its UIDs, so mutations get past the reference checks.
+pub fn fixture_series() -> &'static vistaflow_nodes::value::Volume {
+    use vistaflow_nodes::node::Node;
+    use vistaflow_nodes::value::Value;
+    static IMAGE: std::sync::OnceLock<vistaflow_nodes::value::Volume> = std::sync::OnceLock::new();
+    IMAGE.get_or_init(|| {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/series");
+        let mut params = vistaflow_nodes::params::Params::new();
+        params.insert("path".into(), serde_json::json!(dir));
+        let mut out = vistaflow_nodes::io::dicom::LoadDicom
+            .run(&ctx(), Default::default(), &params)
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+        match out.remove("image") {
+            Some(Value::Image(v)) => v,
+            _ => panic!("load_dicom gave no image"),
+        }
+    })
+}

@@ -344,6 +344,20 @@ impl Walk<'_> {
             self.check_length(group, elem, len, header)?;
             let end = (len != UNDEFINED).then(|| self.pos + header + len as u64);
             self.pos += header;
+            // dicom-rs takes an (FFFE,xxxx) tag for an item or a sequence delimiter only at a
+            // sequence's level; elsewhere, but for an item delimiter, it is a plain element
+            // whose value is read (a fuzzing finding: the walk skipped the 8-byte header of
+            // an (FFFE,FFFF) inside an item, dicom-rs its 9-byte value too, and then
+            // allocated the 4 GB that the next header it read declared).
+            let at_sequence_level = matches!(open.last(), Some((Nest::Sequence, _)));
+            if group == 0xFFFE && elem != 0xE00D && !fragments && !at_sequence_level {
+                if len == UNDEFINED {
+                    open.push((Nest::Sequence, None));
+                } else {
+                    self.pos += len as u64;
+                }
+                continue;
+            }
             match (group, elem) {
                 (0x7FE0, 0x0010) => fragments = len == UNDEFINED,
                 (0xFFFE, 0xE0DD) => {
