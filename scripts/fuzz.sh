@@ -2,7 +2,8 @@
 # Coverage-guided fuzzing (cargo-fuzz / libFuzzer on the stable toolchain via RUSTC_BOOTSTRAP)
 # of the loaders that take outside bytes: nifti, nrrd, dicom, workflow (YAML + --set), points,
 # weights (safetensors + model card), cache (entry sidecar + data file, sink records), rtstruct
-# and seg (RT Structure Sets and DICOM SEGs onto the CT series in fuzz/fixtures).
+# and seg (RT Structure Sets and DICOM SEGs onto the CT series in fuzz/fixtures), and manifest
+# (a cohort's CSV or YAML subject list).
 #
 #   scripts/fuzz.sh SECONDS [TARGET...]     each target for SECONDS (default: all targets)
 #   FUZZ_SEED=N                             libFuzzer's seed (default 0: a new one each run)
@@ -17,7 +18,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 SECONDS_EACH="${1:-60}"; shift || true
-TARGETS=("$@"); [ ${#TARGETS[@]} -gt 0 ] || TARGETS=(nifti nrrd dicom workflow points weights cache rtstruct seg)
+TARGETS=("$@"); [ ${#TARGETS[@]} -gt 0 ] || TARGETS=(nifti nrrd dicom workflow points weights cache rtstruct seg manifest)
 DATA="${VISTAFLOW_DATA:-$ROOT/data}"
 export RUSTC_BOOTSTRAP=1
 if ! cargo fuzz --version >/dev/null 2>&1; then
@@ -45,7 +46,7 @@ seed() { # TARGET: real files from data/ into the working corpus
       done ;;
     workflow) cp -n workflows/*.yaml "$dir"/ ;;
     rtstruct) cp -n "$DATA/pydicom/test_files/rtstruct.dcm" "$dir"/ 2>/dev/null || true ;; # another scan's
-    points|weights|cache|seg) ;; # committed seeds only: fuzz/corpus/<target> (fuzz/make-seeds.sh)
+    points|weights|cache|seg|manifest) ;; # committed seeds only: fuzz/corpus/<target> (fuzz/make-seeds.sh)
   esac
 }
 
