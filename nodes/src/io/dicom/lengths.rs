@@ -287,7 +287,12 @@ impl Walk<'_> {
                             .read_exact_at(&mut v, self.pos + header)
                             .map_err(|e| e.to_string())?;
                         let s = String::from_utf8_lossy(&v);
-                        ts = Some(s.trim_end_matches(['\0', ' ']).to_string());
+                        // Trimmed as dicom-rs trims it: any trailing whitespace, not only
+                        // spaces (a fuzzing finding: with a trailing CR the walk took the
+                        // data set for explicit VR, dicom-rs read it as implicit and
+                        // allocated the 4 GB that a header then declared).
+                        let trailing = |c: char| c.is_whitespace() || c == '\0';
+                        ts = Some(s.trim_end_matches(trailing).to_string());
                     }
                     self.pos += header + len as u64;
                 }
