@@ -245,3 +245,13 @@ fn an_odd_length_pixel_data_choice_in_implicit_vr_is_walked_as_words() {
     common::assert_has(&text, &["1 not DICOM"]);
     common::assert_has(&load_dicom_seg(&input), &["not a DICOM file"]);
 }
+
+#[test]
+fn an_item_tag_element_in_implicit_vr_is_walked_with_its_dictionary_vr() {
+    // was: 1.1 GB for 28 bytes (a legacy data set with a 7-byte (FFFE,0000): in implicit VR
+    // dicom-rs reads it as a group length, UL, so 4 bytes of it; the walk skipped all 7 and
+    // missed the (0000,0100) of 1 GB that the parser then read)
+    let input = corpus("dicom", "implicit-fffe-group-length.dcm");
+    common::assert_has(&load_dicom_unnamed(&input), &["1 not DICOM"]);
+    common::assert_has(&load_dicom_seg(&input), &["not a DICOM file"]);
+}
