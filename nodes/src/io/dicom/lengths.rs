@@ -370,18 +370,31 @@ impl Walk<'_> {
             }
             match (group, elem) {
                 (0x7FE0, 0x0010) => fragments = len == UNDEFINED,
+                // A delimiter ends its sequence or item for dicom-rs also when that declared
+                // a length (a fuzzing finding: an item delimiter inside a defined-length item
+                // ended it for dicom-rs, not for the walk, and 805 bytes took 285 MB).
                 (0xFFFE, 0xE0DD) => {
                     if fragments {
                         fragments = false;
-                    } else if matches!(open.last(), Some((Nest::Sequence, None))) {
+                    } else if matches!(open.last(), Some((Nest::Sequence, _))) {
                         open.pop();
                     }
                 }
-                (0xFFFE, 0xE00D) => {
-                    if matches!(open.last(), Some((Nest::Item, None))) {
+                (0xFFFE, 0xE00D) if !fragments => match open.last() {
+                    Some((Nest::Item, _)) => {
                         open.pop();
                     }
-                }
+                    // dicom-rs would close the sequence and go on reading item headers
+                    // where the enclosing item's elements are: refused, not followed.
+                    Some((Nest::Sequence, _)) => {
+                        return Err(
+                            "damaged: an item delimiter stands where a sequence's items \
+                             should be"
+                                .into(),
+                        )
+                    }
+                    None => {}
+                },
                 (0xFFFE, 0xE000) if !fragments => open.push((Nest::Item, end)),
                 _ if self.in_sequence.get() || (len == UNDEFINED && group != 0xFFFE) => {
                     open.push((Nest::Sequence, end))
