@@ -228,8 +228,9 @@ const DICOMDIR_CLASS: &str = "1.2.840.10008.1.3.10";
 fn instance(path: &Path, file: &dicom_object::DefaultDicomObject) -> Result<Probe, String> {
     let meta = file.meta();
     let obj: &Obj = file;
-    let clean = |s: &str| s.trim_end_matches(['\0', ' ']).to_string();
-    let meta_class = clean(&meta.media_storage_sop_class_uid);
+    // dicom-rs's getters trim a UID's padding (any trailing whitespace or NUL), the same
+    // trim that lengths.rs applies to the raw transfer syntax.
+    let meta_class = meta.media_storage_sop_class_uid();
     if meta_class == DICOMDIR_CLASS {
         return Ok(Probe::Other(
             "a DICOMDIR (the folder is searched instead)".into(),
@@ -346,10 +347,10 @@ fn instance(path: &Path, file: &dicom_object::DefaultDicomObject) -> Result<Prob
     }
     let ids = Ids {
         sop_instance_uid: text(obj, attrs::SOP_INSTANCE_UID).or_else(|| {
-            Some(clean(&meta.media_storage_sop_instance_uid)).filter(|s| !s.is_empty())
+            Some(meta.media_storage_sop_instance_uid().to_string()).filter(|s| !s.is_empty())
         }),
         sop_class_uid: text(obj, attrs::SOP_CLASS_UID)
-            .or_else(|| Some(meta_class).filter(|s| !s.is_empty())),
+            .or_else(|| Some(meta_class.to_string()).filter(|s| !s.is_empty())),
         study_instance_uid: study_uid,
         series_instance_uid: series_uid,
         frame_of_reference_uid: for_uid,
@@ -357,7 +358,7 @@ fn instance(path: &Path, file: &dicom_object::DefaultDicomObject) -> Result<Prob
     };
     Ok(Probe::Image(Box::new(Instance {
         path: path.to_path_buf(),
-        transfer_syntax: clean(&meta.transfer_syntax),
+        transfer_syntax: meta.transfer_syntax().to_string(),
         modality,
         series_key,
         series_number,
